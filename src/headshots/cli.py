@@ -1,0 +1,165 @@
+"""The ``headshots`` command."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from headshots.config import Settings, get_settings
+from headshots.engines.base import Failed, get_engine
+from headshots.errors import HeadshotsError
+from headshots.render import render_style
+from headshots.styles import STYLES, get_style
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Professional headshots from one selfie, on your own machine.",
+)
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """One line on stderr and a non-zero exit: how every refusal ends."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as error:  # pydantic's ValidationError is a ValueError
+        fail(f"invalid setting: {error}".splitlines()[0] + " (see README, Configuration)")
+        raise  # unreachable; fail() exits
+
+
+def read_input(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        fail(f"There is no file at {path}.")
+    except IsADirectoryError:
+        fail(f"{path} is a folder; give the path of one photo.")
+    except PermissionError:
+        fail(f"{path} cannot be read (permission denied).")
+    raise AssertionError("unreachable")
+
+
+@app.command()
+def styles() -> None:
+    """List the style presets."""
+    table = Table(box=None, pad_edge=False)
+    table.add_column("id", style="bold")
+    table.add_column("title")
+    table.add_column("look")
+    for style in STYLES:
+        table.add_row(style.id, style.title, style.description)
+    Console().print(table)
+
+
+@app.command()
+def generate(
+    selfie: Annotated[Path, typer.Argument(help="A photo of one person: HEIC, JPEG, PNG or WebP.")],
+    style: Annotated[
+        list[str], typer.Option("--style", "-s", help="A style id; repeat for several.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the images and report.")],
+    engine: Annotated[
+        str | None, typer.Option(help="studio, replicate or flux-local (default: from settings).")
+    ] = None,
+    variations: Annotated[
+        int, typer.Option(min=1, max=8, help="Variations per style.")
+    ] = 4,
+    seed: Annotated[
+        int | None, typer.Option(min=0, max=2**31 - 1, help="First seed (default: random).")
+    ] = None,
+) -> None:
+    """Make headshots from SELFIE in one or more styles."""
+    from headshots.imaging.selfie import prepare_selfie
+
+    settings = load_settings()
+    try:
+        chosen = [get_style(style_id) for style_id in dict.fromkeys(style)]
+        picked = get_engine(settings, engine)
+        data = read_input(selfie)
+        started = time.perf_counter()
+        with console.status("Reading the photo and finding the face…"):
+            prepared = prepare_selfie(data, settings)
+        prepare_seconds = time.perf_counter() - started
+    except HeadshotsError as error:
+        fail(error.detail)
+        return
+
+    first_seed = seed if seed is not None else random.SystemRandom().randrange(2**31 - 64)
+    seeds = [(first_seed + i) % 2**31 for i in range(variations)]
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "engine": {
+            "name": picked.name,
+            "description": picked.description,
+            "generative": picked.generative,
+        },
+        "input": {
+            "format": prepared.source_format,
+            "size": list(prepared.source_size),
+            "working_size": list(prepared.image.size),
+            "face_box": prepared.face.box.as_list(),
+        },
+        "timings": {"prepare_seconds": round(prepare_seconds, 3)},
+        "variations": [],
+    }
+    failures = 0
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        for chosen_style in chosen:
+            task = progress.add_task(f"{chosen_style.title}: {variations} variations", total=None)
+            try:
+                outcomes = render_style(picked, prepared, chosen_style, seeds, settings.output_size)
+            except HeadshotsError as error:
+                fail(error.detail)
+                return
+            progress.remove_task(task)
+            for index, outcome in enumerate(outcomes, start=1):
+                entry: dict[str, Any] = {
+                    "style": chosen_style.id,
+                    "index": index,
+                    "seed": outcome.seed,
+                    "seconds": round(outcome.seconds, 3),
+                    "details": outcome.details,
+                }
+                if isinstance(outcome, Failed):
+                    failures += 1
+                    entry.update(status="failed", reason=outcome.reason, code=outcome.code)
+                else:
+                    name = f"{chosen_style.id}-{index}.png"
+                    outcome.image.save(out / name, format="PNG")
+                    entry.update(status="done", file=name, size=list(outcome.image.size))
+                report["variations"].append(entry)
+    report["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    done = len(report["variations"]) - failures
+    console.print(
+        f"{done} headshots in {out}/ ({report['timings']['total_seconds']:.1f} s, "
+        f"engine {picked.name}); report in {out / 'report.json'}",
+        highlight=False,
+    )
+    if failures:
+        console.print(f"[yellow]{failures} variations failed; see report.json[/]")
+        raise typer.Exit(3 if done == 0 else 0)
+
+

@@ -1,0 +1,102 @@
+"""Settings: one typed object read from ``HEADSHOTS_*`` environment variables.
+
+Provider secrets keep the names their own ecosystems use
+(``REPLICATE_API_TOKEN``, ``STRIPE_API_KEY``, ``STRIPE_WEBHOOK_SECRET``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HEADSHOTS_", extra="ignore", validate_default=True
+    )
+
+    # Where the database, the encrypted blobs and (in development) the
+    # generated master key live.
+    data_dir: Path = Path("data")
+    # Development mode allows insecure conveniences: a generated master key,
+    # http cookies. Never set it on a public server.
+    dev_mode: bool = False
+
+    # Intake.
+    max_upload_bytes: Annotated[int, Field(ge=1024, le=200 * MB)] = 15 * MB
+    max_pixels: Annotated[int, Field(ge=100_000, le=200_000_000)] = 40_000_000
+    # Long side, in pixels, of the prepared selfie every engine receives.
+    working_size: Annotated[int, Field(ge=512, le=4096)] = 1536
+
+    # Generation. ``engine`` empty means: replicate when a token is set,
+    # flux-local when weights are configured, otherwise the offline studio.
+    engine: str | None = None
+    variations: Annotated[int, Field(ge=1, le=8)] = 4
+    output_width: Annotated[int, Field(ge=256, le=4096)] = 1024
+    output_height: Annotated[int, Field(ge=256, le=4096)] = 1280
+
+    # Hosted engine (Replicate).
+    replicate_api_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REPLICATE_API_TOKEN", "HEADSHOTS_REPLICATE_API_TOKEN"),
+    )
+    replicate_model: str = "black-forest-labs/flux-kontext-pro"
+    replicate_model_version: str | None = None
+    replicate_concurrency: Annotated[int, Field(ge=1, le=64)] = 24
+    replicate_timeout_seconds: Annotated[float, Field(gt=0, le=900)] = 120.0
+    replicate_rerolls: Annotated[int, Field(ge=0, le=3)] = 1
+    replicate_webhook_secret: SecretStr | None = None
+
+    # Local GPU engine: a folder with FLUX.1 Kontext [dev] in diffusers layout.
+    flux_weights_dir: Path | None = None
+
+    # Identity check.
+    identity_threshold: Annotated[float, Field(gt=0, lt=2)] = 0.6
+    identity_rerolls: Annotated[int, Field(ge=0, le=3)] = 1
+
+    # Orders, storage and jobs.
+    master_key: SecretStr | None = None
+    database_url: str | None = None
+    queue_url: str | None = None
+    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    retention_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24.0
+    stuck_after_seconds: Annotated[float, Field(gt=0)] = 300.0
+    preview_max: Annotated[int, Field(ge=128, le=2048)] = 768
+    public_url: str | None = None
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+    # Payments.
+    payments: str | None = None
+    stripe_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("STRIPE_API_KEY", "HEADSHOTS_STRIPE_API_KEY")
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET", "HEADSHOTS_STRIPE_WEBHOOK_SECRET"),
+    )
+
+    @field_validator("engine", "database_url", "queue_url", "public_url", "payments")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        return (self.output_width, self.output_height)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

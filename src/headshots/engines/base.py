@@ -1,0 +1,127 @@
+"""The engine protocol, the outcome types and the registry.
+
+An engine has one entry point, :meth:`Engine.generate`: a prepared selfie, a
+style, a list of seeds and an output size in, one :class:`Rendered` or
+:class:`Failed` per seed out, in the order of the seeds. A failure of one
+seed never hides the others. An engine checks its inputs and its
+configuration before it spends money or GPU time, and raises
+:class:`~headshots.errors.ConfigurationError` for a setup that cannot work.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from PIL import Image
+
+from headshots.config import Settings
+from headshots.errors import ConfigurationError, HeadshotsError
+from headshots.imaging.selfie import PreparedSelfie
+from headshots.styles import Style
+
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    seed: int
+    image: Image.Image
+    seconds: float
+    # Engine-specific facts worth keeping: provider prediction ids, model,
+    # cost, what the studio engine varied. Never pixels or secrets.
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed:
+    seed: int
+    # A sentence for the person ("The provider's safety filter refused this
+    # image."); the code is stable for programs.
+    reason: str
+    code: str = "engine_failed"
+    # Whether a new seed may succeed where this one failed.
+    retryable: bool = False
+    seconds: float = 0.0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Outcome = Rendered | Failed
+
+
+class EngineFailure(HeadshotsError):
+    """A failure of a whole call, not of one seed (bad input, bad setup)."""
+
+    status_code = 502
+    code = "engine_failed"
+    message = "The image engine failed."
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: ClassVar[str]
+    # One line a person reads in `headshots generate` and report.json.
+    description: ClassVar[str]
+    generative: ClassVar[bool]
+
+    def generate(
+        self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size
+    ) -> list[Outcome]: ...
+
+
+EngineFactory = Callable[[Settings], Engine]
+
+# Built-in engines are imported only when picked, so a user of the studio
+# engine never imports the Replicate client, and nobody imports torch.
+_BUILTIN: dict[str, str] = {
+    "studio": "headshots.engines.studio:StudioEngine",
+    "replicate": "headshots.engines.replicate:ReplicateEngine",
+    "flux-local": "headshots.engines.flux_local:FluxLocalEngine",
+}
+_REGISTERED: dict[str, EngineFactory] = {}
+
+
+def register_engine(name: str, factory: EngineFactory) -> None:
+    """Add an engine under ``name`` (tests and plugins use this)."""
+    _REGISTERED[name] = factory
+
+
+def available_engines() -> list[str]:
+    return sorted(set(_BUILTIN) | set(_REGISTERED))
+
+
+def default_engine_name(settings: Settings) -> str:
+    if settings.engine:
+        return settings.engine
+    if settings.replicate_api_token is not None:
+        return "replicate"
+    if settings.flux_weights_dir is not None:
+        return "flux-local"
+    return "studio"
+
+
+def get_engine(settings: Settings, name: str | None = None) -> Engine:
+    name = name or default_engine_name(settings)
+    if name in _REGISTERED:
+        return _REGISTERED[name](settings)
+    target = _BUILTIN.get(name)
+    if target is None:
+        raise ConfigurationError(
+            f"There is no engine called {name[:40]!r}. "
+            f"Choose from: {', '.join(available_engines())}."
+        )
+    module_name, class_name = target.split(":")
+    factory: EngineFactory = getattr(importlib.import_module(module_name), class_name)
+    return factory(settings)
+
+
+def check_seeds(seeds: Sequence[int]) -> None:
+    """Seeds every engine accepts: 1 to 16 distinct integers in 0..2**31-1."""
+    if not 1 <= len(seeds) <= 16:
+        raise EngineFailure("Ask for between 1 and 16 variations at a time.")
+    if len(set(seeds)) != len(seeds):
+        raise EngineFailure("Each variation needs its own seed.")
+    if any(not 0 <= seed < 2**31 for seed in seeds):
+        raise EngineFailure("Seeds are whole numbers from 0 to 2147483647.")

@@ -1,0 +1,1 @@
+"""Everything that looks at pixels: intake, faces, identity, preflight, watermark."""

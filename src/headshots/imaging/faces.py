@@ -1,0 +1,264 @@
+"""Face analysis on mediapipe's legacy solutions.
+
+Three models, all shipped inside the mediapipe 0.10.21 wheel: the
+full-range face detector (finds every face, also small ones in a group
+photo), the 478-point face mesh (eyes, iris, jaw; used for framing and
+pose), and the selfie segmenter (the person against the background).
+
+The models are loaded once per process, on first use. A mediapipe graph is
+not safe to call from two threads at once, and job workers are threads, so
+each model is used under its own lock.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from headshots.errors import HeadshotsError
+
+# mediapipe's C++ logging writes to stderr on every graph start.
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+FloatArray = npt.NDArray[np.float32]
+
+# A second face counts only when it is at least this share of the largest
+# face's height: a face on a poster far behind the person is not a second
+# sitter, a friend next to them is.
+SECOND_FACE_SHARE = 0.4
+DETECTION_CONFIDENCE = 0.5
+
+# Face-mesh indices used across the project.
+LEFT_EYE = (33, 133, 159, 145)  # the person's right eye, image left
+RIGHT_EYE = (362, 263, 386, 374)
+LEFT_IRIS = 468
+RIGHT_IRIS = 473
+NOSE_TIP = 1
+CHIN = 152
+FOREHEAD = 10
+LEFT_CHEEK = 234
+RIGHT_CHEEK = 454
+
+
+class FaceError(HeadshotsError):
+    status_code = 422
+
+
+class NoFaceError(FaceError):
+    code = "no_face"
+    message = (
+        "We could not find a face in this photo. Use a photo of you, facing the camera, "
+        "with your whole face visible."
+    )
+
+
+class SeveralFacesError(FaceError):
+    code = "several_faces"
+    message = (
+        "This photo shows more than one person. Use a photo with only you in it, "
+        "or crop the others out."
+    )
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in pixels."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+
+    @property
+    def right(self) -> float:
+        return self.left + self.width
+
+    @property
+    def bottom(self) -> float:
+        return self.top + self.height
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.left + self.width / 2, self.top + self.height / 2)
+
+    def as_list(self) -> list[int]:
+        return [round(self.left), round(self.top), round(self.width), round(self.height)]
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: Box
+    score: float
+
+
+@dataclass(frozen=True)
+class Face:
+    """The one face of a selfie: its box, detector score and 478 landmarks.
+
+    ``landmarks`` is (478, 3): x and y in pixels of the analysed image, z in
+    the same scale as x (negative is towards the camera).
+    """
+
+    box: Box
+    score: float
+    landmarks: FloatArray
+
+    @property
+    def left_eye(self) -> tuple[float, float]:
+        x, y = self.landmarks[LEFT_IRIS, :2]
+        return (float(x), float(y))
+
+    @property
+    def right_eye(self) -> tuple[float, float]:
+        x, y = self.landmarks[RIGHT_IRIS, :2]
+        return (float(x), float(y))
+
+    @property
+    def eye_center(self) -> tuple[float, float]:
+        (lx, ly), (rx, ry) = self.left_eye, self.right_eye
+        return ((lx + rx) / 2, (ly + ry) / 2)
+
+    @property
+    def eye_distance(self) -> float:
+        (lx, ly), (rx, ry) = self.left_eye, self.right_eye
+        return float(np.hypot(rx - lx, ry - ly))
+
+    @property
+    def roll_degrees(self) -> float:
+        """Head tilt in the image plane; positive is clockwise."""
+        (lx, ly), (rx, ry) = self.left_eye, self.right_eye
+        return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+
+    @property
+    def mesh_box(self) -> Box:
+        """The tight box around the mesh: forehead to chin, cheek to cheek."""
+        xs, ys = self.landmarks[:, 0], self.landmarks[:, 1]
+        x0, y0 = float(xs.min()), float(ys.min())
+        return Box(x0, y0, float(xs.max()) - x0, float(ys.max()) - y0)
+
+
+T = TypeVar("T")
+
+
+class _Lazy:
+    """One mediapipe model, built on first use and used under a lock."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def run(self, image: npt.NDArray[np.uint8]) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._build()
+            return self._model.process(image)
+
+
+def _solutions() -> Any:
+    import mediapipe as mp  # slow import (~1 s): only when a face is first needed
+
+    return mp.solutions
+
+
+_detector = _Lazy(
+    lambda: _solutions().face_detection.FaceDetection(
+        model_selection=1, min_detection_confidence=DETECTION_CONFIDENCE
+    )
+)
+_mesh = _Lazy(
+    lambda: _solutions().face_mesh.FaceMesh(
+        static_image_mode=True, max_num_faces=1, refine_landmarks=True
+    )
+)
+_segmenter = _Lazy(lambda: _solutions().selfie_segmentation.SelfieSegmentation(model_selection=0))
+
+
+def as_array(image: Image.Image | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    if isinstance(image, Image.Image):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB")))
+    return np.ascontiguousarray(image)
+
+
+def detect_faces(image: Image.Image | npt.NDArray[np.uint8]) -> list[Detection]:
+    """Every face the detector sees, largest first."""
+    pixels = as_array(image)
+    height, width = pixels.shape[:2]
+    result = _detector.run(pixels)
+    found = []
+    for detection in result.detections or []:
+        rel = detection.location_data.relative_bounding_box
+        box = Box(rel.xmin * width, rel.ymin * height, rel.width * width, rel.height * height)
+        found.append(Detection(box=box, score=float(detection.score[0])))
+    return sorted(found, key=lambda d: d.box.width * d.box.height, reverse=True)
+
+
+def sitters(detections: list[Detection]) -> list[Detection]:
+    """The faces that count as people in the photo (see SECOND_FACE_SHARE)."""
+    if not detections:
+        return []
+    largest = detections[0].box.height
+    return [d for d in detections if d.box.height >= SECOND_FACE_SHARE * largest]
+
+
+def find_one_face(image: Image.Image | npt.NDArray[np.uint8]) -> Face:
+    """The single face of a selfie, with its mesh; a typed error otherwise."""
+    pixels = as_array(image)
+    people = sitters(detect_faces(pixels))
+    if not people:
+        raise NoFaceError()
+    if len(people) > 1:
+        raise SeveralFacesError()
+    detection = people[0]
+    landmarks = face_landmarks(pixels, detection.box)
+    if landmarks is None:
+        raise NoFaceError(
+            "We found something like a face but could not make out its features. "
+            "Use a clear, well-lit photo of your face, looking at the camera."
+        )
+    return Face(box=detection.box, score=detection.score, landmarks=landmarks)
+
+
+def face_landmarks(pixels: npt.NDArray[np.uint8], box: Box) -> FloatArray | None:
+    """The 478-point mesh of the face in ``box``, in image pixels.
+
+    The mesh runs on a square crop around the detected face, so a small face
+    in a large photo is seen as large as the model wants it.
+    """
+    height, width = pixels.shape[:2]
+    cx, cy = box.center
+    side = max(box.width, box.height) * 2.2
+    x0 = int(max(0, cx - side / 2))
+    y0 = int(max(0, cy - side / 2))
+    x1 = int(min(width, cx + side / 2))
+    y1 = int(min(height, cy + side / 2))
+    crop = np.ascontiguousarray(pixels[y0:y1, x0:x1])
+    result = _mesh.run(crop)
+    if not result.multi_face_landmarks:
+        return None
+    points = result.multi_face_landmarks[0].landmark
+    crop_w, crop_h = x1 - x0, y1 - y0
+    mesh = np.array([(p.x, p.y, p.z) for p in points], dtype=np.float32)
+    mesh[:, 0] = mesh[:, 0] * crop_w + x0
+    mesh[:, 1] = mesh[:, 1] * crop_h + y0
+    mesh[:, 2] = mesh[:, 2] * crop_w
+    return mesh
+
+
+def segment_person(image: Image.Image | npt.NDArray[np.uint8]) -> FloatArray:
+    """Person probability per pixel (0..1), at the image's own size.
+
+    The model works at 256 px; callers that need clean edges refine this at
+    full size (see imaging.matting).
+    """
+    pixels = as_array(image)
+    mask = _segmenter.run(pixels).segmentation_mask
+    return np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
