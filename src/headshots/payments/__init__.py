@@ -1,0 +1,1 @@
+"""Payments: a checkout per order, and signed confirmations that unlock it."""
