@@ -13,8 +13,10 @@ each model is used under its own lock.
 from __future__ import annotations
 
 import os
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -159,8 +161,28 @@ class _Lazy:
     def run(self, image: npt.NDArray[np.uint8]) -> Any:
         with self._lock:
             if self._model is None:
-                self._model = self._build()
+                with _native_stderr_silenced():
+                    self._model = self._build()
+                    return self._model.process(image)
             return self._model.process(image)
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide the TFLite/absl start-up chatter that mediapipe's C++ code prints.
+
+    It goes straight to file descriptor 2, around Python's logging, once per
+    model per process; a person running the CLI should see our messages only.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _solutions() -> Any:

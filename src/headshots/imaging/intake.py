@@ -78,10 +78,7 @@ def read_photo(data: bytes, *, max_bytes: int, max_pixels: int, working_size: in
     if not data:
         raise EmptyFileError()
     if len(data) > max_bytes:
-        raise FileTooLargeError(
-            f"The file is larger than {max_bytes // (1024 * 1024)} MB. "
-            "Send a smaller photo (a phone photo is usually 2-5 MB)."
-        )
+        raise file_too_large(max_bytes)
     kind = sniff_format(data[:32])
     if kind is None:
         raise IntakeError()
@@ -99,6 +96,13 @@ def read_photo(data: bytes, *, max_bytes: int, max_pixels: int, working_size: in
             "This photo could not be read: the file looks damaged or incomplete. "
             "Try exporting it again (HEIC, JPEG, PNG or WebP)."
         ) from error
+
+
+def file_too_large(max_bytes: int) -> FileTooLargeError:
+    return FileTooLargeError(
+        f"The file is larger than {max_bytes / (1024 * 1024):.0f} MB. "
+        "Send a smaller photo (a phone photo is usually 2-5 MB)."
+    )
 
 
 def _too_many_pixels(max_pixels: int) -> TooManyPixelsError:
