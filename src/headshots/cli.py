@@ -163,3 +163,55 @@ def generate(
         raise typer.Exit(3 if done == 0 else 0)
 
 
+
+
+def _runtime(settings: Settings) -> Any:
+    from headshots.runtime import build_runtime
+
+    try:
+        return build_runtime(settings)
+    except HeadshotsError as error:
+        fail(error.detail)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port.")] = None,
+) -> None:
+    """Run the web service (API and pages), with its job consumer when embedded."""
+    import uvicorn
+
+    from headshots.web.app import create_app
+
+    settings = load_settings()
+    runtime = _runtime(settings)
+    host, port = host or settings.host, port or settings.port
+    console.print(f"headshots on http://{host}:{port} (engine and queue: see /readyz)")
+    uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", access_log=False)
+    runtime.close()
+
+
+@app.command()
+def worker() -> None:
+    """Run a job consumer (use with HEADSHOTS_QUEUE_URL=redis://...)."""
+    from headshots.jobs.queue import make_consumer
+
+    settings = load_settings()
+    runtime = _runtime(settings)
+    consumer = make_consumer(runtime.queue, settings, embedded=False)
+    console.print(f"worker started with {settings.concurrency} threads")
+    consumer.run()
+    runtime.close()
+
+
+@app.command()
+def cleanup() -> None:
+    """Run one sweep now: shred expired orders, re-enqueue stuck work."""
+    from headshots.jobs.tasks import run_sweep
+
+    settings = load_settings()
+    runtime = _runtime(settings)
+    expired, requeued = run_sweep(runtime)
+    console.print(f"{expired} orders expired and shredded; {requeued} variations re-enqueued")
+    runtime.close()

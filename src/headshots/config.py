@@ -66,11 +66,18 @@ class Settings(BaseSettings):
     queue_url: str | None = None
     concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     retention_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24.0
-    stuck_after_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # A variation not finished this long after it was enqueued or started is
+    # re-enqueued by the sweep (its worker may have died).
+    stuck_after_seconds: Annotated[float, Field(ge=1, le=86_400)] = 300.0
+    # How often the sweep (expiry, stuck work) runs, across all consumers.
+    sweep_seconds: Annotated[float, Field(ge=1, le=3600)] = 60.0
     preview_max: Annotated[int, Field(ge=128, le=2048)] = 768
     public_url: str | None = None
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+    # Tiers as JSON (see tiers.py); empty means the three default tiers.
+    tiers: str | None = None
 
     # Payments.
     payments: str | None = None
@@ -82,7 +89,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET", "HEADSHOTS_STRIPE_WEBHOOK_SECRET"),
     )
 
-    @field_validator("engine", "database_url", "queue_url", "public_url", "payments")
+    @field_validator("engine", "database_url", "queue_url", "public_url", "payments", "tiers")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
