@@ -88,8 +88,13 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET", "HEADSHOTS_STRIPE_WEBHOOK_SECRET"),
     )
+    # Where the Stripe SDK sends API calls; empty means Stripe itself. Tests
+    # point it at a local fake.
+    stripe_api_base: str | None = None
 
-    @field_validator("engine", "database_url", "queue_url", "public_url", "payments", "tiers")
+    @field_validator(
+        "engine", "database_url", "queue_url", "public_url", "payments", "tiers", "stripe_api_base"
+    )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None

@@ -55,8 +55,11 @@ class WebhookRejected(HeadshotsError):
 
 class Payments(Protocol):
     name: ClassVar[str]
+
     # Shown next to the pay button; the local provider says it is a test.
-    test_mode: ClassVar[bool]
+    # Read-only rather than a ClassVar: Stripe's mode follows the key it was given.
+    @property
+    def test_mode(self) -> bool: ...
 
     def create_checkout(self, request: CheckoutRequest) -> Checkout: ...
 
