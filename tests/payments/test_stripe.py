@@ -10,14 +10,17 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from headshots.config import Settings
 from headshots.errors import ConfigurationError
 from headshots.payments.base import CheckoutRequest, PaymentEvent, WebhookRejected
 from headshots.payments.stripe import PaymentProviderUnavailable, StripePayments
+from headshots.runtime import Runtime
 from tests.fakes.stripe_server import (
     API_KEY,
     WEBHOOK_SECRET,
@@ -25,8 +28,10 @@ from tests.fakes.stripe_server import (
     checkout_event,
     sign_stripe_event,
 )
+from tests.support import auth, make_settings, upload, wait_ready
 
 ORDER_ID = "ord_4f9c2b7e1a3d5c6b"
+SELFIE = Path(__file__).parents[1] / "fixtures" / "obama.jpg"
 
 
 @pytest.fixture
@@ -331,18 +336,20 @@ def test_a_signed_body_that_is_not_a_stripe_event_is_rejected(
         payments.parse_webhook(body, {"Stripe-Signature": header})
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [
-        {"metadata": {}, "client_reference_id": None},
-        {"amount_total": None},
-    ],
-)
-def test_a_session_without_an_order_or_amount_is_rejected(
-    payments: StripePayments, overrides: dict[str, Any]
+def test_a_checkout_this_service_did_not_open_is_ignored(payments: StripePayments) -> None:
+    # A payment link or another app on the same Stripe account: not ours, but
+    # refusing it would make Stripe retry for days and disable the endpoint.
+    other = session(metadata={"sku": "mug"}, client_reference_id=None)
+    assert parse(payments, checkout_event("checkout.session.completed", other)) is None
+
+
+@pytest.mark.parametrize("amount", [None, "2900", True])
+def test_a_session_without_a_whole_amount_is_rejected(
+    payments: StripePayments, amount: Any
 ) -> None:
+    broken = session(amount_total=amount)
     with pytest.raises(WebhookRejected):
-        parse(payments, checkout_event("checkout.session.completed", session(**overrides)))
+        parse(payments, checkout_event("checkout.session.completed", broken))
 
 
 def test_a_live_event_cannot_pay_on_a_test_key(payments: StripePayments) -> None:
@@ -359,3 +366,136 @@ def test_the_same_event_parses_the_same_each_time(payments: StripePayments) -> N
     assert first is not None
     assert first == payments.parse_webhook(body, headers)
     assert first.event_id == json.loads(body)["id"]
+
+
+# --- through the app: only a verified webhook unlocks ---------------------------
+
+
+@pytest.fixture
+def stripe_app(tmp_path: Path, fake: FakeStripe) -> Iterator[tuple[TestClient, Runtime]]:
+    """The real app and order service on SQLite, paying through the fake Stripe."""
+    from headshots.runtime import build_runtime
+    from headshots.web.app import create_app
+
+    settings = make_settings(
+        tmp_path,
+        None,
+        STRIPE_API_KEY=API_KEY,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        stripe_api_base=fake.url,
+    )
+    runtime = build_runtime(settings)
+    try:
+        with TestClient(create_app(runtime, run_consumer=True)) as client:
+            yield client, runtime
+    finally:
+        runtime.close()
+
+
+def webhook(client: TestClient, event: dict[str, Any], **sign: Any) -> Any:
+    body, headers = sign_stripe_event(event, **sign)
+    return client.post("/api/webhooks/stripe", content=body, headers=headers)
+
+
+def test_only_a_verified_webhook_unlocks_downloads(
+    stripe_app: tuple[TestClient, Runtime], fake: FakeStripe
+) -> None:
+    client, runtime = stripe_app
+    assert runtime.payments.name == "stripe"
+    order = upload(client, SELFIE.read_bytes(), tier="starter", styles=("corporate",)).json()
+    order_id, token = order["id"], order["token"]
+    ready = wait_ready(client, order_id, token)
+    download = ready["variations"][0]["preview_url"].replace("/preview", "/download")
+    zip_url = f"/api/orders/{order_id}/download.zip"
+
+    opened = client.post(f"/api/orders/{order_id}/checkout", headers=auth(token))
+    assert opened.status_code == 200, opened.text
+    [session] = fake.sessions.values()
+    assert opened.json()["checkout_url"] == session["url"]
+    assert session["amount_total"] == order["amount_cents"]
+    assert session["metadata"] == {"order_id": order_id}
+
+    # The person comes back from Stripe, but no webhook has landed yet.
+    client.get(session["success_url"], headers=auth(token))
+    assert client.get(f"/api/orders/{order_id}", headers=auth(token)).json()["paid"] is False
+    assert client.get(zip_url, headers=auth(token)).status_code == 402
+
+    # Forged, stale or foreign notifications are refused and unlock nothing.
+    paid = fake.complete(session["id"])
+    completed = checkout_event("checkout.session.completed", paid)
+    assert webhook(client, completed, secret="whsec_guessed_" + "3" * 24).status_code == 400
+    assert webhook(client, completed, timestamp=int(time.time()) - 600).status_code == 400
+    body, headers = sign_stripe_event(completed)
+    tampered = body.replace(order_id.encode(), b"ord_someone_else")
+    assert client.post("/api/webhooks/stripe", content=tampered, headers=headers).status_code == 400
+    assert client.get(zip_url, headers=auth(token)).status_code == 402
+
+    first = webhook(client, completed)
+    assert first.status_code == 200, first.text
+    assert first.json()["unlocked"] is True
+    assert client.get(zip_url, headers=auth(token)).status_code == 200
+    assert client.get(download, headers=auth(token)).status_code == 200
+
+    # Stripe delivers at least once: the redelivery is recognised by its event id.
+    replayed = webhook(client, completed)
+    assert replayed.json() == {"received": True, "duplicate": True, "unlocked": False}
+
+
+def test_a_bank_debit_unlocks_when_the_money_arrives_not_before(
+    stripe_app: tuple[TestClient, Runtime], fake: FakeStripe
+) -> None:
+    client, _ = stripe_app
+    order = upload(client, SELFIE.read_bytes(), tier="starter", styles=("corporate",)).json()
+    order_id, token = order["id"], order["token"]
+    wait_ready(client, order_id, token)
+    client.post(f"/api/orders/{order_id}/checkout", headers=auth(token))
+    [session] = fake.sessions.values()
+    zip_url = f"/api/orders/{order_id}/download.zip"
+
+    waiting = fake.complete(session["id"], payment_status="unpaid")
+    assert (
+        webhook(client, checkout_event("checkout.session.completed", waiting)).json()["unlocked"]
+        is False
+    )
+    assert client.get(zip_url, headers=auth(token)).status_code == 402
+
+    failed = checkout_event("checkout.session.async_payment_failed", waiting)
+    assert webhook(client, failed).json()["unlocked"] is False
+    assert client.get(zip_url, headers=auth(token)).status_code == 402
+
+    arrived = fake.complete(session["id"], payment_status="paid")
+    succeeded = checkout_event("checkout.session.async_payment_succeeded", arrived)
+    assert webhook(client, succeeded).json()["unlocked"] is True
+    assert client.get(zip_url, headers=auth(token)).status_code == 200
+
+
+def test_a_payment_for_a_deleted_order_is_flagged_for_refund_not_revived(
+    stripe_app: tuple[TestClient, Runtime], fake: FakeStripe
+) -> None:
+    from headshots.orders.models import Order, PaymentRecord
+
+    client, runtime = stripe_app
+    order = upload(client, SELFIE.read_bytes(), tier="starter", styles=("corporate",)).json()
+    order_id, token = order["id"], order["token"]
+    wait_ready(client, order_id, token)
+    client.post(f"/api/orders/{order_id}/checkout", headers=auth(token))
+    [session] = fake.sessions.values()
+    # The person deletes the order while the payment is still on its way.
+    assert client.delete(f"/api/orders/{order_id}", headers=auth(token)).status_code == 204
+
+    event = checkout_event("checkout.session.completed", fake.complete(session["id"]))
+    answer = webhook(client, event)
+    # 200, so Stripe stops redelivering: the payment is recorded, not lost.
+    assert answer.status_code == 200
+    assert answer.json()["unlocked"] is False
+    with runtime.sessions() as db:
+        record = db.get(PaymentRecord, event["id"])
+        assert record is not None
+        assert record.needs_refund is True
+        assert record.amount_cents == order["amount_cents"]
+        gone = db.get(Order, order_id)
+        assert gone is not None and gone.is_tombstone and not gone.is_paid
+    assert client.get(f"/api/orders/{order_id}/download.zip", headers=auth(token)).status_code in (
+        404,
+        410,
+    )

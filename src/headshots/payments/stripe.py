@@ -172,9 +172,16 @@ class StripePayments:
             raise WebhookRejected(
                 "The payment notification is from the other Stripe mode (test or live)."
             )
+        order_id = _order_id(session)
+        if order_id is None:
+            # A checkout this service did not open (a payment link, another
+            # app on the same account). Refusing it would make Stripe retry for
+            # days and eventually disable the endpoint.
+            log.info("ignoring Stripe event %s: its checkout names no order", event_id)
+            return None
         return PaymentEvent(
             event_id=event_id,
-            order_id=_order_id(session),
+            order_id=order_id,
             outcome=outcome,
             amount_cents=_amount(session),
             currency=str(session.get("currency") or "").lower(),
@@ -213,13 +220,11 @@ def _outcome(event_type: str, session: Mapping[str, Any]) -> PaymentOutcome | No
     return None
 
 
-def _order_id(session: Mapping[str, Any]) -> str:
+def _order_id(session: Mapping[str, Any]) -> str | None:
     metadata = session.get("metadata")
     order_id = metadata.get("order_id") if isinstance(metadata, dict) else None
     order_id = order_id or session.get("client_reference_id")
-    if not order_id or not isinstance(order_id, str):
-        raise WebhookRejected("The payment notification names no order.")
-    return order_id
+    return order_id if isinstance(order_id, str) and order_id else None
 
 
 def _amount(session: Mapping[str, Any]) -> int:
