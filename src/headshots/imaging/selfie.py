@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from headshots.config import Settings
 from headshots.imaging.faces import Face, FloatArray, find_one_face, segment_person
 from headshots.imaging.intake import Photo, read_photo
+
+if TYPE_CHECKING:
+    from headshots.imaging.identity import FaceDescriptor
 
 
 @dataclass
@@ -26,6 +30,7 @@ class PreparedSelfie:
     source_format: str = "JPEG"
     source_size: tuple[int, int] = (0, 0)
     _mask: FloatArray | None = field(default=None, repr=False)
+    _descriptor: FaceDescriptor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -34,6 +39,16 @@ class PreparedSelfie:
             if self._mask is None:
                 self._mask = segment_person(self.image)
             return self._mask
+
+    @property
+    def descriptor(self) -> FaceDescriptor:
+        """The identity descriptor every output is scored against, computed once."""
+        from headshots.imaging.identity import describe
+
+        with self._lock:
+            if self._descriptor is None:
+                self._descriptor = describe(self.image)
+            return self._descriptor
 
 
 def prepare_photo(photo: Photo) -> PreparedSelfie:

@@ -1,0 +1,194 @@
+"""Identity scoring: does this image show the same person as the selfie?
+
+dlib's 128-d face descriptor (the ResNet model from face-recognition-models,
+CC0), computed one way for every image: the HOG frontal detector, the
+5-point landmarks and the descriptor of the aligned face chip. Two photos of
+one person lie close together (about 0.25-0.45 on the fixtures), two people
+far apart (0.68 and more); dlib's customary threshold of 0.6 sits in that gap.
+
+The models load once per process, on first use. Job workers are threads and
+dlib's objects are not documented as thread-safe, so every call holds a lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from headshots.imaging.faces import SECOND_FACE_SHARE, Box, NoFaceError, SeveralFacesError
+
+# Images are scored at this long side: the descriptor works on a 150 px chip,
+# and detection time grows with the pixel count.
+WORK_SIZE = 1024
+# HOG at upsample 0 finds faces down to about 80 px. Only an image this small
+# gets the slower second pass at upsample 1, where a face may really be tiny.
+SMALL_IMAGE = 640
+# dlib's customary threshold; on the fixtures same-person pairs reach 0.43
+# at most and different people start at 0.68 (see bench/identity.py).
+DEFAULT_THRESHOLD = 0.6
+
+LOOKS_DIFFERENT = "This one may not look like you."
+
+Pixels = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class FaceDescriptor:
+    """One face's 128-d descriptor and where it was found (in WORK_SIZE pixels)."""
+
+    vector: npt.NDArray[np.float64]
+    box: Box
+
+    def distance(self, other: FaceDescriptor) -> float:
+        return float(np.linalg.norm(self.vector - other.vector))
+
+
+@dataclass(frozen=True)
+class IdentityScore:
+    """How one output compares with the selfie.
+
+    ``distance`` is to the closest face (None when there is no face);
+    ``flag`` is a stable code when the output should be looked at again:
+    "no_face", "several_faces" or "different_person".
+    """
+
+    distance: float | None
+    faces: int
+    passed: bool
+    flag: str | None
+    sentence: str | None
+    threshold: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "distance": None if self.distance is None else round(self.distance, 4),
+            "faces": self.faces,
+            "passed": self.passed,
+            "flag": self.flag,
+            "message": self.sentence,
+            "threshold": self.threshold,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    distance: float
+    threshold: float
+
+    @property
+    def same_person(self) -> bool:
+        return self.distance <= self.threshold
+
+    @property
+    def verdict(self) -> str:
+        return "same person" if self.same_person else "different people"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "distance": round(self.distance, 4),
+            "threshold": self.threshold,
+            "same_person": self.same_person,
+            "verdict": self.verdict,
+        }
+
+
+class _Models:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._loaded: tuple[Any, Any, Any] | None = None
+
+    def get(self) -> tuple[Any, Any, Any]:
+        """(detector, shape predictor, descriptor net); call with the lock held."""
+        if self._loaded is None:
+            import dlib
+            import face_recognition_models as files
+
+            self._loaded = (
+                dlib.get_frontal_face_detector(),
+                dlib.shape_predictor(files.pose_predictor_five_point_model_location()),
+                dlib.face_recognition_model_v1(files.face_recognition_model_location()),
+            )
+        return self._loaded
+
+
+_models = _Models()
+
+
+def working_pixels(image: Image.Image | Pixels) -> Pixels:
+    """RGB pixels with the long side at most WORK_SIZE."""
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(image)
+    picture = picture.convert("RGB")
+    if max(picture.size) > WORK_SIZE:
+        ratio = WORK_SIZE / max(picture.size)
+        size = (max(1, round(picture.width * ratio)), max(1, round(picture.height * ratio)))
+        picture = picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return np.ascontiguousarray(np.asarray(picture))
+
+
+def describe_all(image: Image.Image | Pixels) -> list[FaceDescriptor]:
+    """A descriptor for every face that counts as a person, largest first.
+
+    A face much smaller than the largest (a poster, a passer-by far behind)
+    does not count, by the same rule as the face detector's.
+    """
+    pixels = working_pixels(image)
+    with _models.lock:
+        detector, predictor, net = _models.get()
+        rects = list(detector(pixels, 0))
+        if not rects and max(pixels.shape[:2]) <= SMALL_IMAGE:
+            rects = list(detector(pixels, 1))
+        if not rects:
+            return []
+        rects.sort(key=lambda rect: rect.height(), reverse=True)
+        largest = rects[0].height()
+        people = [rect for rect in rects if rect.height() >= SECOND_FACE_SHARE * largest]
+        found = []
+        for rect in people:
+            shape = predictor(pixels, rect)
+            vector = np.array(net.compute_face_descriptor(pixels, shape), dtype=np.float64)
+            box = Box(rect.left(), rect.top(), rect.width(), rect.height())
+            found.append(FaceDescriptor(vector=vector, box=box))
+    return found
+
+
+def describe(image: Image.Image | Pixels) -> FaceDescriptor:
+    """The descriptor of the one face in ``image``; a typed error otherwise."""
+    found = describe_all(image)
+    if not found:
+        raise NoFaceError()
+    if len(found) > 1:
+        raise SeveralFacesError()
+    return found[0]
+
+
+def score(
+    reference: FaceDescriptor,
+    image: Image.Image | Pixels,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> IdentityScore:
+    """Score an output against the selfie's descriptor; problems are flags, never errors."""
+    found = describe_all(image)
+    if not found:
+        return IdentityScore(None, 0, False, "no_face", LOOKS_DIFFERENT, threshold)
+    distance = min(reference.distance(face) for face in found)
+    if len(found) > 1:
+        return IdentityScore(
+            distance, len(found), False, "several_faces", LOOKS_DIFFERENT, threshold
+        )
+    if distance > threshold:
+        return IdentityScore(distance, 1, False, "different_person", LOOKS_DIFFERENT, threshold)
+    return IdentityScore(distance, 1, True, None, None, threshold)
+
+
+def compare(
+    first: Image.Image | Pixels,
+    second: Image.Image | Pixels,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Comparison:
+    """Distance and verdict for two photos of one face each (typed errors otherwise)."""
+    return Comparison(describe(first).distance(describe(second)), threshold)

@@ -1,0 +1,409 @@
+"""Selfie preflight: measured checks that tell a person how to take a better photo.
+
+Runs at upload (and in ``headshots check``) before anything is paid. Each
+finding carries a stable code, the measured value, the limit it crossed and
+one sentence the person can act on. Errors mean the photo cannot work (no
+face, several, cut off, too small): the upload is refused when the report is
+not ``ok``. Warnings are shown and the person decides.
+
+The limits were set on the fixture photos and on synthetic degradations of a
+good selfie (blur, darkening, one-sided shading, rotation, crops, flat-colour
+"drawings"); the values measured are noted beside each limit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from headshots.imaging.faces import (
+    CHIN,
+    FOREHEAD,
+    LEFT_CHEEK,
+    LEFT_EYE,
+    NOSE_TIP,
+    RIGHT_CHEEK,
+    RIGHT_EYE,
+    Box,
+    Face,
+    as_array,
+    detect_faces,
+    face_landmarks,
+    sitters,
+)
+
+Severity = Literal["error", "warning"]
+Pixels = npt.NDArray[np.uint8]
+
+# --- limits -----------------------------------------------------------------
+# Share of the face size that may lie past the frame edge. The mesh of a whole
+# face stays inside the frame; obama_partial_face.jpg overshoots by 18%.
+CUT_OFF_SHARE = 0.03
+# Face box height below which no engine can work: the mesh and the identity
+# descriptor need about this many pixels, and a face under 6% of the photo's
+# height is a person in the distance, not a selfie.
+FACE_MIN_PIXELS = 64
+FACE_MIN_SHARE = 0.06
+# Face box height below which an engine must invent detail when it enlarges
+# the face to headshot size (about 450 px in a 1024x1280 output). The
+# 512 px astronaut photo has a 104 px face.
+FACE_DETAIL_PIXELS = 200
+# Sharpness: Laplacian spread over intensity spread on the face scaled to
+# FACE_SCALE px wide, so it is independent of face size and exposure. Clean
+# fixtures 0.30-0.76; Gaussian blur of 2 px on a 1024 px selfie gives 0.15.
+FACE_SCALE = 128
+SHARPNESS_MIN = 0.2
+# Face luminance (0-255). The 90th percentile catches underexposure without
+# penalising dark skin, whose highlights stay bright in good light (fixtures
+# 132-195; the good selfie darkened to 45% gives 84).
+DARK_P90_MAX = 80.0
+# Median face luminance above which skin loses its modelling (fixtures up to 176).
+BRIGHT_MEDIAN_MIN = 215.0
+# Share of face pixels blown to (near) white, in percent.
+CLIPPED_LEVEL = 250
+CLIPPED_PERCENT_MAX = 5.0
+# Difference between the two halves of the face, in stops (fixtures 0.03-0.32;
+# a window light from one side is about one stop).
+UNEVEN_STOPS_MAX = 0.6
+# Head pose, degrees. Fixtures: yaw up to 26 (obama2.jpg, a three-quarter
+# view), roll up to 12, pitch up to 14.
+YAW_MAX = 30.0
+ROLL_MAX = 18.0
+PITCH_MAX = 25.0
+# Eye aspect ratio (lid gap over eye width), mean of both eyes; open eyes on
+# the fixtures measure 0.20-0.37.
+EYES_OPEN_MIN = 0.12
+# Share of the face in perfectly flat 3x3 patches. Camera noise and skin
+# texture keep photos near 0 (fixtures <= 0.001, blurred or darkened selfies
+# <= 0.18); flat-colour drawings and posterised images measure 0.4-0.75.
+# Pencil sketches and painterly filters are not told apart by this cue.
+FLAT_SHARE_MAX = 0.3
+
+
+@dataclass(frozen=True)
+class Check:
+    code: str
+    severity: Severity
+    unit: str
+    sentence: str
+
+
+CHECKS: dict[str, Check] = {
+    check.code: check
+    for check in (
+        Check(
+            "no_face",
+            "error",
+            "faces",
+            "We could not find a face: take a photo of just you, facing the camera, "
+            "with your whole face in the frame.",
+        ),
+        Check(
+            "several_faces",
+            "error",
+            "faces",
+            "More than one person is in the photo: take one of just you, or crop the others out.",
+        ),
+        Check(
+            "face_cut_off",
+            "error",
+            "share of face",
+            "Part of your face is cut off by the edge of the photo: hold the camera further "
+            "away so your whole head fits in the frame.",
+        ),
+        Check(
+            "face_too_small",
+            "error",
+            "px",
+            "Your face is too small in this photo to work with: move closer, or crop the "
+            "photo to your head and shoulders.",
+        ),
+        Check(
+            "low_resolution",
+            "warning",
+            "px",
+            "Your face has few pixels, so detail will be invented when it is enlarged: "
+            "use the main camera and let your head and shoulders fill the frame.",
+        ),
+        Check(
+            "blurry",
+            "warning",
+            "sharpness",
+            "Your face is blurry: hold the camera steady, tap your face to focus and try again.",
+        ),
+        Check(
+            "too_dark",
+            "warning",
+            "luminance",
+            "Your face is too dark: face a window or a lamp and try again.",
+        ),
+        Check(
+            "too_bright",
+            "warning",
+            "luminance",
+            "Your face is overexposed: step out of direct sun or away from the lamp and try again.",
+        ),
+        Check(
+            "clipped",
+            "warning",
+            "%",
+            "Parts of your face are blown out to white: use softer light, such as a window "
+            "without direct sun.",
+        ),
+        Check(
+            "uneven_light",
+            "warning",
+            "stops",
+            "Light falls from one side: face a window and try again.",
+        ),
+        Check(
+            "head_turned",
+            "warning",
+            "degrees",
+            "Your head is turned away from the camera: look straight into the lens.",
+        ),
+        Check(
+            "head_tilted",
+            "warning",
+            "degrees",
+            "Your head is tilted to one side: hold it upright and keep the camera level.",
+        ),
+        Check(
+            "head_pitched",
+            "warning",
+            "degrees",
+            "Your chin is raised or lowered: hold the camera at eye level and look straight ahead.",
+        ),
+        Check(
+            "eyes_closed",
+            "warning",
+            "eye openness",
+            "Your eyes look closed: take another photo with your eyes open.",
+        ),
+        Check(
+            "not_a_photo",
+            "warning",
+            "share of face",
+            "This looks like a drawing or a painting rather than a photo: use a real photo "
+            "of your face.",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: Severity
+    value: float
+    limit: float
+    unit: str
+    sentence: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "value": self.value,
+            "limit": self.limit,
+            "unit": self.unit,
+            "message": self.sentence,
+        }
+
+
+@dataclass(frozen=True)
+class PreflightReport:
+    findings: tuple[Finding, ...]
+    size: tuple[int, int]
+    face_box: Box | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing refuses the upload (warnings may remain)."""
+        return not self.errors
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [finding for finding in self.findings if finding.severity == "warning"]
+
+    @property
+    def codes(self) -> list[str]:
+        return [finding.code for finding in self.findings]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "size": list(self.size),
+            "face_box": self.face_box.as_list() if self.face_box else None,
+            "findings": [finding.as_dict() for finding in self.findings],
+        }
+
+
+def finding(code: str, value: float, limit: float) -> Finding:
+    check = CHECKS[code]
+    return Finding(
+        code=code,
+        severity=check.severity,
+        value=round(float(value), 3),
+        limit=float(limit),
+        unit=check.unit,
+        sentence=check.sentence,
+    )
+
+
+def preflight(image: Image.Image | Pixels, face: Face | None = None) -> PreflightReport:
+    """Check a selfie; pass ``face`` when it is already known (a PreparedSelfie's)."""
+    pixels = as_array(image)
+    height, width = pixels.shape[:2]
+    if face is None:
+        people = sitters(detect_faces(pixels))
+        if len(people) != 1:
+            code = "no_face" if not people else "several_faces"
+            return PreflightReport((finding(code, len(people), 1),), (width, height))
+        landmarks = face_landmarks(pixels, people[0].box)
+        if landmarks is None:
+            return PreflightReport((finding("no_face", 0, 1),), (width, height))
+        face = Face(box=people[0].box, score=people[0].score, landmarks=landmarks)
+    found = [*_framing(face, width, height), *_light_and_focus(pixels, face), *_pose(face)]
+    return PreflightReport(tuple(found), (width, height), face.box)
+
+
+def _framing(face: Face, width: int, height: int) -> list[Finding]:
+    found = []
+    # The mesh is extrapolated past the frame edge when part of the face is
+    # missing, and the detector's box can be too.
+    overshoot = max(
+        _overshoot(face.mesh_box, width, height),
+        _overshoot(face.box, width, height) / 2,  # the detector's box is looser
+    )
+    if overshoot > CUT_OFF_SHARE:
+        found.append(finding("face_cut_off", overshoot, CUT_OFF_SHARE))
+    face_height = face.box.height
+    smallest = max(FACE_MIN_PIXELS, FACE_MIN_SHARE * height)
+    if face_height < smallest:
+        found.append(finding("face_too_small", face_height, round(smallest)))
+    elif face_height < FACE_DETAIL_PIXELS:
+        found.append(finding("low_resolution", face_height, FACE_DETAIL_PIXELS))
+    return found
+
+
+def _overshoot(box: Box, width: int, height: int) -> float:
+    """How far the box reaches past the frame, as a share of its own size."""
+    past_x = max(0.0, -box.left, box.right - width) / max(box.width, 1.0)
+    past_y = max(0.0, -box.top, box.bottom - height) / max(box.height, 1.0)
+    return max(past_x, past_y)
+
+
+def _light_and_focus(pixels: Pixels, face: Face) -> list[Finding]:
+    height, width = pixels.shape[:2]
+    box = face.mesh_box
+    x0, y0 = max(0, int(box.left)), max(0, int(box.top))
+    x1, y1 = min(width, math.ceil(box.right)), min(height, math.ceil(box.bottom))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return []
+    gray: Pixels = np.asarray(
+        cv2.cvtColor(np.ascontiguousarray(pixels[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY), np.uint8
+    )
+    # The face itself: the hull of the mesh, without hair and background.
+    mask = np.zeros(gray.shape, np.uint8)
+    hull = cv2.convexHull((face.landmarks[:, :2] - (x0, y0)).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, (1,))
+    inside = mask > 0
+    if inside.sum() < 64:
+        return []
+    luma = gray[inside]
+    found = []
+
+    p90 = float(np.percentile(luma, 90))
+    median = float(np.median(luma))
+    if p90 < DARK_P90_MAX:
+        found.append(finding("too_dark", p90, DARK_P90_MAX))
+    elif median > BRIGHT_MEDIAN_MIN:
+        found.append(finding("too_bright", median, BRIGHT_MEDIAN_MIN))
+    clipped = 100.0 * float(np.mean(luma >= CLIPPED_LEVEL))
+    if clipped > CLIPPED_PERCENT_MAX:
+        found.append(finding("clipped", clipped, CLIPPED_PERCENT_MAX))
+
+    # Split at the nose, so a turned head still compares cheek with cheek.
+    split = round(float(face.landmarks[NOSE_TIP, 0])) - x0
+    columns = np.arange(gray.shape[1])[None, :]
+    left, right = gray[inside & (columns < split)], gray[inside & (columns >= split)]
+    if left.size >= 32 and right.size >= 32:
+        stops = abs(math.log2((float(np.median(left)) + 1) / (float(np.median(right)) + 1)))
+        if stops > UNEVEN_STOPS_MAX:
+            found.append(finding("uneven_light", stops, UNEVEN_STOPS_MAX))
+
+    sharpness = _sharpness(gray, mask)
+    if sharpness < SHARPNESS_MIN:
+        found.append(finding("blurry", sharpness, SHARPNESS_MIN))
+
+    flat = _flat_share(gray, inside)
+    if flat > FLAT_SHARE_MAX:
+        found.append(finding("not_a_photo", flat, FLAT_SHARE_MAX))
+    return found
+
+
+def _sharpness(gray: Pixels, mask: Pixels) -> float:
+    scale = FACE_SCALE / gray.shape[1]
+    size = (FACE_SCALE, max(8, round(gray.shape[0] * scale)))
+    small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    # Erode so the hull's own edge against the background is not counted.
+    inner = cv2.erode(cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST), np.ones((5, 5)))
+    inside = inner > 0
+    if inside.sum() < 64:
+        return 1.0
+    spread = float(small[inside].std())
+    if spread < 1e-3:
+        return 0.0
+    return float(cv2.Laplacian(small, cv2.CV_32F)[inside].std()) / spread
+
+
+def _flat_share(gray: Pixels, inside: npt.NDArray[np.bool_]) -> float:
+    kernel = np.ones((3, 3), np.uint8)
+    spread = cv2.dilate(gray, kernel).astype(np.int16) - cv2.erode(gray, kernel)
+    return float(np.mean(spread[inside] <= 1))
+
+
+def _pose(face: Face) -> list[Finding]:
+    points = face.landmarks
+    found = []
+    # Yaw from where the nose tip sits between the cheeks: half-way when
+    # facing the camera, towards one cheek as the head turns.
+    left_x, right_x = float(points[LEFT_CHEEK, 0]), float(points[RIGHT_CHEEK, 0])
+    if abs(right_x - left_x) > 1:
+        ratio = (float(points[NOSE_TIP, 0]) - left_x) / (right_x - left_x)
+        yaw = math.degrees(math.asin(max(-1.0, min(1.0, 2 * ratio - 1))))
+        if abs(yaw) > YAW_MAX:
+            found.append(finding("head_turned", abs(yaw), YAW_MAX))
+    roll = face.roll_degrees
+    if abs(roll) > ROLL_MAX:
+        found.append(finding("head_tilted", abs(roll), ROLL_MAX))
+    # Pitch from the forehead-chin line's depth: upright, it lies nearly in
+    # the image plane; a raised or lowered chin tips it towards the camera.
+    forehead, chin = points[FOREHEAD], points[CHIN]
+    pitch = math.degrees(
+        math.atan2(float(chin[2] - forehead[2]), float(np.hypot(*(chin[:2] - forehead[:2]))))
+    )
+    if abs(pitch) > PITCH_MAX:
+        found.append(finding("head_pitched", abs(pitch), PITCH_MAX))
+    openness = (_eye_openness(points, LEFT_EYE) + _eye_openness(points, RIGHT_EYE)) / 2
+    if openness < EYES_OPEN_MIN:
+        found.append(finding("eyes_closed", openness, EYES_OPEN_MIN))
+    return found
+
+
+def _eye_openness(points: npt.NDArray[np.float32], eye: tuple[int, int, int, int]) -> float:
+    outer, inner, upper, lower = eye
+    width = float(np.hypot(*(points[outer, :2] - points[inner, :2])))
+    gap = float(np.hypot(*(points[upper, :2] - points[lower, :2])))
+    return gap / width if width > 0 else 0.0

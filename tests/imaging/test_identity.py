@@ -1,0 +1,127 @@
+"""Identity scoring on real photos with dlib's shipped models."""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from headshots.config import Settings
+from headshots.engines.base import Rendered
+from headshots.imaging import identity
+from headshots.imaging.faces import NoFaceError, SeveralFacesError
+from headshots.imaging.identity import FaceDescriptor, compare, describe, describe_all, score
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+THRESHOLD = 0.6
+
+# Who is in each fixture; the group photo adds five more people.
+PEOPLE = {
+    "obama.jpg": "obama",
+    "obama2.jpg": "obama",
+    "obama3.jpg": "obama",
+    "obama_partial_face.jpg": "obama",
+    "biden.jpg": "biden",
+    "grace_hopper.jpg": "hopper",
+    "astronaut.png": "collins",
+}
+
+
+def load(name: str) -> Image.Image:
+    return Image.open(FIXTURES / name).convert("RGB")
+
+
+@pytest.fixture(scope="module")
+def faces() -> list[tuple[str, FaceDescriptor]]:
+    found = [(person, describe(load(name))) for name, person in PEOPLE.items()]
+    group = describe_all(load("group_of_five.jpg"))
+    assert len(group) == 5
+    found += [(f"group-{i}", face) for i, face in enumerate(group)]
+    return found
+
+
+def test_every_same_person_pair_is_accepted(faces: list[tuple[str, FaceDescriptor]]) -> None:
+    pairs = [(a, b) for (pa, a), (pb, b) in itertools.combinations(faces, 2) if pa == pb]
+    assert len(pairs) == 6
+    distances = [a.distance(b) for a, b in pairs]
+    assert all(distance <= THRESHOLD for distance in distances), distances
+
+
+def test_every_different_person_pair_is_rejected(faces: list[tuple[str, FaceDescriptor]]) -> None:
+    pairs = [(a, b) for (pa, a), (pb, b) in itertools.combinations(faces, 2) if pa != pb]
+    assert len(pairs) == 60
+    distances = [a.distance(b) for a, b in pairs]
+    assert all(distance > THRESHOLD for distance in distances), min(distances)
+
+
+def test_compare_gives_the_distance_and_the_verdict() -> None:
+    same = compare(load("obama.jpg"), load("obama2.jpg"), THRESHOLD)
+    assert same.same_person and same.verdict == "same person"
+    assert 0.1 < same.distance < THRESHOLD
+    other = compare(load("obama.jpg"), load("biden.jpg"), THRESHOLD)
+    assert not other.same_person and other.as_dict()["verdict"] == "different people"
+
+
+def test_a_photo_without_one_face_raises_a_typed_error_with_a_sentence() -> None:
+    with pytest.raises(NoFaceError, match="could not find a face"):
+        describe(load("no_face_street.jpg"))
+    with pytest.raises(SeveralFacesError, match="more than one person"):
+        describe(load("group_of_five.jpg"))
+
+
+def test_score_flags_problems_instead_of_raising() -> None:
+    reference = describe(load("obama.jpg"))
+    good = score(reference, load("obama3.jpg"), THRESHOLD)
+    assert good.passed and good.flag is None and good.sentence is None and good.faces == 1
+    stranger = score(reference, load("biden.jpg"), THRESHOLD)
+    assert (stranger.passed, stranger.flag) == (False, "different_person")
+    assert stranger.sentence == "This one may not look like you."
+    empty = score(reference, load("no_face_street.jpg"), THRESHOLD)
+    assert (empty.flag, empty.distance, empty.faces) == ("no_face", None, 0)
+    crowd = score(reference, load("group_of_five.jpg"), THRESHOLD)
+    assert (crowd.flag, crowd.faces, crowd.passed) == ("several_faces", 5, False)
+
+
+def test_a_small_face_is_found_on_a_second_pass_and_a_large_photo_is_scaled_down() -> None:
+    # The astronaut's face is about 100 px; at half size only upsampling finds it.
+    small = load("astronaut.png").resize((256, 256), Image.Resampling.LANCZOS)
+    assert describe(small).distance(describe(load("astronaut.png"))) < THRESHOLD
+    big = load("obama3.jpg")  # 1434x2333
+    face = describe(big)
+    assert max(face.box.right, face.box.bottom) <= identity.WORK_SIZE
+
+
+def test_threads_share_the_models_safely() -> None:
+    images = [load(name) for name in ("obama.jpg", "biden.jpg", "grace_hopper.jpg")] * 2
+    with ThreadPoolExecutor(4) as pool:
+        vectors = list(pool.map(lambda image: describe(image).vector, images))
+    for first, again in zip(vectors[:3], vectors[3:], strict=True):
+        np.testing.assert_allclose(first, again, atol=1e-6)
+
+
+def test_studio_outputs_keep_the_person(settings: Settings) -> None:
+    """Issue 5: studio outputs against their selfie, median <= 0.15, none over the threshold."""
+    from headshots.engines.studio import StudioEngine
+
+    from headshots.imaging.intake import Photo
+    from headshots.imaging.selfie import prepare_photo
+    from headshots.styles import STYLES
+
+    engine = StudioEngine(settings)
+    distances = []
+    for name in ("obama.jpg", "grace_hopper.jpg"):
+        image = load(name)
+        selfie = prepare_photo(Photo(image=image, source_format="JPEG", source_size=image.size))
+        for style in STYLES[:3]:
+            for outcome in engine.generate(selfie, style, [7, 8], (768, 960)):
+                assert isinstance(outcome, Rendered), outcome
+                found = score(selfie.descriptor, outcome.image, THRESHOLD)
+                assert found.flag is None, (name, style.id, found)
+                assert found.distance is not None
+                distances.append(found.distance)
+    assert statistics.median(distances) <= 0.15, distances
