@@ -52,6 +52,15 @@ class Settings(BaseSettings):
     replicate_timeout_seconds: Annotated[float, Field(gt=0, le=900)] = 120.0
     replicate_rerolls: Annotated[int, Field(ge=0, le=3)] = 1
     replicate_webhook_secret: SecretStr | None = None
+    # US dollars per image by model, as JSON; a model left out uses the
+    # published price in engines/replicate_models.py.
+    replicate_cost_usd: dict[str, float] = Field(default_factory=dict)
+    # Where the client sends API calls; empty means Replicate itself. Tests
+    # point it at a local fake.
+    replicate_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("REPLICATE_BASE_URL", "HEADSHOTS_REPLICATE_BASE_URL"),
+    )
 
     # Local GPU engine: a folder with FLUX.1 Kontext [dev] in diffusers layout.
     flux_weights_dir: Path | None = None

@@ -1,0 +1,121 @@
+"""``POST /api/webhooks/replicate``: Replicate's completed-prediction webhooks.
+
+Only a webhook with a valid signature, a fresh timestamp and an id not seen
+before is acted on; acting means waking the prediction awaited in this
+process. A replay of an id already handled is refused (409) and changes
+nothing, so a provider re-delivery is harmless. A webhook for a prediction
+awaited in another process (a separate ``headshots worker``) is accepted and
+dropped: that worker's polling picks the result up.
+
+The signing secret is ``HEADSHOTS_REPLICATE_WEBHOOK_SECRET`` or, if unset,
+the account's default secret fetched once from the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import httpx
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from replicate.client import Client
+from replicate.exceptions import ReplicateError
+
+from headshots.config import Settings
+from headshots.engines.replicate import WEBHOOK_PATH
+from headshots.engines.replicate_transport import RetryingTransport
+from headshots.engines.replicate_webhooks import (
+    WAITERS,
+    SeenIds,
+    Waiters,
+    WebhookRejected,
+    verify_signature,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+class _Secret:
+    """The signing secret, from settings or fetched once from the API."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        configured = settings.replicate_webhook_secret
+        self._value = configured.get_secret_value() if configured else None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> str | None:
+        if self._value is not None:
+            return self._value
+        async with self._lock:
+            if self._value is None:
+                self._value = await self._fetch()
+        return self._value
+
+    async def _fetch(self) -> str | None:
+        token = self._settings.replicate_api_token
+        if token is None:
+            return None
+        transport = RetryingTransport()
+        client = Client(
+            api_token=token.get_secret_value(),
+            base_url=self._settings.replicate_base_url or None,
+            mounts={"all://": transport},
+        )
+        try:
+            secret = await client.webhooks.default.async_secret()
+        except (ReplicateError, httpx.TransportError) as error:
+            log.error("could not fetch the Replicate webhook secret: %s", type(error).__name__)
+            return None
+        finally:
+            await transport.aclose()
+        return str(secret.key)
+
+
+def build_replicate_webhook_router(
+    settings: Settings, *, waiters: Waiters = WAITERS, seen: SeenIds | None = None
+) -> APIRouter:
+    router = APIRouter()
+    secret = _Secret(settings)
+    accepted = seen if seen is not None else SeenIds()
+
+    @router.post(WEBHOOK_PATH, include_in_schema=False)
+    async def replicate_webhook(request: Request) -> JSONResponse:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return _answer(413, "rejected", "The webhook body is too large.")
+        key = await secret.get()
+        if key is None:
+            return _answer(503, "unavailable", "The Replicate webhook secret is not available.")
+        try:
+            webhook_id = verify_signature(request.headers, body, key)
+        except WebhookRejected as error:
+            log.warning("replicate webhook rejected: %s", error)
+            return _answer(400, "rejected", f"The webhook was rejected: {error}.")
+        try:
+            prediction = json.loads(body)
+        except ValueError:
+            return _answer(400, "rejected", "The webhook body is not JSON.")
+        if not isinstance(prediction, dict) or not isinstance(prediction.get("id"), str):
+            return _answer(400, "rejected", "The webhook body is not a prediction.")
+        # Remembered only once verified: an attacker cannot burn real ids.
+        if not accepted.first_time(webhook_id):
+            return _answer(409, "duplicate", "This webhook was already received.")
+        woke = waiters.notify(prediction)
+        log.info(
+            "replicate webhook for %s (%s)%s",
+            prediction["id"][:40],
+            str(prediction.get("status"))[:20],
+            "" if woke else ", not awaited in this process",
+        )
+        return _answer(200, "accepted", "Received.")
+
+    return router
+
+
+def _answer(status: int, result: str, detail: str) -> JSONResponse:
+    return JSONResponse({"status": result, "detail": detail}, status_code=status)
