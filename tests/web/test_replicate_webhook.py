@@ -1,0 +1,212 @@
+"""Replicate webhooks: the signature check itself, and the route on a small app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from headshots.config import Settings
+from headshots.engines.replicate_webhooks import (
+    SeenIds,
+    Waiters,
+    WebhookRejected,
+    verify_signature,
+)
+from headshots.web.replicate_webhook import build_replicate_webhook_router
+from tests.fakes.replicate_server import TOKEN, WEBHOOK_SECRET, FakeReplicate, sign_webhook
+
+PATH = "/api/webhooks/replicate"
+BODY = json.dumps({"id": "p1", "status": "succeeded", "output": "x"}).encode()
+
+
+def signed(
+    body: bytes = BODY,
+    webhook_id: str = "msg_1",
+    timestamp: int | None = None,
+    secret: str = WEBHOOK_SECRET,
+) -> dict[str, str]:
+    at = int(time.time()) if timestamp is None else timestamp
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(at),
+        "webhook-signature": sign_webhook(secret, webhook_id, at, body),
+    }
+
+
+# --- the signature check ----------------------------------------------------
+
+
+def test_a_correctly_signed_webhook_is_accepted() -> None:
+    assert verify_signature(signed(), BODY, WEBHOOK_SECRET) == "msg_1"
+
+
+def test_one_good_signature_among_several_is_enough() -> None:
+    headers = signed()
+    headers["webhook-signature"] = "v1,AAAA " + headers["webhook-signature"]
+    assert verify_signature(headers, BODY, WEBHOOK_SECRET) == "msg_1"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "why"),
+    [
+        (signed(), BODY + b" ", "bad webhook signature"),
+        (signed(secret="whsec_" + "QUJD" * 8), BODY, "bad webhook signature"),
+        (signed(webhook_id="msg_2") | {"webhook-id": "msg_3"}, BODY, "bad webhook signature"),
+        (signed(timestamp=int(time.time()) - 600), BODY, "stale"),
+        (signed(timestamp=int(time.time()) + 600), BODY, "stale"),
+        ({"webhook-id": "msg_1"}, BODY, "missing"),
+        (signed() | {"webhook-timestamp": "soon"}, BODY, "malformed"),
+    ],
+    ids=["body", "secret", "id", "old", "future", "headers", "timestamp"],
+)
+def test_tampered_stale_or_incomplete_webhooks_are_rejected(
+    headers: dict[str, str], body: bytes, why: str
+) -> None:
+    with pytest.raises(WebhookRejected, match=why):
+        verify_signature(headers, body, WEBHOOK_SECRET)
+
+
+def test_a_malformed_secret_is_named_without_being_quoted() -> None:
+    with pytest.raises(WebhookRejected) as rejected:
+        verify_signature(signed(), BODY, "not-a-secret-value")
+    assert "not-a-secret-value" not in str(rejected.value)
+
+
+def test_seen_ids_are_remembered_for_the_ttl_and_bounded() -> None:
+    seen = SeenIds(ttl=600, capacity=3)
+    assert seen.first_time("a", now=0)
+    assert not seen.first_time("a", now=599)
+    assert seen.first_time("a", now=1300)  # long past any fresh timestamp
+    for name in "bcde":
+        seen.first_time(name, now=1301)
+    assert len(seen._seen) <= 3
+
+
+# --- the route ----------------------------------------------------------------
+
+
+class AwaitedPrediction:
+    """A prediction awaited on a real event loop in another thread, as the engine does."""
+
+    def __init__(self, waiters: Waiters, prediction_id: str) -> None:
+        self.payload: dict[str, Any] | None = None
+        self.woke = False
+        ready = threading.Event()
+
+        async def wait() -> None:
+            event = waiters.register(prediction_id)
+            ready.set()
+            try:
+                await asyncio.wait_for(event.wait(), 5)
+                self.woke = True
+                self.payload = waiters.payload(prediction_id)
+            except TimeoutError:
+                pass
+            finally:
+                waiters.forget(prediction_id)
+
+        self._thread = threading.Thread(target=asyncio.run, args=(wait(),))
+        self._thread.start()
+        ready.wait(5)
+
+    def join(self) -> None:
+        self._thread.join(10)
+
+
+@pytest.fixture
+def waiters() -> Waiters:
+    return Waiters()
+
+
+@pytest.fixture
+def web(settings: Settings, waiters: Waiters) -> Iterator[TestClient]:
+    app = FastAPI()
+    configured = settings.model_copy(update={"replicate_webhook_secret": SecretStr(WEBHOOK_SECRET)})
+    app.include_router(build_replicate_webhook_router(configured, waiters=waiters))
+    with TestClient(app) as client:
+        yield client
+
+
+def test_a_valid_webhook_wakes_the_awaited_prediction(web: TestClient, waiters: Waiters) -> None:
+    awaited = AwaitedPrediction(waiters, "p1")
+    response = web.post(PATH, headers=signed(), content=BODY)
+    awaited.join()
+
+    assert response.status_code == 200
+    assert awaited.woke
+    assert awaited.payload == json.loads(BODY)
+
+
+def test_a_bad_signature_is_rejected_and_wakes_nobody(web: TestClient, waiters: Waiters) -> None:
+    awaited = AwaitedPrediction(waiters, "p1")
+    headers = signed(secret="whsec_" + "QUJD" * 8)
+    response = web.post(PATH, headers=headers, content=BODY)
+    waiters.notify({"id": "p1", "status": "canceled"})  # end the wait for the test
+    awaited.join()
+
+    assert response.status_code == 400
+    assert "signature" in response.json()["detail"]
+    assert awaited.payload == {"id": "p1", "status": "canceled"}
+
+
+def test_a_stale_timestamp_is_rejected(web: TestClient) -> None:
+    response = web.post(PATH, headers=signed(timestamp=int(time.time()) - 301), content=BODY)
+    assert response.status_code == 400
+    assert "stale" in response.json()["detail"]
+
+
+def test_a_replayed_id_is_refused_and_changes_nothing(web: TestClient, waiters: Waiters) -> None:
+    headers = signed(webhook_id="msg_replay")
+    assert web.post(PATH, headers=headers, content=BODY).status_code == 200
+
+    awaited = AwaitedPrediction(waiters, "p1")
+    replay = web.post(PATH, headers=headers, content=BODY)
+    waiters.notify({"id": "p1", "status": "canceled"})
+    awaited.join()
+
+    assert replay.status_code == 409
+    # The replay did not hand its (old) payload to the new waiter.
+    assert awaited.payload == {"id": "p1", "status": "canceled"}
+
+
+def test_a_webhook_for_a_prediction_awaited_elsewhere_is_accepted(web: TestClient) -> None:
+    # Another process (a worker) awaits it and will see the result by polling.
+    response = web.post(PATH, headers=signed(webhook_id="msg_other"), content=BODY)
+    assert response.status_code == 200
+
+
+def test_without_a_configured_secret_the_account_secret_is_fetched_once(
+    settings: Settings, waiters: Waiters
+) -> None:
+    fake = FakeReplicate().start()
+    try:
+        configured = settings.model_copy(
+            update={"replicate_api_token": SecretStr(TOKEN), "replicate_base_url": fake.url}
+        )
+        app = FastAPI()
+        app.include_router(build_replicate_webhook_router(configured, waiters=waiters))
+        with TestClient(app) as client:
+            first = client.post(PATH, headers=signed(webhook_id="msg_a"), content=BODY)
+            second = client.post(PATH, headers=signed(webhook_id="msg_b"), content=BODY)
+    finally:
+        fake.stop()
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert len(fake.calls("GET", r"^/v1/webhooks/default/secret$")) == 1
+
+
+def test_without_any_secret_webhooks_are_refused(settings: Settings) -> None:
+    app = FastAPI()
+    app.include_router(build_replicate_webhook_router(settings))
+    with TestClient(app) as client:
+        response = client.post(PATH, headers=signed(), content=BODY)
+    assert response.status_code == 503
