@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,7 +16,7 @@ from rich.table import Table
 from headshots.config import Settings, get_settings
 from headshots.engines.base import Failed, get_engine
 from headshots.errors import HeadshotsError
-from headshots.render import render_style
+from headshots.render import IdentityGate, render_style
 from headshots.styles import STYLES, get_style
 
 app = typer.Typer(
@@ -128,7 +127,14 @@ def generate(
         for chosen_style in chosen:
             task = progress.add_task(f"{chosen_style.title}: {variations} variations", total=None)
             try:
-                outcomes = render_style(picked, prepared, chosen_style, seeds, settings.output_size)
+                outcomes = render_style(
+                    picked,
+                    prepared,
+                    chosen_style,
+                    seeds,
+                    settings.output_size,
+                    IdentityGate.from_settings(settings),
+                )
             except HeadshotsError as error:
                 fail(error.detail)
                 return
@@ -148,6 +154,7 @@ def generate(
                     name = f"{chosen_style.id}-{index}.png"
                     outcome.image.save(out / name, format="PNG")
                     entry.update(status="done", file=name, size=list(outcome.image.size))
+                    entry["identity"] = outcome.identity.as_dict() if outcome.identity else None
                 report["variations"].append(entry)
     report["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -215,3 +222,71 @@ def cleanup() -> None:
     expired, requeued = run_sweep(runtime)
     console.print(f"{expired} orders expired and shredded; {requeued} variations re-enqueued")
     runtime.close()
+
+
+# --- identity and preflight (issue 5) ---
+
+
+def _read_photo(path: Path, settings: Settings) -> Any:
+    from headshots.imaging.intake import read_photo
+
+    return read_photo(
+        read_input(path),
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        working_size=settings.working_size,
+    )
+
+
+@app.command()
+def check(
+    selfie: Annotated[Path, typer.Argument(help="A photo of one person: HEIC, JPEG, PNG or WebP.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Check a selfie before ordering: exit code 1 when it cannot be used."""
+    from headshots.imaging.preflight import preflight
+
+    settings = load_settings()
+    try:
+        report = preflight(_read_photo(selfie, settings).image)
+    except HeadshotsError as error:
+        fail(error.detail)
+        return
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        out = Console(highlight=False, soft_wrap=True)
+        for item in report.findings:
+            colour = "red" if item.severity == "error" else "yellow"
+            out.print(
+                f"[{colour}]{item.severity}[/] {item.code}: {item.sentence} "
+                f"({item.value:g} {item.unit}, limit {item.limit:g})"
+            )
+        if report.ok:
+            out.print("This photo can be used." if not report.findings else "It can still be used.")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    first: Annotated[Path, typer.Argument(help="A photo of one face.")],
+    second: Annotated[Path, typer.Argument(help="Another photo of one face.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Tell whether two photos show the same person (face distance and verdict)."""
+    from headshots.imaging.identity import Comparison, describe
+
+    settings = load_settings()
+    descriptors = []
+    for path in (first, second):
+        try:
+            descriptors.append(describe(_read_photo(path, settings).image))
+        except HeadshotsError as error:
+            fail(f"{path.name}: {error.detail}")
+            return
+    result = Comparison(descriptors[0].distance(descriptors[1]), settings.identity_threshold)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        typer.echo(f"{result.distance:.3f} {result.verdict} (threshold {result.threshold:g})")

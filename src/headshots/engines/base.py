@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -21,6 +21,9 @@ from headshots.config import Settings
 from headshots.errors import ConfigurationError, HeadshotsError
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import Style
+
+if TYPE_CHECKING:
+    from headshots.imaging.identity import IdentityScore
 
 Size = tuple[int, int]
 
@@ -33,6 +36,9 @@ class Rendered:
     # Engine-specific facts worth keeping: provider prediction ids, model,
     # cost, what the studio engine varied. Never pixels or secrets.
     details: dict[str, Any] = field(default_factory=dict)
+    # How the face compares with the selfie; set by the identity gate in
+    # render.py, never by an engine.
+    identity: IdentityScore | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class Engine(Protocol):
     # One line a person reads in `headshots generate` and report.json.
     description: ClassVar[str]
     generative: ClassVar[bool]
+    # Whether a new seed can change the face (generative engines), so a
+    # variation that drifted from the selfie is worth one more try.
+    rerolls_help: ClassVar[bool]
 
     def generate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size

@@ -1,0 +1,87 @@
+"""`headshots check` and `headshots compare`, and identity in `generate`'s report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from headshots.cli import app
+from headshots.config import Settings
+from tests.test_render import StrangerEngine
+
+FIXTURES = Path(__file__).parent / "fixtures"
+runner = CliRunner()
+
+
+def test_check_passes_a_good_selfie(settings: Settings) -> None:
+    result = runner.invoke(app, ["check", str(FIXTURES / "obama.jpg")])
+    assert result.exit_code == 0, result.output
+    assert "can be used" in result.output
+
+
+def test_check_refuses_a_group_photo_with_one_line_per_finding(settings: Settings) -> None:
+    result = runner.invoke(app, ["check", str(FIXTURES / "group_of_five.jpg")])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error several_faces: More than one person")
+
+
+def test_check_json_lists_findings_with_values_and_limits(settings: Settings) -> None:
+    result = runner.invoke(app, ["check", "--json", str(FIXTURES / "astronaut.png")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["ok"] is True
+    [finding] = report["findings"]
+    assert finding["code"] == "low_resolution" and finding["severity"] == "warning"
+    assert finding["value"] < finding["limit"] and finding["message"].endswith(".")
+
+
+def test_check_json_refuses_a_cut_off_face_with_exit_code_1(settings: Settings) -> None:
+    result = runner.invoke(app, ["check", "--json", str(FIXTURES / "obama_partial_face.jpg")])
+    assert result.exit_code == 1
+    assert [f["code"] for f in json.loads(result.output)["findings"]] == ["face_cut_off"]
+
+
+def test_check_reports_an_unreadable_file(settings: Settings, tmp_path: Path) -> None:
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    result = runner.invoke(app, ["check", str(bad)])
+    assert result.exit_code == 1 and "not a photo we can read" in result.output
+
+
+def test_compare_tells_same_person_from_different_people(settings: Settings) -> None:
+    same = runner.invoke(
+        app, ["compare", str(FIXTURES / "obama.jpg"), str(FIXTURES / "obama3.jpg")]
+    )
+    assert same.exit_code == 0 and "same person" in same.output
+    other = runner.invoke(
+        app, ["compare", "--json", str(FIXTURES / "obama.jpg"), str(FIXTURES / "biden.jpg")]
+    )
+    verdict = json.loads(other.output)
+    assert verdict["same_person"] is False and verdict["distance"] > verdict["threshold"] == 0.6
+
+
+def test_compare_names_the_photo_without_a_face(settings: Settings) -> None:
+    result = runner.invoke(
+        app, ["compare", str(FIXTURES / "obama.jpg"), str(FIXTURES / "no_face_street.jpg")]
+    )
+    assert result.exit_code == 1
+    assert "no_face_street.jpg: We could not find a face" in result.output
+
+
+def test_generate_reports_the_identity_of_each_variation(
+    settings: Settings, tmp_path: Path
+) -> None:
+    assert StrangerEngine.name == "stranger"  # registered on import
+    out = tmp_path / "out"
+    args = ["generate", str(FIXTURES / "obama.jpg"), "-s", "minimal", "--engine", "stranger"]
+    result = runner.invoke(app, [*args, "--variations", "2", "--seed", "6", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    first, second = report["variations"]
+    assert first["identity"]["passed"] is True and first["identity"]["flag"] is None
+    # Seed 7 gave a stranger and was re-rolled with a seed that brought the person back.
+    assert [t["flag"] for t in second["details"]["identity_tries"]] == ["different_person", None]
+    assert second["seed"] != 7 and second["identity"]["distance"] < 0.6
