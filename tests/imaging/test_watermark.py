@@ -20,7 +20,7 @@ def plain_preview(image: Image.Image, max_side: int = 768) -> np.ndarray:
     """The same downscale and JPEG encoding, without the mark."""
     scale = min(1.0, max_side / max(image.size))
     size = (round(image.width * scale), round(image.height * scale))
-    small = image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+    small = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
     out = io.BytesIO()
     small.save(out, format="JPEG", quality=JPEG_QUALITY)
     return np.asarray(Image.open(out).convert("L"), dtype=float)
