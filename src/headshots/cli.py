@@ -75,9 +75,7 @@ def generate(
     engine: Annotated[
         str | None, typer.Option(help="studio, replicate or flux-local (default: from settings).")
     ] = None,
-    variations: Annotated[
-        int, typer.Option(min=1, max=8, help="Variations per style.")
-    ] = 4,
+    variations: Annotated[int, typer.Option(min=1, max=8, help="Variations per style.")] = 4,
     seed: Annotated[
         int | None, typer.Option(min=0, max=2**31 - 1, help="First seed (default: random).")
     ] = None,
@@ -168,8 +166,6 @@ def generate(
     if failures:
         console.print(f"[yellow]{failures} variations failed; see report.json[/]")
         raise typer.Exit(3 if done == 0 else 0)
-
-
 
 
 def _runtime(settings: Settings) -> Any:

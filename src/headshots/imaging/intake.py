@@ -164,4 +164,3 @@ def _to_srgb(image: Image.Image) -> Image.Image:
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # a broken profile is ignored; the pixels are still usable
     return image.convert("RGB")
-

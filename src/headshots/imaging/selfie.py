@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from headshots.config import Settings
+from headshots.errors import HeadshotsError
 from headshots.imaging.faces import Face, FloatArray, find_one_face, segment_person
 from headshots.imaging.intake import Photo, read_photo
+from headshots.imaging.preflight import PreflightReport, preflight
 
 if TYPE_CHECKING:
     from headshots.imaging.identity import FaceDescriptor
@@ -29,6 +31,7 @@ class PreparedSelfie:
     face: Face
     source_format: str = "JPEG"
     source_size: tuple[int, int] = (0, 0)
+    preflight: PreflightReport | None = None
     _mask: FloatArray | None = field(default=None, repr=False)
     _descriptor: FaceDescriptor | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -60,12 +63,33 @@ def prepare_photo(photo: Photo) -> PreparedSelfie:
     )
 
 
+class SelfieRefused(HeadshotsError):
+    """The preflight found something no engine can work with."""
+
+    status_code = 422
+    code = "selfie_refused"
+
+
 def prepare_selfie(data: bytes, settings: Settings) -> PreparedSelfie:
-    """Intake and face analysis: the typed errors of both pass through."""
+    """Intake, face analysis and the preflight, as every upload goes through them.
+
+    The typed errors of intake and face analysis pass through; a hard
+    preflight finding (face cut off, too small) refuses with its sentence.
+    The report (``selfie.preflight``) keeps the warnings for the person to
+    read before paying.
+    """
     photo = read_photo(
         data,
         max_bytes=settings.max_upload_bytes,
         max_pixels=settings.max_pixels,
         working_size=settings.working_size,
     )
-    return prepare_photo(photo)
+    selfie = prepare_photo(photo)
+    report = preflight(selfie.image, selfie.face)
+    if not report.ok:
+        first = report.errors[0]
+        error = SelfieRefused(first.sentence)
+        error.code = first.code  # type: ignore[misc]
+        raise error
+    selfie.preflight = report
+    return selfie

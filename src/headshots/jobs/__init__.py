@@ -1,0 +1,1 @@
+"""Background work: generating variations, sweeping stuck and expired orders."""

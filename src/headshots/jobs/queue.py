@@ -1,0 +1,99 @@
+"""The Huey queue: SQLite in the data dir by default, Redis for scale-out.
+
+The same task code runs on both. Huey delivers a task at most once, so the
+tasks keep their state in our database and the sweep re-enqueues what was
+lost (see orders.service.stuck_variations).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from huey import Huey, RedisHuey, SqliteHuey
+from huey.consumer import Consumer, Scheduler
+
+from headshots.config import Settings
+from headshots.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Queue:
+    huey: Huey
+    generate: Any  # huey TaskWrapper: generate(variation_id)
+    sweep: Any  # huey TaskWrapper, periodic
+
+    def enqueue_variations(self, variation_ids: list[str]) -> None:
+        for variation_id in variation_ids:
+            self.generate(variation_id)
+
+    def ping(self) -> None:
+        self.huey.pending_count()
+
+
+def make_huey(settings: Settings) -> Huey:
+    url = settings.queue_url
+    if url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return SqliteHuey(
+            "headshots", filename=str(settings.data_dir / "queue.db"), results=False, utc=True
+        )
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey("headshots", url=url, results=False, utc=True)
+    raise ConfigurationError("HEADSHOTS_QUEUE_URL must be a redis:// URL (or unset for SQLite).")
+
+
+def build_queue(
+    settings: Settings,
+    generate: Callable[[str], None],
+    sweep: Callable[[], None],
+) -> Queue:
+    huey = make_huey(settings)
+    generate_task = huey.task(name="generate_variation")(generate)
+    # The scheduler asks every `sweep_seconds` (see SweepingConsumer); the
+    # sweep itself claims its tick in the database, so it runs once per
+    # period however many consumers ask.
+    sweep_task = huey.periodic_task(lambda _when: True, name="sweep")(sweep)
+    return Queue(huey=huey, generate=generate_task, sweep=sweep_task)
+
+
+class SweepingConsumer(Consumer):  # type: ignore[misc]
+    """A Huey consumer whose periodic check runs every ``sweep_seconds``."""
+
+    def __init__(self, huey: Huey, *, sweep_seconds: float, **options: Any) -> None:
+        # Set before Consumer.__init__, which creates the scheduler.
+        self.sweep_seconds = sweep_seconds
+        super().__init__(huey, **options)
+
+    def _create_scheduler(self) -> Scheduler:
+        scheduler = super()._create_scheduler()
+        scheduler.periodic_task_seconds = self.sweep_seconds
+        return scheduler
+
+
+class EmbeddedConsumer(SweepingConsumer):
+    """Runs inside the web process: the server owns the signals, not Huey."""
+
+    def _set_signal_handlers(self) -> None:
+        pass
+
+
+def make_consumer(queue: Queue, settings: Settings, *, embedded: bool) -> SweepingConsumer:
+    kind = EmbeddedConsumer if embedded else SweepingConsumer
+    consumer = kind(
+        queue.huey,
+        workers=settings.concurrency,
+        worker_type="thread",
+        periodic=True,
+        # Idle workers poll the queue; keep the longest wait short so a new
+        # order starts within a fraction of a second.
+        initial_delay=0.05,
+        backoff=1.3,
+        max_delay=0.25,
+        sweep_seconds=settings.sweep_seconds,
+    )
+    return consumer

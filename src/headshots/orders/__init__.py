@@ -1,0 +1,1 @@
+"""Orders: the records, their lifecycle, and the service that changes them."""

@@ -1,0 +1,86 @@
+"""Database engine, sessions and migrations.
+
+SQLite in the data dir by default; ``HEADSHOTS_DATABASE_URL`` selects
+PostgreSQL. The schema is owned by Alembic and brought up to date at start-up
+of the web service and of every worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from headshots.config import Settings
+from headshots.errors import ConfigurationError
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url:
+        url = settings.database_url
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            # psycopg 3 is the driver we ship.
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        if not (url.startswith("postgresql+psycopg://") or url.startswith("sqlite")):
+            raise ConfigurationError(
+                "HEADSHOTS_DATABASE_URL must be a postgresql:// or sqlite:/// URL."
+            )
+        return url
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return f"sqlite:///{settings.data_dir / 'headshots.db'}"
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = database_url(settings)
+    options: dict[str, Any] = {"future": True}
+    if url.startswith("sqlite"):
+        # Worker threads and the web server share one file; WAL lets readers
+        # go on while a job writes, and the busy timeout waits out the writer.
+        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    else:
+        options.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, **options)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (idempotent)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: commits at the end, rolls back on any error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))

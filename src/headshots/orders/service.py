@@ -1,0 +1,313 @@
+"""The order service: every change to an order happens here.
+
+Functions take a Session and never commit: the request or the job that calls
+them is the transaction (see docs/decisions). Errors are typed and carry
+their HTTP status.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from headshots.config import Settings
+from headshots.errors import HeadshotsError
+from headshots.imaging.selfie import PreparedSelfie
+from headshots.orders.models import (
+    Order,
+    OrderStatus,
+    PaymentRecord,
+    Tick,
+    Variation,
+    VariationStatus,
+    utcnow,
+)
+from headshots.payments.base import PaymentEvent
+from headshots.storage.vault import EncryptedBlobs
+from headshots.tiers import Tier, choose
+
+log = logging.getLogger(__name__)
+
+SELFIE_BLOB = "selfie.png"
+ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
+
+
+class OrderNotFound(HeadshotsError):
+    # The same answer for "no such order" and "wrong token", so a caller
+    # cannot learn whether an order exists.
+    status_code = 404
+    code = "not_found"
+    message = "There is no order here, or your link is not valid for it."
+
+
+class OrderGone(HeadshotsError):
+    status_code = 410
+    code = "gone"
+    message = (
+        "This order has been deleted: its photos were destroyed after 24 hours "
+        "or when you asked. Start a new order to make more headshots."
+    )
+
+
+class PaymentRequired(HeadshotsError):
+    status_code = 402
+    code = "payment_required"
+    message = "Pay for this order to download the full-resolution images without watermark."
+
+
+class NotReady(HeadshotsError):
+    status_code = 409
+    code = "not_ready"
+    message = "This image is not ready yet."
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(16)  # 22 characters, 128 bits
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    order: Order
+    token: str
+    variation_ids: list[str]
+
+
+def create_order(
+    session: Session,
+    blobs: EncryptedBlobs,
+    settings: Settings,
+    tiers: tuple[Tier, ...],
+    *,
+    selfie: PreparedSelfie,
+    tier_id: str,
+    style_ids: list[str],
+    engine: str,
+    preflight: list[dict[str, Any]] | None = None,
+) -> NewOrder:
+    """Record a new order and store its selfie, encrypted.
+
+    On any failure nothing is left behind: the caller's transaction rolls
+    back the rows, and the blobs written so far are deleted here.
+    """
+    tier, style_ids = choose(tiers, tier_id, style_ids)
+    order_id = new_id()
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    wrapped_key = blobs.new_wrapped_key(order_id)
+    order = Order(
+        id=order_id,
+        token_hash=hash_token(token),
+        tier=tier.id,
+        styles=style_ids,
+        status=OrderStatus.QUEUED,
+        engine=engine,
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.retention_hours),
+        wrapped_key=wrapped_key,
+        amount_cents=tier.price_cents,
+        currency=tier.currency,
+        preflight=preflight,
+    )
+    seeds = secrets.SystemRandom()
+    for position, style_id in enumerate(style_ids):
+        for index in range(1, settings.variations + 1):
+            order.variations.append(
+                Variation(
+                    id=new_id(),
+                    style=style_id,
+                    style_position=position,
+                    index=index,
+                    seed=seeds.randrange(2**31),
+                    status=VariationStatus.PENDING,
+                    enqueued_at=now,
+                    details={},
+                )
+            )
+    try:
+        blobs.put(order_id, wrapped_key, SELFIE_BLOB, encode_png(selfie.image, fast=True))
+        session.add(order)
+        session.flush()
+    except BaseException:
+        blobs.shred(order_id)
+        raise
+    return NewOrder(order=order, token=token, variation_ids=[v.id for v in order.variations])
+
+
+def encode_png(image: Image.Image, *, fast: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1 if fast else 6)
+    return buffer.getvalue()
+
+
+def find_order(session: Session, order_id: str, token: str | None) -> Order:
+    """The order if ``token`` opens it; OrderNotFound otherwise (same answer)."""
+    if not token or not ORDER_ID.match(order_id):
+        raise OrderNotFound()
+    order = session.get(Order, order_id)
+    expected = order.token_hash if order is not None else None
+    # Compare even when the order is missing, so timing tells nothing.
+    if not hmac.compare_digest(expected or "0" * 64, hash_token(token)) or order is None:
+        raise OrderNotFound()
+    return order
+
+
+def open_order(session: Session, order_id: str, token: str | None) -> Order:
+    """Like find_order, but a shredded order is 410 Gone."""
+    order = find_order(session, order_id, token)
+    if order.is_tombstone:
+        raise OrderGone()
+    return order
+
+
+def find_variation(order: Order, variation_id: str) -> Variation:
+    for variation in order.variations:
+        if variation.id == variation_id:
+            return variation
+    raise OrderNotFound("There is no such image in this order.")
+
+
+def finish_if_complete(session: Session, order: Order) -> None:
+    if order.status != OrderStatus.QUEUED:
+        return
+    if all(v.status in (VariationStatus.DONE, VariationStatus.FAILED) for v in order.variations):
+        order.status = OrderStatus.READY
+        order.finished_at = utcnow()
+
+
+def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderStatus) -> None:
+    """Destroy everything of a person in an order; keep its tombstone.
+
+    The wrapped key goes first (crypto-shredding makes every copy of every
+    blob unreadable, also in backups), then the blobs and the variations.
+    """
+    if order.is_tombstone:
+        return
+    order.wrapped_key = None
+    order.token_hash = None
+    order.preflight = None
+    order.checkout_session_id = None
+    order.status = status
+    order.shredded_at = utcnow()
+    order.variations.clear()
+    session.flush()
+    blobs.shred(order.id)
+
+
+def sweep_expired(session: Session, blobs: EncryptedBlobs, now: datetime | None = None) -> int:
+    now = now or utcnow()
+    expired = session.scalars(
+        select(Order).where(
+            Order.expires_at <= now,
+            Order.status.in_([OrderStatus.QUEUED, OrderStatus.READY]),
+        )
+    ).all()
+    for order in expired:
+        shred(session, blobs, order, OrderStatus.EXPIRED)
+    return len(expired)
+
+
+def stuck_variations(
+    session: Session, settings: Settings, now: datetime | None = None
+) -> list[str]:
+    """Variations whose job was lost: never picked up, or its worker died.
+
+    Each one found is stamped as enqueued now, so the next sweep leaves it
+    alone for another ``stuck_after_seconds``.
+    """
+    now = now or utcnow()
+    deadline = now - timedelta(seconds=settings.stuck_after_seconds)
+    rows = session.scalars(
+        select(Variation)
+        .join(Order)
+        .where(
+            Order.status == OrderStatus.QUEUED,
+            ((Variation.status == VariationStatus.PENDING) & (Variation.enqueued_at <= deadline))
+            | ((Variation.status == VariationStatus.RUNNING) & (Variation.lease_until <= now)),
+        )
+    ).all()
+    for variation in rows:
+        variation.enqueued_at = now
+    return [variation.id for variation in rows]
+
+
+def claim_tick(session: Session, name: str, every_seconds: float) -> bool:
+    """True for exactly one caller per period, across every consumer.
+
+    A conditional UPDATE is atomic on SQLite and PostgreSQL alike: of two
+    consumers racing for the same tick, one updates the row and the other
+    sees zero rows changed. The rows are created by the migrations.
+    """
+    now = utcnow()
+    result = session.execute(
+        update(Tick)
+        .where(Tick.name == name, Tick.last_run <= now - timedelta(seconds=every_seconds))
+        .values(last_run=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class PaymentApplied:
+    order_id: str
+    unlocked: bool
+    duplicate: bool
+    needs_refund: bool
+
+
+def apply_payment(session: Session, event: PaymentEvent) -> PaymentApplied:
+    """Apply a verified payment notification, once per event id.
+
+    The only way an order becomes paid. A payment for an order that was
+    already shredded is recorded for a refund; the order stays gone.
+    """
+    if session.get(PaymentRecord, event.event_id) is not None:
+        return PaymentApplied(event.order_id, unlocked=False, duplicate=True, needs_refund=False)
+    order = session.get(Order, event.order_id) if ORDER_ID.match(event.order_id) else None
+    paid = event.outcome == "paid"
+    needs_refund = paid and (order is None or order.is_tombstone)
+    session.add(
+        PaymentRecord(
+            event_id=event.event_id,
+            order_id=event.order_id[:32],
+            provider=event.provider,
+            outcome=event.outcome,
+            amount_cents=event.amount_cents,
+            currency=event.currency,
+            needs_refund=needs_refund,
+        )
+    )
+    unlocked = False
+    if paid and order is not None and not order.is_tombstone and not order.is_paid:
+        if event.amount_cents < order.amount_cents:
+            log.warning("payment %s below the order's price; not unlocked", event.event_id)
+        else:
+            order.paid_at = utcnow()
+            order.amount_paid_cents = event.amount_cents
+            order.payment_provider = event.provider
+            unlocked = True
+    if needs_refund:
+        log.warning("payment %s arrived for a shredded order: refund it", event.event_id)
+    session.flush()
+    return PaymentApplied(event.order_id, unlocked, duplicate=False, needs_refund=needs_refund)
+
+
+class AlreadyPaid(HeadshotsError):
+    status_code = 409
+    code = "already_paid"
+    message = "This order is already paid: download your headshots."

@@ -1,0 +1,281 @@
+"""The JSON API.
+
+Every order call needs ``Authorization: Bearer <token>``; a missing or wrong
+token gets the same 404 as an order that does not exist.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import zipfile
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from headshots.engines.base import default_engine_name
+from headshots.errors import HeadshotsError
+from headshots.imaging.selfie import prepare_selfie
+from headshots.orders import service
+from headshots.orders.db import transaction
+from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus
+from headshots.payments.base import CheckoutRequest
+from headshots.runtime import Runtime
+from headshots.web.multipart import FormError, read_form
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api")
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None
+
+
+def order_token(request: Request, token: Annotated[str | None, Depends(bearer)]) -> str | None:
+    # Browsers carry the token in an HttpOnly cookie set at upload.
+    return token or request.cookies.get(f"order_{request.path_params.get('order_id', '')}")
+
+
+TokenDep = Annotated[str | None, Depends(order_token)]
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def variation_json(order: Order, variation: Variation) -> dict[str, Any]:
+    base = f"/api/orders/{order.id}/variations/{variation.id}"
+    done = variation.status == VariationStatus.DONE
+    flag = variation.identity_flag
+    return {
+        "id": variation.id,
+        "style": variation.style,
+        "index": variation.index,
+        "seed": variation.seed,
+        "status": variation.status,
+        "failure": (
+            {"code": variation.failure_code, "reason": variation.failure_reason}
+            if variation.status == VariationStatus.FAILED
+            else None
+        ),
+        "identity": {
+            "distance": variation.identity_distance,
+            "flag": flag,
+            "message": "This one may not look like you." if flag else None,
+        },
+        "seconds": variation.seconds,
+        "preview_url": f"{base}/preview" if done else None,
+        "download_url": f"{base}/download" if done and order.is_paid else None,
+    }
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    counts = {status.value: 0 for status in VariationStatus}
+    for variation in order.variations:
+        counts[variation.status] += 1
+    return {
+        "id": order.id,
+        "status": order.status,
+        "tier": order.tier,
+        "styles": order.styles,
+        "engine": order.engine,
+        "amount_cents": order.amount_cents,
+        "currency": order.currency,
+        "paid": order.is_paid,
+        "created_at": isoformat(order.created_at),
+        "expires_at": isoformat(order.expires_at),
+        "finished_at": isoformat(order.finished_at),
+        "progress": counts,
+        "preflight": order.preflight or [],
+        "variations": [variation_json(order, v) for v in order.variations],
+        "zip_url": f"/api/orders/{order.id}/download.zip" if order.is_paid else None,
+    }
+
+
+@router.post("/orders", status_code=201)
+async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
+    settings = runtime.settings
+    form = await read_form(
+        request, file_fields={"selfie"}, max_file_bytes=settings.max_upload_bytes
+    )
+    selfie_bytes = form.files.get("selfie")
+    if selfie_bytes is None:
+        raise FormError("Attach your photo in the field 'selfie'.")
+    tier_id = form.one("tier")
+    style_ids = [s.strip() for s in form.fields.get("styles", []) if s.strip()]
+
+    def work() -> tuple[service.NewOrder, dict[str, Any]]:
+        from headshots.tiers import choose
+
+        choose(runtime.tiers, tier_id, style_ids)  # refuse a bad choice before decoding
+        selfie = prepare_selfie(selfie_bytes, settings)
+        with transaction(runtime.sessions) as session:
+            created = service.create_order(
+                session,
+                runtime.blobs,
+                settings,
+                runtime.tiers,
+                selfie=selfie,
+                tier_id=tier_id,
+                style_ids=style_ids,
+                engine=default_engine_name(settings),
+                preflight=[f.as_dict() for f in selfie.preflight.warnings]
+                if selfie.preflight
+                else None,
+            )
+            body = order_json(created.order)
+        return created, body
+
+    created, body = await run_in_threadpool(work)
+    # Enqueue only after the commit: a worker must find the rows.
+    runtime.queue.enqueue_variations(created.variation_ids)
+    body["token"] = created.token
+    return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+
+def _open(session: Session, order_id: str, token: str | None) -> Order:
+    return service.open_order(session, order_id, token)
+
+
+@router.get("/orders/{order_id}")
+def get_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> JSONResponse:
+    with transaction(runtime.sessions) as session:
+        order = service.find_order(session, order_id, token)
+        if order.is_tombstone:
+            raise service.OrderGone()
+        return JSONResponse(order_json(order), headers=NO_STORE)
+
+
+def _image(
+    runtime: Runtime, order_id: str, variation_id: str, token: str | None, *, clean: bool
+) -> bytes:
+    with transaction(runtime.sessions) as session:
+        order = _open(session, order_id, token)
+        variation = service.find_variation(order, variation_id)
+        if clean and not order.is_paid:
+            raise service.PaymentRequired()
+        blob = variation.image_blob if clean else variation.preview_blob
+        if variation.status != VariationStatus.DONE or blob is None:
+            raise service.NotReady()
+        wrapped_key = order.wrapped_key
+    assert wrapped_key is not None
+    return runtime.blobs.get(order_id, wrapped_key, blob)
+
+
+@router.get("/orders/{order_id}/variations/{variation_id}/preview")
+def preview(order_id: str, variation_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
+    data = _image(runtime, order_id, variation_id, token, clean=False)
+    return Response(data, media_type="image/jpeg", headers=NO_STORE)
+
+
+@router.get("/orders/{order_id}/variations/{variation_id}/download")
+def download(order_id: str, variation_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
+    data = _image(runtime, order_id, variation_id, token, clean=True)
+    with transaction(runtime.sessions) as session:
+        order = _open(session, order_id, token)
+        variation = service.find_variation(order, variation_id)
+        name = f"headshot-{variation.style}-{variation.index}.png"
+    return Response(
+        data,
+        media_type="image/png",
+        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/orders/{order_id}/download.zip")
+def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
+    with transaction(runtime.sessions) as session:
+        order = _open(session, order_id, token)
+        if not order.is_paid:
+            raise service.PaymentRequired()
+        wanted = [
+            (f"headshot-{v.style}-{v.index}.png", v.image_blob)
+            for v in order.variations
+            if v.status == VariationStatus.DONE and v.image_blob
+        ]
+        wrapped_key = order.wrapped_key
+    if not wanted:
+        raise service.NotReady("No image of this order is ready yet.")
+    assert wrapped_key is not None
+    buffer = io.BytesIO()
+    # PNGs are already compressed; storing them keeps the zip fast.
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, blob in wanted:
+            assert blob is not None
+            archive.writestr(name, runtime.blobs.get(order_id, wrapped_key, blob))
+    return Response(
+        buffer.getvalue(),
+        media_type="application/zip",
+        headers={**NO_STORE, "Content-Disposition": 'attachment; filename="headshots.zip"'},
+    )
+
+
+@router.post("/orders/{order_id}/checkout")
+def checkout(order_id: str, request: Request, runtime: RuntimeDep, token: TokenDep) -> JSONResponse:
+    with transaction(runtime.sessions) as session:
+        order = _open(session, order_id, token)
+        if order.is_paid:
+            raise service.AlreadyPaid()
+        tier = next(t for t in runtime.tiers if t.id == order.tier)
+        base = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
+        opened = runtime.payments.create_checkout(
+            CheckoutRequest(
+                order_id=order.id,
+                amount_cents=order.amount_cents,
+                currency=order.currency,
+                product_name=f"Headshots: {tier.title} ({len(order.styles)} styles)",
+                success_url=f"{base}/orders/{order.id}?paid=1",
+                cancel_url=f"{base}/orders/{order.id}",
+            )
+        )
+        order.checkout_session_id = opened.session_id
+    url = opened.url if "://" in opened.url else f"{base}{opened.url}"
+    return JSONResponse({"checkout_url": url, "test_mode": runtime.payments.test_mode})
+
+
+@router.delete("/orders/{order_id}", status_code=204)
+def delete_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
+    with transaction(runtime.sessions) as session:
+        order = service.find_order(session, order_id, token)
+        service.shred(session, runtime.blobs, order, OrderStatus.DELETED)
+    return Response(status_code=204)
+
+
+@router.post("/webhooks/{provider}")
+async def payment_webhook(provider: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+    """Payment notifications: /api/webhooks/stripe, or /api/webhooks/local."""
+    if provider != runtime.payments.name:
+        raise service.OrderNotFound("There is no such webhook here.")
+    payload = await request.body()
+    applied = await run_in_threadpool(receive_payment, runtime, payload, dict(request.headers))
+    return JSONResponse({"received": True, **applied})
+
+
+def receive_payment(runtime: Runtime, payload: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    """Every payment confirmation, from any provider, comes through here."""
+    event = runtime.payments.parse_webhook(payload, headers)
+    if event is None:
+        return {"ignored": True}
+    with transaction(runtime.sessions) as session:
+        applied = service.apply_payment(session, event)
+    return {"duplicate": applied.duplicate, "unlocked": applied.unlocked}
+
+
+def error_body(error: HeadshotsError) -> dict[str, str]:
+    return {"error": error.code, "detail": error.detail}
