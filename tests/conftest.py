@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from headshots.config import Settings, get_settings
+from headshots.runtime import Runtime, build_runtime
+from headshots.web.app import create_app
+from tests.support import DATABASES, POSTGRES_URL, InstantEngine, make_settings, unavailable
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -24,3 +29,44 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     get_settings.cache_clear()
     yield Settings()
     get_settings.cache_clear()
+
+
+# --- databases: every order-service test runs on SQLite and on PostgreSQL ---
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None means the embedded SQLite file; otherwise a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield None
+        return
+    import sqlalchemy
+
+    schema = "t_" + secrets.token_hex(6)
+    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    except sqlalchemy.exc.OperationalError as error:
+        admin.dispose()
+        unavailable(f"PostgreSQL at {POSTGRES_URL} is not reachable: {type(error).__name__}")
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, database_url: str | None) -> Iterator[Runtime]:
+    InstantEngine.reset()
+    active = build_runtime(make_settings(tmp_path, database_url))
+    yield active
+    active.close()
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime, run_consumer=True)) as test_client:
+        yield test_client

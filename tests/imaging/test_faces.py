@@ -20,7 +20,8 @@ def load(name: str) -> Image.Image:
 
 
 @pytest.mark.parametrize(
-    "name", ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "grace_hopper.jpg", "astronaut.png"]
+    "name",
+    ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "grace_hopper.jpg", "astronaut.png"],
 )
 def test_one_face_with_its_mesh_is_found_in_each_portrait(name: str) -> None:
     image = load(name)

@@ -186,7 +186,9 @@ def png_bomb(width: int, height: int) -> bytes:
     compressor = zlib.compressobj(9)
     row = b"\x00" * (width + 1)
     body = b"".join(compressor.compress(row) for _ in range(64)) + compressor.flush()
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+    )
 
 
 def test_png_decompression_bomb_is_refused_before_decoding() -> None:

@@ -1,0 +1,142 @@
+"""Real `headshots worker` processes on this machine's Redis.
+
+A worker is killed with SIGKILL in the middle of a job; the sweep in another
+worker finds the variation whose lease ran out and the order still completes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from headshots.orders.models import Variation, VariationStatus
+from headshots.runtime import Runtime, build_runtime
+from headshots.web.app import create_app
+from tests.support import REDIS_URL, InstantEngine, auth, make_settings, unavailable, upload
+
+ROOT = Path(__file__).parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError:
+        unavailable(f"Redis at {REDIS_URL} is not reachable")
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+def start_worker(settings_env: dict[str, str], delay: float) -> subprocess.Popen[bytes]:
+    code = (
+        "import tests.support as support;"
+        f"support.InstantEngine.delay = {delay};"
+        "from headshots.cli import app;"
+        "app(['worker'])"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, **settings_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def variations(runtime: Runtime, order_id: str) -> list[Variation]:
+    with runtime.sessions() as session:
+        return list(session.scalars(select(Variation).where(Variation.order_id == order_id)))
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_an_order_completes_after_its_worker_is_killed_mid_job(
+    tmp_path: Path, database_url: str | None, redis_url: str
+) -> None:
+    InstantEngine.reset()
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        queue_url=redis_url,
+        stuck_after_seconds=3,
+        sweep_seconds=1,
+        concurrency=2,
+    )
+    env = {
+        "HEADSHOTS_DATA_DIR": str(settings.data_dir),
+        "HEADSHOTS_MASTER_KEY": settings.master_key.get_secret_value(),  # type: ignore[union-attr]
+        "HEADSHOTS_DATABASE_URL": database_url or "",
+        "HEADSHOTS_QUEUE_URL": redis_url,
+        "HEADSHOTS_ENGINE": "instant",
+        "HEADSHOTS_STUCK_AFTER_SECONDS": "3",
+        "HEADSHOTS_SWEEP_SECONDS": "1",
+        "HEADSHOTS_CONCURRENCY": "2",
+    }
+    runtime = build_runtime(settings)
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        with TestClient(create_app(runtime, run_consumer=False)) as client:
+            order = upload(
+                client, (FIXTURES / "obama.jpg").read_bytes(), tier="starter", styles=("minimal",)
+            ).json()
+            order_id = order["id"]
+
+            doomed = start_worker(env, delay=30)
+            workers.append(doomed)
+            wait_for(
+                lambda: any(
+                    v.status == VariationStatus.RUNNING for v in variations(runtime, order_id)
+                ),
+                timeout=60,
+                what="the first worker to start a job",
+            )
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait(timeout=10)
+            killed = {v.id for v in variations(runtime, order_id) if v.status == "running"}
+            assert killed
+
+            workers.append(start_worker(env, delay=0.1))
+            wait_for(
+                lambda: (
+                    client.get(f"/api/orders/{order_id}", headers=auth(order["token"])).json()[
+                        "status"
+                    ]
+                    == "ready"
+                ),
+                timeout=90,
+                what="the order to complete on the second worker",
+            )
+        done = variations(runtime, order_id)
+        assert all(v.status == VariationStatus.DONE for v in done)
+        assert all(v.attempts >= 2 for v in done if v.id in killed)
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+        runtime.close()

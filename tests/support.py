@@ -1,0 +1,164 @@
+"""Engines and helpers for the order-service tests.
+
+These engines are real implementations of the Engine protocol that skip the
+image work: the order service, the queue, storage and the API around them
+run for real.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageOps
+
+from headshots.config import Settings
+from headshots.engines.base import Failed, Outcome, Rendered, register_engine
+from headshots.imaging.selfie import PreparedSelfie
+from headshots.styles import Style
+
+
+class InstantEngine:
+    """Returns the selfie framed to the output size at once."""
+
+    name: ClassVar[str] = "instant"
+    description: ClassVar[str] = "Test engine: the selfie, resized."
+    generative: ClassVar[bool] = False
+    rerolls_help: ClassVar[bool] = False
+
+    # Styles whose first call fails, and how long each image takes.
+    fail_once: ClassVar[set[str]] = set()
+    delay: ClassVar[float] = 0.0
+    calls: ClassVar[dict[str, int]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def generate(
+        self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: tuple[int, int]
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for seed in seeds:
+            with self._lock:
+                count = self.calls.get(style.id, 0)
+                self.calls[style.id] = count + 1
+            if self.delay:
+                time.sleep(self.delay)
+            if style.id in self.fail_once and count == 0:
+                outcomes.append(
+                    Failed(seed=seed, reason="The test engine refused this one.", code="test")
+                )
+                continue
+            image = ImageOps.fit(selfie.image, size, Image.Resampling.BILINEAR)
+            outcomes.append(Rendered(seed=seed, image=image, seconds=self.delay))
+        return outcomes
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.fail_once = set()
+        cls.delay = 0.0
+        cls.calls = {}
+
+
+register_engine("instant", InstantEngine)
+
+DATABASES = [
+    name.strip()
+    for name in os.environ.get("HEADSHOTS_TEST_DATABASES", "sqlite,postgres").split(",")
+    if name.strip()
+]
+POSTGRES_URL = os.environ.get(
+    "HEADSHOTS_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("HEADSHOTS_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def unavailable(reason: str) -> None:
+    """Skip loudly on a laptop without the server; fail in CI, where it must exist."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must provide it)")
+    pytest.skip(reason)
+
+
+def new_master_key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
+def make_settings(tmp_path: Path, database_url: str | None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "master_key": new_master_key(),
+        "database_url": database_url,
+        "engine": "instant",
+        "concurrency": 2,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def upload(
+    client: TestClient,
+    photo: bytes,
+    *,
+    tier: str | None = "professional",
+    styles: tuple[str, ...] = ("corporate", "friendly"),
+    filename: str = "me.jpg",
+) -> Any:
+    data: dict[str, Any] = {"styles": list(styles)}
+    if tier is not None:
+        data["tier"] = tier
+    return client.post(
+        "/api/orders", data=data, files={"selfie": (filename, io.BytesIO(photo), "image/jpeg")}
+    )
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def wait_ready(client: TestClient, order_id: str, token: str, timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(f"/api/orders/{order_id}", headers=auth(token)).json()
+        if body["status"] == "ready":
+            return body
+        time.sleep(0.05)
+    raise AssertionError(f"order not ready after {timeout} s: {body['progress']}")
+
+
+class LiveServer:
+    """The app served by a real uvicorn on 127.0.0.1, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
