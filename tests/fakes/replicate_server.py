@@ -121,7 +121,12 @@ class FakeReplicate:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            # An order opens dozens of connections at once; the default
+            # backlog of 5 would drop some, which no real provider does.
+            request_queue_size = 128
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -260,8 +265,7 @@ class FakeReplicate:
         wait = re.match(r"wait(?:=(\d+))?", prefer)
         if wait and self.honour_wait:
             hold_until = now + float(wait.group(1) or 60)
-            while time.monotonic() < min(hold_until, prediction.finish_at):
-                time.sleep(0.005)
+            time.sleep(max(0.0, min(hold_until, prediction.finish_at) - time.monotonic()))
         self._json(handler, 201, self._view(prediction))
 
     def _view(self, prediction: _Prediction) -> dict[str, Any]:

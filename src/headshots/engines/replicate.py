@@ -25,13 +25,15 @@ import math
 import re
 import threading
 import time
-import warnings
+import weakref
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+import cv2
 import httpx
-from PIL import Image, ImageOps
+import numpy as np
+from PIL import Image
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
@@ -120,6 +122,29 @@ class _Slots:
         self._semaphore.release()
 
 
+class _Uploads:
+    """The data URI of each live selfie, encoded once for all styles of an order.
+
+    An entry lives exactly as long as its selfie object: the pixels are in
+    memory then anyway, and go when the selfie goes.
+    """
+
+    def __init__(self) -> None:
+        self._uris: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, selfie: PreparedSelfie) -> str:
+        key = id(selfie)
+        # Held while encoding, so concurrent styles wait for one encoding
+        # instead of each doing their own.
+        with self._lock:
+            uri = self._uris.get(key)
+            if uri is None:
+                uri = self._uris[key] = selfie_data_uri(selfie.image)
+                weakref.finalize(selfie, self._uris.pop, key, None)
+            return uri
+
+
 def selfie_data_uri(image: Image.Image) -> str:
     """The selfie as an inline JPEG: fresh pixels, no EXIF, at most 1.5 MP."""
     rgb = image.convert("RGB")
@@ -189,6 +214,7 @@ class ReplicateEngine:
         self._token = token
         self._base_url = settings.replicate_base_url or None
         self._slots = _Slots(settings.replicate_concurrency)
+        self._uploads = _Uploads()
         self._ready_until = 0.0
         self.webhook_url = (
             settings.public_url.rstrip("/") + WEBHOOK_PATH if settings.public_url else None
@@ -255,7 +281,7 @@ class ReplicateEngine:
         """All seeds at once; one outcome per seed, in order. Safe to run many concurrently."""
         check_seeds(seeds)
         # Encoding is CPU work: off the loop, so other styles keep moving.
-        image_uri = await asyncio.to_thread(selfie_data_uri, selfie.image)
+        image_uri = await asyncio.to_thread(self._uploads.get, selfie)
         # Build every input first: a bad one stops the call before any money is spent.
         inputs = [build_input(self.spec, style, image_uri, seed, size) for seed in seeds]
         api, files, transport = self._clients()
@@ -290,7 +316,7 @@ class ReplicateEngine:
             if round_:
                 current = _fresh_seed(current, taken)
                 fields = {**fields, "seed": current}
-            attempt = await self._predict(api, files, fields, current)
+            attempt = await self._predict(api, files, fields, current, size)
             attempts.append(attempt)
             if attempt.image is not None or not attempt.reroll:
                 break
@@ -298,14 +324,7 @@ class ReplicateEngine:
         details = self._details(style, seed, attempts)
         seconds = time.monotonic() - started
         if last.image is not None:
-            return Rendered(
-                seed=last.seed,
-                image=ImageOps.fit(
-                    last.image, size, Image.Resampling.LANCZOS, centering=(0.5, 0.4)
-                ),
-                seconds=seconds,
-                details=details,
-            )
+            return Rendered(seed=last.seed, image=last.image, seconds=seconds, details=details)
         return Failed(
             seed=last.seed,
             reason=last.reason,
@@ -338,7 +357,12 @@ class ReplicateEngine:
         return details
 
     async def _predict(
-        self, api: Client, files: httpx.AsyncClient, fields: dict[str, Any], seed: int
+        self,
+        api: Client,
+        files: httpx.AsyncClient,
+        fields: dict[str, Any],
+        seed: int,
+        size: Size,
     ) -> _Attempt:
         attempt = _Attempt(seed=seed)
         async with self._slots:
@@ -363,7 +387,7 @@ class ReplicateEngine:
                 attempt.reason = "The image service stopped answering; try again shortly."
                 attempt.retryable = True
                 return attempt
-            return await self._conclude(api, files, attempt, prediction)
+            return await self._conclude(api, files, attempt, prediction, size)
 
     async def _create(self, api: Client, fields: dict[str, Any], deadline: float) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -421,6 +445,7 @@ class ReplicateEngine:
         files: httpx.AsyncClient,
         attempt: _Attempt,
         prediction: dict[str, Any],
+        size: Size,
     ) -> _Attempt:
         status = str(prediction.get("status", ""))
         attempt.status = status
@@ -430,7 +455,10 @@ class ReplicateEngine:
         pid = attempt.prediction_id
         if status == "succeeded":
             try:
-                attempt.image = await _download(files, prediction.get("output"))
+                data = await _download(files, prediction.get("output"))
+                # Decoding and fitting are CPU work (Pillow releases the GIL):
+                # on threads, the outputs of an order are finished in parallel.
+                attempt.image = await asyncio.to_thread(_finished_image, data, size)
             except (ValueError, OSError, httpx.HTTPError) as error:
                 log.warning("replicate output of %s unusable: %s", pid, type(error).__name__)
                 attempt.code = "bad_output"
@@ -515,7 +543,7 @@ def _fresh_seed(seed: int, taken: set[int]) -> int:
             return candidate
 
 
-async def _download(files: httpx.AsyncClient, output: Any) -> Image.Image:
+async def _download(files: httpx.AsyncClient, output: Any) -> bytes:
     if isinstance(output, list):
         output = output[0] if output else None
     if not isinstance(output, str):
@@ -524,12 +552,10 @@ async def _download(files: httpx.AsyncClient, output: Any) -> Image.Image:
         _, _, encoded = output.partition(",")
         if len(encoded) > OUTPUT_MAX_BYTES * 4 // 3 + 4:
             raise ValueError("output too large")
-        data = base64.b64decode(encoded, validate=True)
-    elif output.startswith(("https://", "http://")):
-        data = await _fetch(files, output)
-    else:
-        raise ValueError("output is not a link")
-    return _checked_image(data)
+        return base64.b64decode(encoded, validate=True)
+    if output.startswith(("https://", "http://")):
+        return await _fetch(files, output)
+    raise ValueError("output is not a link")
 
 
 async def _fetch(files: httpx.AsyncClient, url: str) -> bytes:
@@ -545,15 +571,32 @@ async def _fetch(files: httpx.AsyncClient, url: str) -> bytes:
     return b"".join(chunks)
 
 
-def _checked_image(data: bytes) -> Image.Image:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(io.BytesIO(data), formats=["PNG", "JPEG", "WEBP"]) as image:
-            width, height = image.size
-            if not (
-                OUTPUT_MIN_SIDE <= width <= OUTPUT_MAX_SIDE
-                and OUTPUT_MIN_SIDE <= height <= OUTPUT_MAX_SIDE
-            ):
-                raise ValueError("output of an unexpected size")
-            image.load()
-            return image.convert("RGB")
+def _finished_image(data: bytes, size: Size) -> Image.Image:
+    """A real image of sane size, fitted to the order's size around the head.
+
+    The header is read first (Pillow, no pixels decoded) so a decompression
+    bomb is refused before any memory is spent. OpenCV then decodes and
+    scales: about twice as fast as Pillow here, and it releases the GIL, so
+    the 24 outputs of an order that land together are finished on every core.
+    """
+    with Image.open(io.BytesIO(data), formats=["PNG", "JPEG", "WEBP"]) as header:
+        width, height = header.size
+    if not (
+        OUTPUT_MIN_SIDE <= width <= OUTPUT_MAX_SIDE and OUTPUT_MIN_SIDE <= height <= OUTPUT_MAX_SIDE
+    ):
+        raise ValueError("output of an unexpected size")
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if pixels is None or pixels.shape[:2] != (height, width):
+        raise ValueError("output does not decode")
+    target_w, target_h = size
+    scale = max(target_w / width, target_h / height)
+    scaled_w = max(target_w, round(width * scale))
+    scaled_h = max(target_h, round(height * scale))
+    if (scaled_w, scaled_h) != (width, height):
+        pixels = cv2.resize(pixels, (scaled_w, scaled_h), interpolation=cv2.INTER_CUBIC)
+    # Crop the overflow evenly left and right, and a little more from the
+    # bottom than the top: the head sits in the upper part of a headshot.
+    left = (scaled_w - target_w) // 2
+    top = int((scaled_h - target_h) * 0.4)
+    pixels = pixels[top : top + target_h, left : left + target_w]
+    return Image.fromarray(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
