@@ -104,8 +104,8 @@ STYLES: tuple[Style, ...] = (
             rim=0.35,
             rim_colour=(255, 196, 140),
             warmth=0.35,
-            saturation=1.12,
-            contrast=1.1,
+            saturation=1.05,
+            contrast=1.08,
         ),
     ),
     Style(
