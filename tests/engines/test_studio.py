@@ -128,12 +128,18 @@ def test_backdrop_is_the_presets(corporate, engine, obama, style_id: str, colour
 
 def test_face_still_matches_the_selfie(corporate: list[Rendered], obama: PreparedSelfie) -> None:
     """dlib's face descriptor: a retouched photo is far closer than another photo would be."""
-    import dlib
-    import face_recognition_models as files
+    import importlib.util
 
+    import dlib
+
+    # The model files, found without importing the package (its __init__
+    # needs pkg_resources, which newer setuptools no longer ship).
+    spec = importlib.util.find_spec("face_recognition_models")
+    assert spec is not None and spec.origin is not None
+    models = Path(spec.origin).parent / "models"
     detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(files.pose_predictor_five_point_model_location())
-    net = dlib.face_recognition_model_v1(files.face_recognition_model_location())
+    predictor = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+    net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
 
     def descriptor(image: Image.Image) -> np.ndarray:
         array = np.ascontiguousarray(np.asarray(image.convert("RGB")))
