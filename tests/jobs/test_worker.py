@@ -129,8 +129,12 @@ def test_an_order_completes_after_its_worker_is_killed_mid_job(
                 what="the order to complete on the second worker",
             )
         done = variations(runtime, order_id)
-        assert all(v.status == VariationStatus.DONE for v in done)
-        assert all(v.attempts >= 2 for v in done if v.id in killed)
+        assert all(v.status == VariationStatus.DONE for v in done), [
+            (v.status, v.failure_code, v.failure_reason) for v in done
+        ]
+        assert all(v.attempts >= 2 for v in done if v.id in killed), [
+            (v.id in killed, v.attempts) for v in done
+        ]
     finally:
         for process in workers:
             if process.poll() is None:

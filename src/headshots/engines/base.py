@@ -112,17 +112,23 @@ def default_engine_name(settings: Settings) -> str:
 
 
 def get_engine(settings: Settings, name: str | None = None) -> Engine:
+    """The engine called ``name``, or a third-party one given as ``module:Class``."""
     name = name or default_engine_name(settings)
     if name in _REGISTERED:
         return _REGISTERED[name](settings)
-    target = _BUILTIN.get(name)
+    target = _BUILTIN.get(name) or (name if ":" in name else None)
     if target is None:
         raise ConfigurationError(
             f"There is no engine called {name[:40]!r}. "
             f"Choose from: {', '.join(available_engines())}."
         )
-    module_name, class_name = target.split(":")
-    factory: EngineFactory = getattr(importlib.import_module(module_name), class_name)
+    module_name, _, class_name = target.partition(":")
+    try:
+        factory: EngineFactory = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as error:
+        raise ConfigurationError(
+            f"The engine {name[:80]!r} could not be loaded ({type(error).__name__})."
+        ) from error
     return factory(settings)
 
 

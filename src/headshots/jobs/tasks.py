@@ -11,6 +11,7 @@ import io
 import logging
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -153,8 +154,13 @@ def _render(
     except HeadshotsError as error:
         return Failed(seed=seed, reason=error.detail, code=error.code)
     except Exception as error:
-        # The exception text may quote inputs; only its type is logged.
-        log.error("variation of order %s failed: %s", order_id, type(error).__name__)
+        # The exception text may quote inputs: log its type and where it
+        # was raised, which is what an operator needs, and nothing else.
+        frames = traceback.extract_tb(error.__traceback__)
+        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+        log.error(
+            "variation of order %s failed: %s at %s", order_id, type(error).__name__, where
+        )
         return Failed(
             seed=seed,
             reason="Something went wrong while making this image.",
@@ -195,25 +201,35 @@ _SELFIE_TTL = 600.0
 _SELFIE_SLOTS = 8
 _selfies: OrderedDict[str, tuple[float, PreparedSelfie]] = OrderedDict()
 _selfies_lock = threading.Lock()
+_loading: dict[str, threading.Lock] = {}
 
 
 def _selfie(runtime: Runtime, order_id: str, wrapped_key: bytes) -> PreparedSelfie:
-    now = time.monotonic()
+    # One loader per order at a time: the variations of an order start
+    # together, and only the first should decrypt and analyse the selfie.
     with _selfies_lock:
+        now = time.monotonic()
         for key in [k for k, (at, _) in _selfies.items() if now - at > _SELFIE_TTL]:
             del _selfies[key]
         cached = _selfies.get(order_id)
         if cached is not None:
             return cached[1]
-    data = runtime.blobs.get(order_id, wrapped_key, service.SELFIE_BLOB)
-    with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-        image.load()
-        photo = Photo(image=image.convert("RGB"), source_format="PNG", source_size=image.size)
-    prepared = prepare_photo(photo)
-    with _selfies_lock:
-        _selfies[order_id] = (now, prepared)
-        while len(_selfies) > _SELFIE_SLOTS:
-            _selfies.popitem(last=False)
+        loading = _loading.setdefault(order_id, threading.Lock())
+    with loading:
+        with _selfies_lock:
+            cached = _selfies.get(order_id)
+            if cached is not None:
+                return cached[1]
+        data = runtime.blobs.get(order_id, wrapped_key, service.SELFIE_BLOB)
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            image.load()
+            photo = Photo(image=image.convert("RGB"), source_format="PNG", source_size=image.size)
+        prepared = prepare_photo(photo)
+        with _selfies_lock:
+            _selfies[order_id] = (time.monotonic(), prepared)
+            _loading.pop(order_id, None)
+            while len(_selfies) > _SELFIE_SLOTS:
+                _selfies.popitem(last=False)
     return prepared
 
 
@@ -233,8 +249,12 @@ def sweep(runtime: Runtime) -> None:
 
 def run_sweep(runtime: Runtime) -> tuple[int, int]:
     """One sweep now: (orders expired, variations re-enqueued)."""
+    from headshots.web.drafts import sweep_drafts
+
     with transaction(runtime.sessions) as session:
         expired = service.sweep_expired(session, runtime.blobs)
+    with transaction(runtime.sessions) as session:
+        sweep_drafts(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
         stuck = service.stuck_variations(session, runtime.settings)
     runtime.queue.enqueue_variations(stuck)

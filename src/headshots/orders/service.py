@@ -139,7 +139,7 @@ def create_order(
                 )
             )
     try:
-        blobs.put(order_id, wrapped_key, SELFIE_BLOB, encode_png(selfie.image, fast=True))
+        blobs.put(order_id, wrapped_key, SELFIE_BLOB, encode_png(selfie.image))
         session.add(order)
         session.flush()
     except BaseException:
@@ -148,9 +148,11 @@ def create_order(
     return NewOrder(order=order, token=token, variation_ids=[v.id for v in order.variations])
 
 
-def encode_png(image: Image.Image, *, fast: bool = False) -> bytes:
+def encode_png(image: Image.Image) -> bytes:
+    # Level 1 is 5-7x faster than the default and the files ~20% larger:
+    # they are written on every variation's hot path and kept one day.
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1 if fast else 6)
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 

@@ -1,0 +1,170 @@
+"""Order-service benchmark (issue 3), against a real `headshots serve`.
+
+(a) pipeline overhead: upload -> all four previews ready, engine returns at once;
+(b) concurrency: N orders x 4 variations, engine sleeps 2 s per image, wall
+    time versus the ideal for the concurrency limit;
+(c) peak RSS of the `headshots serve` process during (b).
+
+    .venv/bin/python bench/orders.py [--runs 7] [--orders 20]
+
+Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SELFIE = (ROOT / "tests" / "fixtures" / "obama.jpg").read_bytes()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    def __init__(self, engine: str, concurrency: int) -> None:
+        self.data = tempfile.mkdtemp(prefix="headshots-bench-")
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "HEADSHOTS_DATA_DIR": self.data,
+            "HEADSHOTS_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            "HEADSHOTS_ENGINE": engine,
+            "HEADSHOTS_CONCURRENCY": str(concurrency),
+            "HEADSHOTS_PORT": str(self.port),
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "headshots", "serve"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("headshots serve did not start")
+
+    def peak_rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def order(client: httpx.Client, styles: tuple[str, ...] = ("corporate",)) -> dict[str, Any]:
+    tier = "starter" if len(styles) == 1 else "executive"
+    response = client.post(
+        "/api/orders",
+        data={"tier": tier, "styles": list(styles)},
+        files={"selfie": ("selfie.jpg", SELFIE, "image/jpeg")},
+    )
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def wait_ready(client: httpx.Client, created: dict[str, Any], poll: float) -> None:
+    headers = {"Authorization": f"Bearer {created['token']}"}
+    while True:
+        body = client.get(f"/api/orders/{created['id']}", headers=headers).json()
+        if body["status"] == "ready":
+            if body["progress"]["failed"]:
+                raise RuntimeError(f"variations failed: {body['progress']}")
+            return
+        time.sleep(poll)
+
+
+def pipeline_overhead(runs: int) -> dict[str, Any]:
+    server = Server("bench.engines:Instant", concurrency=4)
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            wait_ready(client, order(client), 0.01)  # warm-up: models load once
+            times = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                wait_ready(client, order(client), 0.005)
+                times.append(time.perf_counter() - started)
+    finally:
+        server.stop()
+    return {
+        "median_ms": round(statistics.median(times) * 1000, 1),
+        "min_ms": round(min(times) * 1000, 1),
+        "runs": runs,
+        "target_ms": 300,
+    }
+
+
+def concurrency(orders: int, limit: int) -> dict[str, Any]:
+    server = Server("bench.engines:SleepTwoSeconds", concurrency=limit)
+    try:
+        with httpx.Client(base_url=server.url, timeout=120) as client:
+            started = time.perf_counter()
+            created = [order(client) for _ in range(orders)]
+            for each in created:
+                wait_ready(client, each, 0.2)
+            wall = time.perf_counter() - started
+        peak = server.peak_rss_mb()
+    finally:
+        server.stop()
+    ideal = math.ceil(orders * 4 / limit) * 2.0
+    return {
+        "orders": orders,
+        "variations": orders * 4,
+        "concurrency": limit,
+        "wall_s": round(wall, 2),
+        "ideal_s": ideal,
+        "ratio": round(wall / ideal, 3),
+        "target_ratio": 1.5,
+        "peak_rss_mb": round(peak, 1),
+        "target_rss_mb": 700,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--orders", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    print(
+        json.dumps(
+            {
+                "pipeline_overhead": pipeline_overhead(args.runs),
+                "concurrency": concurrency(args.orders, args.concurrency),
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
