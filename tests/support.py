@@ -126,6 +126,20 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def confirm_local_payment(client: TestClient, url: str) -> Any:
+    """Press "Confirm test payment" on the local checkout page, as a browser would.
+
+    The form carries a CSRF token tied to the browser's cookie, so the page
+    is loaded first and its token sent back.
+    """
+    import re
+
+    page = client.get(url)
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, "the test checkout page has no CSRF token"
+    return client.post(url, data={"csrf": found.group(1)}, follow_redirects=False)
+
+
 def wait_ready(client: TestClient, order_id: str, token: str, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

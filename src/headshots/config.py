@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +64,11 @@ class Settings(BaseSettings):
 
     # Local GPU engine: a folder with FLUX.1 Kontext [dev] in diffusers layout.
     flux_weights_dir: Path | None = None
+    flux_steps: Annotated[int, Field(ge=1, le=100)] = 28
+    # 2.5 is what Kontext [dev] is usually run with; higher follows the prompt
+    # more literally and looks harsher.
+    flux_guidance: Annotated[float, Field(ge=0, le=20)] = 2.5
+    flux_device: Literal["auto", "cuda", "cpu"] = "auto"
 
     # Identity check.
     identity_threshold: Annotated[float, Field(gt=0, lt=2)] = 0.6
@@ -82,6 +87,9 @@ class Settings(BaseSettings):
     sweep_seconds: Annotated[float, Field(ge=1, le=3600)] = 60.0
     preview_max: Annotated[int, Field(ge=128, le=2048)] = 768
     public_url: str | None = None
+    # Uploads and new orders each client (IP address) may make per hour; the
+    # counter lives in each web process (one process in the embedded mode).
+    upload_rate_per_hour: Annotated[int, Field(ge=1, le=100_000)] = 30
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
 

@@ -16,7 +16,7 @@ from headshots.orders.models import Order, PaymentRecord, Variation, VariationSt
 from headshots.payments.base import PaymentEvent
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
-from tests.support import auth, make_settings, upload, wait_ready
+from tests.support import auth, confirm_local_payment, make_settings, upload, wait_ready
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SELFIE = (FIXTURES / "obama.jpg").read_bytes()
@@ -34,7 +34,7 @@ def test_expiry_is_24_hours_after_upload_and_nothing_extends_it(client: TestClie
     assert not any("extend" in path or "renew" in path for path in paths)
     # Paying does not move the deadline either.
     checkout = client.post(f"/api/orders/{order['id']}/checkout", headers=auth(order["token"]))
-    client.post(checkout.json()["checkout_url"])
+    confirm_local_payment(client, checkout.json()["checkout_url"])
     after = client.get(f"/api/orders/{order['id']}", headers=auth(order["token"])).json()
     assert after["paid"] is True
     assert after["expires_at"] == body["expires_at"]

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from headshots.orders.models import Order, Variation
 from headshots.runtime import Runtime
-from tests.support import InstantEngine, auth, upload, wait_ready
+from tests.support import InstantEngine, auth, confirm_local_payment, upload, wait_ready
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -38,7 +38,8 @@ def pay(client: TestClient, order_id: str, token: str) -> None:
     page = client.get(url)
     assert page.status_code == 200
     assert "test" in page.text.lower() and "No money is charged" in page.text
-    confirmed = client.post(url, follow_redirects=False)
+    assert client.post(url, follow_redirects=False).status_code == 403  # no CSRF token
+    confirmed = confirm_local_payment(client, url)
     assert confirmed.status_code == 303
 
 

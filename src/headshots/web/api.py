@@ -26,6 +26,7 @@ from headshots.orders.models import Order, OrderStatus, Variation, VariationStat
 from headshots.payments.base import CheckoutRequest
 from headshots.runtime import Runtime
 from headshots.web.multipart import FormError, read_form
+from headshots.web.security import client_address, limiter_of
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api")
@@ -111,6 +112,7 @@ def order_json(order: Order) -> dict[str, Any]:
 @router.post("/orders", status_code=201)
 async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     settings = runtime.settings
+    limiter_of(request).take(client_address(request))
     form = await read_form(
         request, file_fields={"selfie"}, max_file_bytes=settings.max_upload_bytes
     )
@@ -228,6 +230,14 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
 
 @router.post("/orders/{order_id}/checkout")
 def checkout(order_id: str, request: Request, runtime: RuntimeDep, token: TokenDep) -> JSONResponse:
+    url = open_checkout(runtime, request, order_id, token, cancel_query="")
+    return JSONResponse({"checkout_url": url, "test_mode": runtime.payments.test_mode})
+
+
+def open_checkout(
+    runtime: Runtime, request: Request, order_id: str, token: str | None, *, cancel_query: str
+) -> str:
+    """Open the provider's checkout for an order; returns the absolute URL to send the person to."""
     with transaction(runtime.sessions) as session:
         order = _open(session, order_id, token)
         if order.is_paid:
@@ -241,12 +251,11 @@ def checkout(order_id: str, request: Request, runtime: RuntimeDep, token: TokenD
                 currency=order.currency,
                 product_name=f"Headshots: {tier.title} ({len(order.styles)} styles)",
                 success_url=f"{base}/orders/{order.id}?paid=1",
-                cancel_url=f"{base}/orders/{order.id}",
+                cancel_url=f"{base}/orders/{order.id}{cancel_query}",
             )
         )
         order.checkout_session_id = opened.session_id
-    url = opened.url if "://" in opened.url else f"{base}{opened.url}"
-    return JSONResponse({"checkout_url": url, "test_mode": runtime.payments.test_mode})
+    return opened.url if "://" in opened.url else f"{base}{opened.url}"
 
 
 @router.delete("/orders/{order_id}", status_code=204)

@@ -1,4 +1,4 @@
-"""The FastAPI application: API, health checks, the local checkout page."""
+"""The FastAPI application: JSON API, pages, health checks, security headers."""
 
 from __future__ import annotations
 
@@ -6,26 +6,25 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
 from headshots.jobs.queue import make_consumer
 from headshots.orders import db
-from headshots.orders.db import transaction
-from headshots.orders.models import Order
-from headshots.payments.local import LocalPayments
 from headshots.runtime import Runtime, build_runtime
-from headshots.web.api import error_body, receive_payment, router
+from headshots.web import pages
+from headshots.web.api import error_body, router
+from headshots.web.samples import Samples
+from headshots.web.security import Csrf, RateLimiter, SecurityHeaders, csrf_key, error_headers
 
 log = logging.getLogger(__name__)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+STATIC = Path(__file__).parent / "static"
 
 
 def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = None) -> FastAPI:
@@ -39,7 +38,9 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         active = runtime or build_runtime(Settings())
-        app.state.runtime = active
+        _install(app, active)
+        if runtime is None:
+            app.state.samples.start()  # first start of a real service
         embedded = run_consumer if run_consumer is not None else active.settings.queue_url is None
         consumer = None
         if embedded:
@@ -60,18 +61,39 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
         lifespan=lifespan,
     )
     if runtime is not None:
-        app.state.runtime = runtime
+        _install(app, runtime)
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
+    app.include_router(pages.router)
     _add_error_handlers(app)
     _add_health(app)
-    _add_local_checkout(app)
     return app
+
+
+def _install(app: FastAPI, runtime: Runtime) -> None:
+    """The parts of the app that need settings: runtime, limiter, CSRF key, samples."""
+    app.state.runtime = runtime
+    app.state.limiter = RateLimiter(runtime.settings.upload_rate_per_hour)
+    app.state.csrf = Csrf(csrf_key(runtime.settings))
+    app.state.samples = Samples(runtime.settings)
+
+
+def wants_html(request: Request) -> bool:
+    """Browsers get friendly pages; the API and other clients keep JSON errors."""
+    if request.url.path.startswith("/api/"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HeadshotsError)
-    async def headshots_error(request: Request, error: HeadshotsError) -> JSONResponse:
-        return JSONResponse(error_body(error), status_code=error.status_code)
+    async def headshots_error(request: Request, error: HeadshotsError) -> Response:
+        if wants_html(request):
+            return pages.error_page(request, error)
+        return JSONResponse(
+            error_body(error), status_code=error.status_code, headers=error_headers(error)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -85,8 +107,16 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         detail = "There is nothing here." if error.status_code == 404 else str(error.detail)
+        if wants_html(request):
+            page_error = HeadshotsError(
+                "There is nothing at this address. Check the link, or start from the home page."
+                if error.status_code == 404
+                else detail
+            )
+            page_error.status_code = error.status_code  # type: ignore[misc]
+            return pages.error_page(request, page_error)
         return JSONResponse(
             {"error": f"http_{error.status_code}", "detail": detail},
             status_code=error.status_code,
@@ -140,46 +170,3 @@ def _engine_ready(runtime: Runtime) -> None:
     check = getattr(engine, "check_ready", None)
     if check is not None:
         check()
-
-
-def _add_local_checkout(app: FastAPI) -> None:
-    """The embedded provider's test checkout page (no money moves)."""
-
-    def find(runtime: Runtime, session_id: str) -> Order | None:
-        from sqlalchemy import select
-
-        if not session_id.startswith("lcs_") or len(session_id) > 64:
-            return None
-        with transaction(runtime.sessions) as session:
-            return session.scalars(
-                select(Order).where(Order.checkout_session_id == session_id)
-            ).first()
-
-    @app.get("/pay/local/{session_id}", response_class=HTMLResponse, include_in_schema=False)
-    def local_checkout(request: Request, session_id: str) -> Response:
-        runtime: Runtime = request.app.state.runtime
-        order = find(runtime, session_id)
-        context: dict[str, Any] = {"order": order, "session_id": session_id}
-        status = 200 if order is not None and not order.is_tombstone else 404
-        return templates.TemplateResponse(
-            request, "local_checkout.html", context, status_code=status
-        )
-
-    @app.post("/pay/local/{session_id}", include_in_schema=False)
-    def local_pay(request: Request, session_id: str) -> Response:
-        runtime: Runtime = request.app.state.runtime
-        payments = runtime.payments
-        order = find(runtime, session_id)
-        if not isinstance(payments, LocalPayments) or order is None or order.is_tombstone:
-            return JSONResponse(
-                {"error": "not_found", "detail": "This test checkout does not exist."},
-                status_code=404,
-            )
-        payload, headers = payments.confirmation(
-            session_id=session_id,
-            order_id=order.id,
-            amount_cents=order.amount_cents,
-            currency=order.currency,
-        )
-        receive_payment(runtime, payload, headers)
-        return RedirectResponse(f"/orders/{order.id}?paid=1", status_code=303)

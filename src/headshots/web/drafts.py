@@ -1,0 +1,165 @@
+"""Drafts: a checked selfie waiting for the person to pick a tier and styles.
+
+The pages run the preflight right after upload, before anything is chosen,
+so the prepared selfie has to wait somewhere. It waits here: encrypted with
+its own data key (like an order's blobs), reachable only with the draft's
+token, and gone after an hour at most. Turning a draft into an order moves
+the selfie under the order's key and shreds the draft.
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from PIL import Image
+from sqlalchemy import JSON, LargeBinary, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from headshots.config import Settings
+from headshots.errors import HeadshotsError
+from headshots.imaging.faces import find_one_face
+from headshots.imaging.selfie import PreparedSelfie
+from headshots.orders import service
+from headshots.orders.models import Base, utcnow
+from headshots.storage.vault import EncryptedBlobs
+from headshots.tiers import Tier
+
+# Long enough to read the findings and choose; short enough that an
+# abandoned upload does not linger. The sweep deletes drafts past this.
+DRAFT_LIFETIME = timedelta(hours=1)
+
+
+class DraftGone(HeadshotsError):
+    status_code = 410
+    code = "draft_gone"
+    message = (
+        "This upload is no longer here: an unused photo is deleted after an hour. "
+        "Upload your photo again to continue."
+    )
+
+
+class Draft(Base):
+    __tablename__ = "drafts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    # Preflight warnings (codes, measurements, sentences): nothing of the photo.
+    findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+@dataclass(frozen=True)
+class NewDraft:
+    draft: Draft
+    token: str
+
+
+def create_draft(
+    session: Session, blobs: EncryptedBlobs, settings: Settings, selfie: PreparedSelfie
+) -> NewDraft:
+    """Store a prepared selfie, encrypted, until the person chooses."""
+    draft_id = service.new_id()
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    wrapped_key = blobs.new_wrapped_key(draft_id)
+    lifetime = min(DRAFT_LIFETIME, timedelta(hours=settings.retention_hours))
+    draft = Draft(
+        id=draft_id,
+        token_hash=service.hash_token(token),
+        wrapped_key=wrapped_key,
+        created_at=now,
+        expires_at=now + lifetime,
+        findings=[f.as_dict() for f in selfie.preflight.warnings] if selfie.preflight else [],
+    )
+    try:
+        png = service.encode_png(selfie.image)
+        blobs.put(draft_id, wrapped_key, service.SELFIE_BLOB, png)
+        session.add(draft)
+        session.flush()
+    except BaseException:
+        blobs.shred(draft_id)
+        raise
+    return NewDraft(draft=draft, token=token)
+
+
+def open_draft(session: Session, draft_id: str, token: str | None) -> Draft:
+    """The draft if ``token`` opens it and it has not expired."""
+    import hmac
+
+    if not token or not service.ORDER_ID.match(draft_id):
+        raise DraftGone()
+    draft = session.get(Draft, draft_id)
+    expected = draft.token_hash if draft is not None else "0" * 64
+    if not hmac.compare_digest(expected, service.hash_token(token)) or draft is None:
+        raise DraftGone()
+    if draft.expires_at <= utcnow():
+        raise DraftGone()
+    return draft
+
+
+def draft_photo(blobs: EncryptedBlobs, draft: Draft) -> bytes:
+    """The prepared selfie as PNG, decrypted (to show it back to its owner)."""
+    return blobs.get(draft.id, draft.wrapped_key, service.SELFIE_BLOB)
+
+
+def order_from_draft(
+    session: Session,
+    blobs: EncryptedBlobs,
+    settings: Settings,
+    tiers: tuple[Tier, ...],
+    draft: Draft,
+    *,
+    tier_id: str,
+    style_ids: list[str],
+    engine: str,
+) -> service.NewOrder:
+    """Turn a draft into an order; the draft is shredded in the same transaction.
+
+    The order expires 24 hours (the retention) after the photo was uploaded,
+    not after the choice, so the promise on the page holds from upload.
+    """
+    from headshots.tiers import choose
+
+    choose(tiers, tier_id, style_ids)  # refuse a bad choice before decrypting
+    image = Image.open(io.BytesIO(draft_photo(blobs, draft)))
+    image.load()
+    selfie = PreparedSelfie(image=image, face=find_one_face(image))
+    created = service.create_order(
+        session,
+        blobs,
+        settings,
+        tiers,
+        selfie=selfie,
+        tier_id=tier_id,
+        style_ids=style_ids,
+        engine=engine,
+        preflight=list(draft.findings) or None,
+    )
+    created.order.expires_at = min(
+        created.order.expires_at, draft.created_at + timedelta(hours=settings.retention_hours)
+    )
+    discard_draft(session, blobs, draft)
+    return created
+
+
+def discard_draft(session: Session, blobs: EncryptedBlobs, draft: Draft) -> None:
+    # The row (with the wrapped key) goes first: without it every copy of
+    # the blob is unreadable, even one left behind by a failed delete.
+    session.delete(draft)
+    session.flush()
+    blobs.shred(draft.id)
+
+
+def sweep_drafts(session: Session, blobs: EncryptedBlobs, now: datetime | None = None) -> int:
+    """Delete every draft past its lifetime; returns how many."""
+    now = now or utcnow()
+    expired = session.scalars(select(Draft).where(Draft.expires_at <= now)).all()
+    for draft in expired:
+        discard_draft(session, blobs, draft)
+    return len(expired)

@@ -1,0 +1,573 @@
+"""The pages a person uses: landing, upload, choose, progress, previews, checkout.
+
+Server-rendered with Jinja2; every form works without JavaScript, and
+``static/app.js`` adds drag and drop, live progress and an image viewer. An
+order's pages and images open with its token, kept in an HttpOnly cookie
+named after the order; a draft (a checked selfie before the choice) has its
+own cookie. Every form carries a CSRF token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from starlette.responses import StreamingResponse
+
+from headshots.engines.base import default_engine_name
+from headshots.errors import HeadshotsError
+from headshots.imaging.selfie import prepare_selfie
+from headshots.orders import service
+from headshots.orders.db import transaction
+from headshots.orders.models import Order, OrderStatus, VariationStatus, utcnow
+from headshots.payments.local import LocalPayments
+from headshots.runtime import Runtime
+from headshots.styles import STYLES, get_style
+from headshots.tiers import Tier
+from headshots.web import drafts
+from headshots.web.api import NO_STORE, open_checkout, order_json, receive_payment
+from headshots.web.multipart import FormError, read_form
+from headshots.web.samples import LANDING, Samples
+from headshots.web.security import (
+    CSRF_FIELD,
+    Csrf,
+    client_address,
+    csrf_of,
+    limiter_of,
+    set_cookie,
+)
+
+log = logging.getLogger(__name__)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+# The progress stream polls the database this often and gives up after this
+# long (the page then falls back to polling the API).
+EVENTS_POLL_SECONDS = 0.75
+EVENTS_LIFETIME_SECONDS = 600.0
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def samples_of(request: Request) -> Samples:
+    samples: Samples = request.app.state.samples
+    samples.start()
+    return samples
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    base: dict[str, Any] = {
+        "csrf": csrf_of(request).token(request),
+        "csrf_field": CSRF_FIELD,
+        "retention_hours": _hours(settings.retention_hours),
+        "test_payments": runtime.payments.test_mode,
+        "max_upload_mb": settings.max_upload_bytes // (1024 * 1024),
+    }
+    response = templates.TemplateResponse(
+        request, name, {**base, **(context or {})}, status_code=status_code, headers=headers
+    )
+    Csrf.attach(request, response, settings)
+    return response
+
+
+def error_page(
+    request: Request, error: HeadshotsError, *, title: str | None = None
+) -> HTMLResponse:
+    titles = {404: "Nothing here", 410: "This is gone", 402: "Payment needed", 429: "Slow down"}
+    return render(
+        request,
+        "error.html",
+        {"title": title or titles.get(error.status_code, "Something is not right"), "error": error},
+        status_code=error.status_code,
+        headers={k: str(v) for k, v in (getattr(error, "headers", None) or {}).items()},
+    )
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:g}"
+
+
+def _tiers_view(tiers: tuple[Tier, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": tier.id,
+            "title": tier.title,
+            "price": tier.price,
+            "styles": tier.styles,
+            "label": "1 style" if tier.styles == 1 else f"{tier.styles} styles",
+        }
+        for tier in tiers
+    ]
+
+
+def _styles_view(samples: Samples) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": style.id,
+            "title": style.title,
+            "description": style.description,
+            "sample": samples.path(style.id) is not None,
+        }
+        for style in STYLES
+    ]
+
+
+# --- static pages ---------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+def landing(request: Request) -> HTMLResponse:
+    runtime = runtime_of(request)
+    samples = samples_of(request)
+    shown = [
+        {"style": get_style(style_id), "ready": samples.path(style_id) is not None}
+        for style_id in LANDING
+    ]
+    return render(
+        request,
+        "landing.html",
+        {"samples": shown, "tiers": _tiers_view(runtime.tiers)},
+    )
+
+
+@router.get("/privacy", response_class=HTMLResponse)
+def privacy(request: Request) -> HTMLResponse:
+    return render(request, "privacy.html")
+
+
+@router.get("/guide", response_class=HTMLResponse)
+def guide(request: Request) -> HTMLResponse:
+    from headshots.imaging.preflight import CHECKS
+
+    checks = list(CHECKS.values())
+    return render(
+        request,
+        "guide.html",
+        {
+            "errors": [c for c in checks if c.severity == "error"],
+            "warnings": [c for c in checks if c.severity == "warning"],
+        },
+    )
+
+
+@router.get("/samples/{style_id}.jpg")
+def sample(request: Request, style_id: str) -> Response:
+    path = samples_of(request).path(style_id)
+    if path is None:
+        raise service.OrderNotFound("This sample is not ready yet.")
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+
+# --- upload: the selfie and its preflight ------------------------------------------
+
+
+@router.get("/start", response_class=HTMLResponse)
+def start(request: Request) -> HTMLResponse:
+    return render(request, "upload.html")
+
+
+@router.post("/start")
+async def upload(request: Request) -> Response:
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    try:
+        limiter_of(request).take(client_address(request))
+        form = await read_form(
+            request, file_fields={"selfie", "selfie_file"}, max_file_bytes=settings.max_upload_bytes
+        )
+        csrf_of(request).check(request, form.fields.get(CSRF_FIELD, [None])[0])
+        # Two pickers: the camera (capture) and the library; either may be used.
+        photo = form.files.get("selfie") or form.files.get("selfie_file")
+        if not photo:
+            raise FormError("Choose a photo of yourself first.")
+
+        def work() -> drafts.NewDraft:
+            selfie = prepare_selfie(photo, settings)
+            with transaction(runtime.sessions) as session:
+                return drafts.create_draft(session, runtime.blobs, settings, selfie)
+
+        created = await run_in_threadpool(work)
+    except HeadshotsError as error:
+        return render(
+            request,
+            "upload.html",
+            {"error": error},
+            status_code=error.status_code,
+            headers={k: str(v) for k, v in (getattr(error, "headers", None) or {}).items()},
+        )
+    response = RedirectResponse(f"/drafts/{created.draft.id}", status_code=303)
+    set_cookie(
+        request,
+        response,
+        settings,
+        f"draft_{created.draft.id}",
+        created.token,
+        max_age=int(drafts.DRAFT_LIFETIME.total_seconds()),
+    )
+    return response
+
+
+def _draft_token(request: Request, draft_id: str) -> str | None:
+    return request.cookies.get(f"draft_{draft_id}")
+
+
+@router.get("/drafts/{draft_id}", response_class=HTMLResponse)
+def choose_page(request: Request, draft_id: str) -> HTMLResponse:
+    runtime = runtime_of(request)
+    try:
+        with transaction(runtime.sessions) as session:
+            draft = drafts.open_draft(session, draft_id, _draft_token(request, draft_id))
+            findings = list(draft.findings)
+    except HeadshotsError as error:
+        return error_page(request, error)
+    return _choose(request, draft_id, findings)
+
+
+def _choose(
+    request: Request,
+    draft_id: str,
+    findings: list[Any],
+    *,
+    error: HeadshotsError | None = None,
+    chosen_tier: str | None = None,
+    chosen_styles: list[str] | None = None,
+) -> HTMLResponse:
+    runtime = runtime_of(request)
+    tiers = _tiers_view(runtime.tiers)
+    default_tier = chosen_tier or (tiers[1]["id"] if len(tiers) > 1 else tiers[0]["id"])
+    return render(
+        request,
+        "choose.html",
+        {
+            "draft_id": draft_id,
+            "findings": findings,
+            "tiers": tiers,
+            "styles": _styles_view(samples_of(request)),
+            "chosen_tier": default_tier,
+            "chosen_styles": chosen_styles or [],
+            "error": error,
+        },
+        status_code=error.status_code if error else 200,
+    )
+
+
+@router.get("/drafts/{draft_id}/photo")
+def draft_photo(request: Request, draft_id: str) -> Response:
+    runtime = runtime_of(request)
+    with transaction(runtime.sessions) as session:
+        draft = drafts.open_draft(session, draft_id, _draft_token(request, draft_id))
+        data = drafts.draft_photo(runtime.blobs, draft)
+    return Response(_thumbnail(data), media_type="image/jpeg", headers=NO_STORE)
+
+
+def _thumbnail(png: bytes) -> bytes:
+    # The page shows the selfie small: a thumbnail keeps the page light on a phone.
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png))
+    image.thumbnail((400, 400), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+@router.post("/drafts/{draft_id}")
+async def choose(request: Request, draft_id: str) -> Response:
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    form = await request.form()
+    tier_id = str(form.get("tier") or "")
+    style_ids = [str(s) for s in form.getlist("styles") if str(s).strip()]
+    findings: list[Any] = []
+    try:
+        token = _draft_token(request, draft_id)
+        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        limiter_of(request).take(client_address(request))
+
+        def work() -> tuple[service.NewOrder, str]:
+            with transaction(runtime.sessions) as session:
+                draft = drafts.open_draft(session, draft_id, token)
+                findings.extend(draft.findings)
+                created = drafts.order_from_draft(
+                    session,
+                    runtime.blobs,
+                    settings,
+                    runtime.tiers,
+                    draft,
+                    tier_id=tier_id,
+                    style_ids=style_ids,
+                    engine=default_engine_name(settings),
+                )
+                return created, created.order.id
+
+        created, order_id = await run_in_threadpool(work)
+    except drafts.DraftGone as error:
+        return error_page(request, error)
+    except HeadshotsError as error:
+        return _choose(
+            request,
+            draft_id,
+            findings,
+            error=error,
+            chosen_tier=tier_id or None,
+            chosen_styles=style_ids,
+        )
+    runtime.queue.enqueue_variations(created.variation_ids)
+    response = RedirectResponse(f"/orders/{order_id}", status_code=303)
+    expires_in = (created.order.expires_at - utcnow()).total_seconds()
+    set_cookie(
+        request, response, settings, f"order_{order_id}", created.token, max_age=int(expires_in)
+    )
+    response.delete_cookie(f"draft_{draft_id}", path="/")
+    return response
+
+
+# --- the order: progress, previews, payment, downloads, deletion ---------------------
+
+
+def _order_token(request: Request, order_id: str) -> str | None:
+    return request.cookies.get(f"order_{order_id}")
+
+
+def time_left(expires_at: datetime) -> str:
+    seconds = max(0, int((expires_at - utcnow()).total_seconds()))
+    hours, minutes = seconds // 3600, (seconds % 3600) // 60
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min"
+
+
+def _order_view(order: Order) -> dict[str, Any]:
+    body = order_json(order)
+    groups: list[dict[str, Any]] = []
+    for style_id in order.styles:
+        style = get_style(style_id)
+        items = [v for v in body["variations"] if v["style"] == style_id]
+        groups.append({"style": style, "variations": items})
+    finished = body["progress"]["done"] + body["progress"]["failed"]
+    return {
+        "order": body,
+        "groups": groups,
+        "finished": finished,
+        "total": len(body["variations"]),
+        "time_left": time_left(order.expires_at),
+        "ready": order.status == OrderStatus.READY,
+        "any_done": body["progress"]["done"] > 0,
+    }
+
+
+@router.get("/orders/{order_id}", response_class=HTMLResponse)
+def order_page(request: Request, order_id: str) -> HTMLResponse:
+    runtime = runtime_of(request)
+    try:
+        with transaction(runtime.sessions) as session:
+            order = service.open_order(session, order_id, _order_token(request, order_id))
+            view = _order_view(order)
+            tier = next((t for t in runtime.tiers if t.id == order.tier), None)
+    except HeadshotsError as error:
+        return error_page(request, error)
+    confirming = request.query_params.get("paid") == "1" and not view["order"]["paid"]
+    cancelled = request.query_params.get("cancelled") == "1" and not view["order"]["paid"]
+    return render(
+        request,
+        "order.html",
+        {
+            **view,
+            "tier": tier,
+            "confirming": confirming,
+            "cancelled": cancelled,
+            "price": f"{order.amount_cents / 100:,.2f} {order.currency.upper()}",
+        },
+        headers=NO_STORE,
+    )
+
+
+@router.get("/orders/{order_id}/events")
+async def order_events(request: Request, order_id: str) -> Response:
+    """Server-sent events: the order as JSON whenever it changes.
+
+    Ends when every variation is finished (or, with ``?until=paid``, when
+    the payment is confirmed), or after a bounded time.
+    """
+    runtime = runtime_of(request)
+    token = _order_token(request, order_id)
+    until_paid = request.query_params.get("until") == "paid"
+
+    def snapshot() -> dict[str, Any] | None:
+        with transaction(runtime.sessions) as session:
+            try:
+                return order_json(service.open_order(session, order_id, token))
+            except HeadshotsError:
+                return None
+
+    first = await run_in_threadpool(snapshot)
+    if first is None:
+        raise service.OrderNotFound()
+
+    async def stream(body: dict[str, Any] | None) -> AsyncIterator[str]:
+        yield "retry: 2000\n\n"
+        last = ""
+        deadline = time.monotonic() + EVENTS_LIFETIME_SECONDS
+        while time.monotonic() < deadline:
+            if body is None:
+                yield "event: gone\ndata: {}\n\n"
+                return
+            text = json.dumps(body, separators=(",", ":"))
+            if text != last:
+                yield f"data: {text}\n\n"
+                last = text
+            done = body["status"] != OrderStatus.QUEUED
+            if done and (body["paid"] or not until_paid):
+                yield "event: end\ndata: {}\n\n"
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(EVENTS_POLL_SECONDS)
+            body = await run_in_threadpool(snapshot)
+        yield "event: end\ndata: {}\n\n"
+
+    return StreamingResponse(
+        stream(first),
+        media_type="text/event-stream",
+        headers={**NO_STORE, "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/orders/{order_id}/pay")
+async def pay(request: Request, order_id: str) -> Response:
+    runtime = runtime_of(request)
+    form = await request.form()
+    try:
+        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        url = await run_in_threadpool(
+            open_checkout,
+            runtime,
+            request,
+            order_id,
+            _order_token(request, order_id),
+            cancel_query="?cancelled=1",
+        )
+    except service.AlreadyPaid:
+        return RedirectResponse(f"/orders/{order_id}", status_code=303)
+    except HeadshotsError as error:
+        return error_page(request, error)
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/orders/{order_id}/delete", response_class=HTMLResponse)
+def delete_confirm(request: Request, order_id: str) -> HTMLResponse:
+    runtime = runtime_of(request)
+    try:
+        with transaction(runtime.sessions) as session:
+            order = service.open_order(session, order_id, _order_token(request, order_id))
+            count = sum(1 for v in order.variations if v.status == VariationStatus.DONE)
+            paid = order.is_paid
+    except HeadshotsError as error:
+        return error_page(request, error)
+    return render(
+        request,
+        "delete.html",
+        {"order_id": order_id, "count": count, "paid": paid},
+        headers=NO_STORE,
+    )
+
+
+@router.post("/orders/{order_id}/delete")
+async def delete(request: Request, order_id: str) -> Response:
+    runtime = runtime_of(request)
+    form = await request.form()
+    try:
+        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        token = _order_token(request, order_id)
+
+        def work() -> None:
+            with transaction(runtime.sessions) as session:
+                order = service.open_order(session, order_id, token)
+                service.shred(session, runtime.blobs, order, OrderStatus.DELETED)
+
+        await run_in_threadpool(work)
+    except HeadshotsError as error:
+        return error_page(request, error)
+    response = RedirectResponse("/deleted", status_code=303)
+    response.delete_cookie(f"order_{order_id}", path="/")
+    return response
+
+
+@router.get("/deleted", response_class=HTMLResponse)
+def deleted(request: Request) -> HTMLResponse:
+    return render(request, "deleted.html")
+
+
+# --- the embedded provider's test checkout (no money moves) ----------------------------
+
+
+def _checkout_order(runtime: Runtime, session_id: str) -> Order | None:
+    if not session_id.startswith("lcs_") or len(session_id) > 64:
+        return None
+    with transaction(runtime.sessions) as session:
+        return session.scalars(select(Order).where(Order.checkout_session_id == session_id)).first()
+
+
+@router.get("/pay/local/{session_id}", response_class=HTMLResponse)
+def local_checkout(request: Request, session_id: str) -> HTMLResponse:
+    runtime = runtime_of(request)
+    order = _checkout_order(runtime, session_id)
+    found = order is not None and not order.is_tombstone
+    return render(
+        request,
+        "local_checkout.html",
+        {
+            "order": order if found else None,
+            "session_id": session_id,
+            "price": f"{order.amount_cents / 100:,.2f} {order.currency.upper()}" if order else "",
+        },
+        status_code=200 if found else 404,
+        headers=NO_STORE,
+    )
+
+
+@router.post("/pay/local/{session_id}")
+async def local_pay(request: Request, session_id: str) -> Response:
+    runtime = runtime_of(request)
+    form = await request.form()
+    payments = runtime.payments
+    try:
+        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        order = await run_in_threadpool(_checkout_order, runtime, session_id)
+        if not isinstance(payments, LocalPayments) or order is None or order.is_tombstone:
+            raise service.OrderNotFound("This test checkout does not exist.")
+        payload, headers = payments.confirmation(
+            session_id=session_id,
+            order_id=order.id,
+            amount_cents=order.amount_cents,
+            currency=order.currency,
+        )
+        await run_in_threadpool(receive_payment, runtime, payload, headers)
+    except HeadshotsError as error:
+        return error_page(request, error)
+    return RedirectResponse(f"/orders/{order.id}?paid=1", status_code=303)

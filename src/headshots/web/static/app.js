@@ -1,0 +1,260 @@
+// headshots: small enhancements over pages that work without JavaScript.
+// Loaded as a file (the Content-Security-Policy forbids inline script).
+"use strict";
+
+(function () {
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function $all(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+
+  // --- upload: drag and drop, preview, check right after choosing ---------------
+  function setupUpload(form) {
+    var inputs = $all("[data-file]", form);
+    var zone = $("[data-dropzone]", form);
+    var preview = $("[data-preview]", form);
+    var status = $("[data-status]", form);
+    var button = $("[data-submit]", form);
+    var sending = false;
+
+    function chosen() {
+      return inputs.filter(function (input) { return input.files && input.files.length; })[0];
+    }
+
+    function send() {
+      if (sending) return;
+      sending = true;
+      status.textContent = "Checking your photo…";
+      button.setAttribute("aria-disabled", "true");
+      button.textContent = "Checking…";
+      form.submit();
+    }
+
+    function picked(input) {
+      inputs.forEach(function (other) { if (other !== input) other.value = ""; });
+      var file = input.files[0];
+      if (file && preview && /^image\/(jpeg|png|webp|gif)$/.test(file.type)) {
+        preview.src = URL.createObjectURL(file);
+        preview.hidden = false;
+      }
+      send();
+    }
+
+    inputs.forEach(function (input) {
+      input.addEventListener("change", function () { if (input.files.length) picked(input); });
+    });
+
+    form.addEventListener("submit", function (event) {
+      if (!chosen()) {
+        event.preventDefault();
+        status.textContent = "Choose a photo of yourself first.";
+        return;
+      }
+      if (sending) { event.preventDefault(); return; }
+      sending = true;
+      status.textContent = "Checking your photo…";
+    });
+
+    if (!zone) return;
+    ["dragenter", "dragover"].forEach(function (name) {
+      zone.addEventListener(name, function (event) {
+        event.preventDefault();
+        zone.classList.add("dragging");
+      });
+    });
+    ["dragleave", "drop"].forEach(function (name) {
+      zone.addEventListener(name, function () { zone.classList.remove("dragging"); });
+    });
+    zone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      var files = event.dataTransfer && event.dataTransfer.files;
+      if (!files || !files.length) return;
+      var target = inputs[inputs.length - 1];
+      var transfer = new DataTransfer();
+      transfer.items.add(files[0]);
+      target.files = transfer.files;
+      picked(target);
+    });
+  }
+
+  // --- choose: the tier limits how many styles can be ticked ----------------------
+  function setupChoose(form) {
+    var tiers = $all("input[name=tier]", form);
+    var boxes = $all("input[name=styles]", form);
+    var counter = $("[data-style-count]", form);
+
+    function limit() {
+      var tier = tiers.filter(function (t) { return t.checked; })[0];
+      return tier ? parseInt(tier.getAttribute("data-styles"), 10) : 1;
+    }
+
+    function refresh(dropped) {
+      var allowed = limit();
+      var ticked = boxes.filter(function (b) { return b.checked; });
+      while (ticked.length > allowed) {
+        ticked.pop().checked = false;
+        dropped = true;
+      }
+      boxes.forEach(function (box) { box.disabled = !box.checked && ticked.length >= allowed; });
+      var text = "Pick " + (allowed === 1 ? "1 style" : "up to " + allowed + " styles") +
+        " for this tier: " + ticked.length + " chosen.";
+      if (dropped) text += " Your tier allows fewer, so the last ones were unticked.";
+      counter.textContent = text;
+    }
+
+    tiers.forEach(function (t) { t.addEventListener("change", function () { refresh(false); }); });
+    boxes.forEach(function (b) { b.addEventListener("change", function () { refresh(false); }); });
+    form.addEventListener("submit", function (event) {
+      if (!boxes.some(function (b) { return b.checked; })) {
+        event.preventDefault();
+        counter.textContent = "Pick at least one style.";
+        counter.focus();
+      }
+    });
+    counter.setAttribute("tabindex", "-1");
+    refresh(false);
+  }
+
+  // --- order: live progress, viewer, countdown -------------------------------------
+  function timeLeft(iso) {
+    var seconds = Math.max(0, Math.floor((Date.parse(iso) - Date.now()) / 1000));
+    var hours = Math.floor(seconds / 3600);
+    var minutes = Math.floor((seconds % 3600) / 60);
+    return hours ? hours + " h " + (minutes < 10 ? "0" : "") + minutes + " min" : minutes + " min";
+  }
+
+  function tileContent(tile, variation, styleTitle, paid) {
+    tile.setAttribute("data-state", variation.status);
+    tile.textContent = "";
+    if (variation.status === "done") {
+      var link = document.createElement("a");
+      link.className = "enlarge";
+      link.href = variation.preview_url;
+      link.setAttribute("data-enlarge", "");
+      link.setAttribute("aria-label", "Enlarge " + styleTitle.toLowerCase() + " variation " + variation.index);
+      var img = document.createElement("img");
+      img.src = variation.preview_url;
+      img.width = 614;
+      img.height = 768;
+      img.alt = styleTitle + " headshot, variation " + variation.index + (paid ? "" : " (watermarked preview)");
+      link.appendChild(img);
+      tile.appendChild(link);
+      if (variation.identity && variation.identity.flag) {
+        var flag = document.createElement("p");
+        flag.className = "flag";
+        flag.setAttribute("role", "note");
+        flag.textContent = variation.identity.message;
+        tile.appendChild(flag);
+      }
+      return;
+    }
+    var box = document.createElement("div");
+    var text = document.createElement("p");
+    box.className = "tile-empty";
+    if (variation.status === "failed") {
+      box.className += " failed";
+      var strong = document.createElement("strong");
+      strong.textContent = "Could not be made. ";
+      text.appendChild(strong);
+      text.appendChild(document.createTextNode(
+        (variation.failure && variation.failure.reason) || "Something went wrong with this one."));
+    } else {
+      var spinner = document.createElement("span");
+      spinner.className = "spinner";
+      spinner.setAttribute("aria-hidden", "true");
+      box.appendChild(spinner);
+      text.textContent = variation.status === "running" ? "Being made…" : "Waiting…";
+    }
+    box.appendChild(text);
+    tile.appendChild(box);
+  }
+
+  function setupOrder(root) {
+    var id = root.getAttribute("data-order");
+    var initialStatus = root.getAttribute("data-status");
+    var paid = root.getAttribute("data-paid") === "true";
+    var confirming = root.getAttribute("data-confirming") === "true";
+    var progress = $("[data-progress]", root);
+    var summary = $("[data-summary]", root);
+    var expires = $("[data-expires]", root);
+
+    if (expires) {
+      setInterval(function () { expires.textContent = timeLeft(expires.getAttribute("data-expires")); }, 30000);
+    }
+
+    function reloadClean() { window.location.replace("/orders/" + id); }
+
+    function update(body) {
+      var finished = body.progress.done + body.progress.failed;
+      if (progress) { progress.max = body.variations.length; progress.value = finished; progress.textContent = finished + " of " + body.variations.length; }
+      if (body.status === "queued" && summary) {
+        summary.textContent = finished + " of " + body.variations.length + " finished. They appear below as they are made.";
+      }
+      body.variations.forEach(function (variation) {
+        var tile = $('[data-variation="' + variation.id + '"]', root);
+        if (!tile || tile.getAttribute("data-state") === variation.status) return;
+        var heading = $("#style-" + variation.style, root);
+        var title = heading ? heading.firstChild.textContent.trim() : variation.style;
+        tileContent(tile, variation, title, body.paid);
+      });
+      if (body.paid && !paid) { reloadClean(); return true; }
+      if (body.status !== "queued" && initialStatus === "queued") { reloadClean(); return true; }
+      return false;
+    }
+
+    var live = initialStatus === "queued" || (confirming && !paid);
+    if (!live) return;
+
+    var polling = null;
+    function poll() {
+      if (polling) return;
+      polling = setInterval(function () {
+        fetch("/api/orders/" + id, { credentials: "same-origin", headers: { Accept: "application/json" } })
+          .then(function (response) {
+            if (response.status === 404 || response.status === 410) { clearInterval(polling); reloadClean(); return null; }
+            return response.ok ? response.json() : null;
+          })
+          .then(function (body) { if (body && update(body)) clearInterval(polling); })
+          .catch(function () { /* offline for a moment: the next tick tries again */ });
+      }, 2000);
+    }
+
+    if (!window.EventSource) { poll(); return; }
+    var url = "/orders/" + id + "/events" + (confirming ? "?until=paid" : "");
+    var source = new EventSource(url);
+    source.onmessage = function (event) {
+      if (update(JSON.parse(event.data))) source.close();
+    };
+    source.addEventListener("end", function () { source.close(); if (confirming) poll(); });
+    source.addEventListener("gone", function () { source.close(); reloadClean(); });
+    source.onerror = function () {
+      // The stream broke (a proxy that buffers, a dropped connection): poll instead.
+      source.close();
+      poll();
+    };
+  }
+
+  function setupViewer() {
+    var dialog = $("[data-viewer]");
+    if (!dialog || typeof dialog.showModal !== "function") return;
+    var image = $("[data-viewer-image]", dialog);
+    var opener = null;
+    document.addEventListener("click", function (event) {
+      var link = event.target.closest && event.target.closest("[data-enlarge]");
+      if (!link) return;
+      event.preventDefault();
+      opener = link;
+      var thumb = $("img", link);
+      image.src = link.href;
+      image.alt = thumb ? thumb.alt : "";
+      dialog.showModal();
+    });
+    dialog.addEventListener("click", function (event) { if (event.target === dialog) dialog.close(); });
+    dialog.addEventListener("close", function () { if (opener) opener.focus(); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    $all("[data-upload]").forEach(setupUpload);
+    $all("[data-choose]").forEach(setupChoose);
+    $all("[data-order]").forEach(setupOrder);
+    setupViewer();
+  });
+})();
