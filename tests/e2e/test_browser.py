@@ -1,0 +1,251 @@
+"""The whole product in a real browser, as a person uses it.
+
+Debian's Chromium, driven by Playwright, against the app on a real uvicorn:
+upload a real selfie, read the preflight, choose, watch progress, open the
+watermarked previews, pay through the local provider, download a clean
+image, delete everything. Screenshots of every step land in
+tests/artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from headshots.runtime import Runtime
+from tests.e2e.conftest import SCREENSHOTS
+from tests.support import InstantEngine
+
+pytestmark = pytest.mark.browser
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 360, "height": 740}
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    viewport = getattr(request, "param", DESKTOP)
+    context = browser.new_context(viewport=viewport, accept_downloads=True)
+    opened = context.new_page()
+    opened.set_default_timeout(20_000)
+    problems: list[str] = []
+    # A CSP violation or a script error shows up in the console: fail on it.
+    opened.on(
+        "console",
+        lambda message: problems.append(message.text) if message.type == "error" else None,
+    )
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    opened.problems = problems
+    yield opened
+    context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def no_console_errors(page: Any) -> None:
+    # A refusal page (422, 404, 410) is the answer itself, not an error of the page.
+    real = [
+        p
+        for p in page.problems
+        if not p.startswith("Failed to load resource: the server responded with a status of 4")
+    ]
+    assert real == [], real
+
+
+def fits_width(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    viewport = page.viewport_size["width"]
+    assert width <= viewport, f"the page scrolls sideways: {width} px in {viewport} px"
+
+
+def upload_photo(page: Any, base: str, photo: str) -> None:
+    page.goto(f"{base}/start")
+    # The library picker; choosing a file sends the form at once.
+    with page.expect_navigation():
+        page.set_input_files("#library", str(FIXTURES / photo))
+
+
+def test_a_person_orders_pays_downloads_and_deletes(
+    page: Any, live: tuple[str, Runtime], tmp_path: Path
+) -> None:
+    base, runtime = live
+    InstantEngine.delay = 0.25  # slow enough to see the progress
+
+    page.goto(base)
+    assert "Professional headshots from a single selfie" in page.inner_text("h1")
+    samples = page.locator(".sample-row img")
+    assert samples.count() == 4
+    assert all(
+        page.evaluate("(img) => img.complete && img.naturalWidth > 0", handle)
+        for handle in samples.element_handles()
+    )
+    assert "Deleted after 24 hours" in page.inner_text("main")
+    assert "$19" in page.inner_text("#prices ~ ul")
+    shot(page, "desktop-01-landing")
+
+    page.click("text=Upload a selfie")
+    assert page.url.endswith("/start")
+    file_input = page.locator("#selfie")
+    assert file_input.get_attribute("capture") == "user"
+    assert "image/*" in (file_input.get_attribute("accept") or "")
+    shot(page, "desktop-02-upload")
+
+    with page.expect_navigation():
+        page.set_input_files("#library", str(FIXTURES / "obama.jpg"))
+    assert "/drafts/" in page.url
+    result = page.inner_text("[data-preflight]")
+    assert "All checks passed" in result or "better with another photo" in result
+    thumbnail = page.locator(".selfie-thumb img")
+    assert page.evaluate("(img) => img.naturalWidth", thumbnail.element_handle()) > 0
+    assert page.locator("a[href='/guide']").first.is_visible()
+
+    # The tier limits the styles: Starter allows one.
+    page.click("label.tier-option:has-text('Starter')")
+    page.click("label.style-option:has-text('Corporate')")
+    assert page.locator("input[value=minimal]").is_disabled()
+    page.click("label.tier-option:has-text('Professional')")
+    page.click("label.style-option:has-text('Minimal')")
+    assert page.locator("input[name=styles]:checked").count() == 2
+    shot(page, "desktop-03-choose")
+
+    page.click("text=Make my headshots")
+    page.wait_for_url(re.compile(r"/orders/[\w-]+$"))
+    order_url = page.url
+    order_id = order_url.rsplit("/", 1)[1]
+    assert "Making your headshots" in page.inner_text("h1")
+    page.wait_for_selector(".tile[data-state=done] img")  # arrives live, before the end
+    shot(page, "desktop-04-progress")
+
+    page.wait_for_selector("text=Your previews are ready", timeout=60_000)
+    previews = page.locator(".tile .enlarge img")
+    assert previews.count() == 8
+    assert page.locator(".style-group h2").all_inner_texts()[0].startswith("Corporate")
+    assert "watermarked preview" in (previews.first.get_attribute("alt") or "")
+    assert re.search(r"Deleted automatically in\s+2[34] h", page.inner_text(".expiry"))
+    assert page.locator("a:has-text('Download PNG')").count() == 0
+    shot(page, "desktop-05-previews")
+
+    page.locator(".tile .enlarge").first.click()
+    viewer = page.locator("dialog[data-viewer]")
+    assert viewer.is_visible()
+    shot(page, "desktop-06-enlarged")
+    page.keyboard.press("Escape")
+    assert not viewer.is_visible()
+
+    page.click("text=Pay and download")
+    assert "/pay/local/" in page.url
+    assert "No money is charged" in page.inner_text("main")
+    shot(page, "desktop-07-checkout")
+    page.click("text=Confirm test payment")
+    page.wait_for_selector("text=Your headshots are ready to download")
+    shot(page, "desktop-08-paid")
+
+    preview_url = previews.first.get_attribute("src")
+    preview = Image.open(io.BytesIO(page.request.get(f"{base}{preview_url}").body()))
+    with page.expect_download() as waiting:
+        page.locator("a:has-text('Download PNG')").first.click()
+    saved = tmp_path / "clean.png"
+    waiting.value.save_as(saved)
+    clean = Image.open(saved)
+    assert clean.format == "PNG"
+    assert clean.width > preview.width and clean.height > preview.height
+    same_size = np.asarray(clean.convert("L").resize(preview.size), dtype=float)
+    assert np.abs(same_size - np.asarray(preview.convert("L"), dtype=float)).mean() > 2
+    with page.expect_download() as waiting_zip:
+        page.click("text=Download all (zip)")
+    assert waiting_zip.value.suggested_filename == "headshots.zip"
+
+    page.click("text=Delete everything…")
+    assert "Delete everything now?" in page.inner_text("h1")
+    shot(page, "desktop-09-delete-confirm")
+    page.click("text=Yes, delete everything")
+    page.wait_for_url(f"{base}/deleted")
+    shot(page, "desktop-10-deleted")
+    assert not (runtime.settings.data_dir / "blobs" / order_id).exists()
+    gone = page.goto(order_url)
+    assert gone is not None and gone.status in (404, 410)
+    assert "start" in page.inner_text("main").lower()
+    shot(page, "desktop-11-order-gone")
+    no_console_errors(page)
+
+
+def test_a_group_photo_is_refused_with_its_sentence(page: Any, live: tuple[str, Runtime]) -> None:
+    base, runtime = live
+    upload_photo(page, base, "group_of_five.jpg")
+    assert page.url.endswith("/start")
+    alert = page.inner_text("[role=alert]")
+    assert "more than one person" in alert.lower()
+    shot(page, "desktop-12-group-refused")
+    assert not any((runtime.settings.data_dir / "blobs").glob("*/*"))
+    no_console_errors(page)
+
+
+@pytest.mark.parametrize("page", [PHONE], indirect=True, ids=["360px"])
+def test_the_whole_flow_works_at_360_px(page: Any, live: tuple[str, Runtime]) -> None:
+    base, _ = live
+    page.goto(base)
+    fits_width(page)
+    shot(page, "phone-01-landing")
+
+    page.goto(f"{base}/start")
+    fits_width(page)
+    shot(page, "phone-02-upload")
+
+    # A small face: usable, with a warning and a way to retake.
+    upload_photo(page, base, "astronaut.png")
+    warning = page.inner_text("[data-preflight]")
+    assert "better with another photo" in warning
+    assert page.locator("text=Retake the photo").is_visible()
+    fits_width(page)
+    shot(page, "phone-03-choose-with-warning")
+
+    page.click("label.style-option:has-text('Friendly')")
+    page.click("text=Make my headshots")
+    page.wait_for_selector("text=Your previews are ready", timeout=60_000)
+    fits_width(page)
+    shot(page, "phone-04-previews")
+    page.click("text=Pay and download")
+    fits_width(page)
+    shot(page, "phone-05-checkout")
+    page.click("text=Confirm test payment")
+    page.wait_for_selector("text=Your headshots are ready to download")
+    fits_width(page)
+    shot(page, "phone-06-paid")
+    for path in ("/privacy", "/guide", "/nothing-here"):
+        page.goto(f"{base}{path}")
+        fits_width(page)
+        shot(page, f"phone-07-{path.strip('/')}")
+    no_console_errors(page)
+
+
+def test_the_pages_can_be_used_with_the_keyboard(page: Any, live: tuple[str, Runtime]) -> None:
+    base, _ = live
+    page.goto(f"{base}/start")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    upload_photo(page, base, "obama.jpg")
+    # Tiers and styles are real radio buttons and checkboxes: Space ticks them.
+    page.focus("input[value=starter]")
+    page.keyboard.press("Space")
+    page.focus("input[value=executive][name=styles]")
+    page.keyboard.press("Space")
+    assert page.locator("input[value=executive][name=styles]").is_checked()
+    page.focus("button[type=submit]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "/orders/" in page.url
+    labelled = page.evaluate(
+        "Array.from(document.querySelectorAll('img')).every(img => img.hasAttribute('alt'))"
+    )
+    assert labelled
+    no_console_errors(page)

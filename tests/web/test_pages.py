@@ -1,0 +1,333 @@
+"""The pages and the security of the web layer, through the app's own HTTP interface.
+
+Runs on SQLite and PostgreSQL with the real consumer, storage and local
+payments (the browser tests in tests/e2e drive the same pages in Chromium).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from headshots.jobs.tasks import run_sweep
+from headshots.orders.db import transaction
+from headshots.orders.models import utcnow
+from headshots.runtime import Runtime, build_runtime
+from headshots.web.app import create_app
+from headshots.web.drafts import Draft
+from headshots.web.security import RateLimited, RateLimiter
+from tests.support import make_settings, upload, wait_ready
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+SELFIE = (FIXTURES / "obama.jpg").read_bytes()
+HTML = {"Accept": "text/html"}
+PAGES = ["/", "/start", "/privacy", "/guide", "/deleted"]
+
+
+def csrf_of(page: Any) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def start_upload(client: TestClient, photo: bytes = SELFIE, *, token: str | None = None) -> Any:
+    token = token if token is not None else csrf_of(client.get("/start"))
+    return client.post(
+        "/start",
+        data={"csrf": token},
+        files={"selfie": ("IMG_0042.jpg", photo, "image/jpeg")},
+        follow_redirects=False,
+    )
+
+
+def make_order(
+    client: TestClient, tier: str = "starter", styles: tuple[str, ...] = ("corporate",)
+) -> str:
+    draft_url = start_upload(client).headers["location"]
+    page = client.get(draft_url)
+    chosen = client.post(
+        draft_url,
+        data={"csrf": csrf_of(page), "tier": tier, "styles": list(styles)},
+        follow_redirects=False,
+    )
+    assert chosen.status_code == 303, chosen.text
+    return str(chosen.headers["location"]).rsplit("/", 1)[1]
+
+
+def cookie_header(response: Any, name_prefix: str) -> str:
+    headers = response.headers.get_list("set-cookie")
+    found = [h for h in headers if h.startswith(name_prefix)]
+    assert found, headers
+    return str(found[0])
+
+
+@pytest.mark.parametrize("path", [*PAGES, "/api/orders/AAAAAAAAAAAAAAAAAAAAAA", "/static/app.css"])
+def test_every_response_carries_the_security_headers(client: TestClient, path: str) -> None:
+    response = client.get(path, headers=HTML)
+    policy = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "default-src 'self'" in policy
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_have_no_inline_script_or_style_and_no_outside_assets(
+    client: TestClient, path: str
+) -> None:
+    page = client.get(path).text
+    assert "<script>" not in page and not re.search(r"<script(?![^>]*\bsrc=)", page)
+    assert not re.search(r"\son[a-z]+=", page), "inline event handler"
+    assert not re.search(r"\sstyle=", page), "inline style attribute"
+    assert "<style" not in page
+    assert not re.search(r'(src|href)="(https?:)?//', page), "an asset from another site"
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_stores_nothing(
+    client: TestClient, runtime: Runtime
+) -> None:
+    client.get("/start")  # the browser has its CSRF cookie
+    for token in ("", "forged-token"):
+        refused = start_upload(client, token=token)
+        assert refused.status_code == 403
+        assert "reload the page" in refused.text
+    # A token from another browser does not match this browser's cookie.
+    with TestClient(create_app(runtime, run_consumer=False)) as other:
+        foreign = csrf_of(other.get("/start"))
+    assert start_upload(client, token=foreign).status_code == 403
+    blobs = runtime.settings.data_dir / "blobs"
+    assert not blobs.exists() or not any(blobs.iterdir())
+
+
+def test_the_upload_keeps_the_photo_encrypted_behind_an_httponly_cookie(
+    client: TestClient, runtime: Runtime
+) -> None:
+    response = start_upload(client)
+    assert response.status_code == 303
+    draft_id = response.headers["location"].rsplit("/", 1)[1]
+    cookie = cookie_header(response, f"draft_{draft_id}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
+    files = [p for p in (runtime.settings.data_dir / "blobs" / draft_id).rglob("*") if p.is_file()]
+    assert files
+    for stored in files:
+        data = stored.read_bytes()
+        assert b"\x89PNG" not in data and b"JFIF" not in data and b"IMG_0042" not in data
+
+    photo = client.get(f"/drafts/{draft_id}/photo")
+    assert photo.status_code == 200
+    assert photo.headers["content-type"] == "image/jpeg"
+    assert photo.headers["cache-control"] == "no-store"
+    with TestClient(create_app(runtime, run_consumer=False)) as stranger:
+        assert stranger.get(f"/drafts/{draft_id}/photo").status_code == 410
+        assert stranger.get(f"/drafts/{draft_id}", headers=HTML).status_code == 410
+
+
+def test_cookies_are_secure_over_https(runtime: Runtime) -> None:
+    app = create_app(runtime, run_consumer=False)
+    with TestClient(app, base_url="https://headshots.example") as client:
+        response = start_upload(client)
+        assert response.status_code == 303
+        draft_id = response.headers["location"].rsplit("/", 1)[1]
+        assert "Secure" in cookie_header(response, f"draft_{draft_id}=")
+
+
+def test_the_preflight_warnings_are_shown_before_the_choice(client: TestClient) -> None:
+    small_face = (FIXTURES / "astronaut.png").read_bytes()
+    draft_url = start_upload(client, small_face).headers["location"]
+    page = client.get(draft_url)
+    assert page.status_code == 200
+    assert 'data-code="low_resolution"' in page.text
+    assert "Retake the photo" in page.text and 'href="/guide#low_resolution"' in page.text
+    assert 'id="low_resolution"' in client.get("/guide").text
+
+
+def test_a_refused_photo_comes_back_with_its_sentence(client: TestClient, runtime: Runtime) -> None:
+    group = (FIXTURES / "group_of_five.jpg").read_bytes()
+    response = start_upload(client, group)
+    assert response.status_code == 422
+    assert "more than one person" in response.text.lower()
+    assert 'role="alert"' in response.text
+    with runtime.sessions() as session:
+        assert session.query(Draft).count() == 0
+
+
+def test_a_draft_becomes_an_order_and_leaves_nothing_behind(
+    client: TestClient, runtime: Runtime
+) -> None:
+    draft_url = start_upload(client).headers["location"]
+    draft_id = draft_url.rsplit("/", 1)[1]
+    page = client.get(draft_url)
+    chosen = client.post(
+        draft_url,
+        data={"csrf": csrf_of(page), "tier": "professional", "styles": ["corporate", "minimal"]},
+        follow_redirects=False,
+    )
+    assert chosen.status_code == 303
+    order_id = chosen.headers["location"].rsplit("/", 1)[1]
+    cookie = cookie_header(chosen, f"order_{order_id}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    max_age = int(re.search(r"Max-Age=(\d+)", cookie).group(1))  # type: ignore[union-attr]
+    assert 23 * 3600 < max_age <= 24 * 3600
+    with runtime.sessions() as session:
+        assert session.get(Draft, draft_id) is None
+    assert not (runtime.settings.data_dir / "blobs" / draft_id).exists()
+    # The API answers the browser's cookie as it answers a bearer token.
+    body = client.get(f"/api/orders/{order_id}").json()
+    assert body["styles"] == ["corporate", "minimal"]
+    assert client.get(draft_url, headers=HTML).status_code == 410
+
+
+def test_a_choice_the_tier_does_not_allow_is_refused_on_the_page(
+    client: TestClient, runtime: Runtime
+) -> None:
+    draft_url = start_upload(client).headers["location"]
+    page = client.get(draft_url)
+    refused = client.post(
+        draft_url,
+        data={"csrf": csrf_of(page), "tier": "starter", "styles": ["corporate", "minimal"]},
+    )
+    assert refused.status_code == 422
+    assert "1 style" in refused.text
+    assert 'value="corporate" checked' in refused.text  # the choice is kept to correct it
+    with runtime.sessions() as session:
+        assert session.query(Draft).count() == 1
+
+
+def test_an_abandoned_upload_is_deleted_by_the_sweep(client: TestClient, runtime: Runtime) -> None:
+    draft_url = start_upload(client).headers["location"]
+    draft_id = draft_url.rsplit("/", 1)[1]
+    run_sweep(runtime)
+    assert (runtime.settings.data_dir / "blobs" / draft_id).exists()
+    with transaction(runtime.sessions) as session:
+        session.execute(
+            update(Draft)
+            .where(Draft.id == draft_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    run_sweep(runtime)
+    assert not (runtime.settings.data_dir / "blobs" / draft_id).exists()
+    with runtime.sessions() as session:
+        assert session.get(Draft, draft_id) is None
+    gone = client.get(draft_url, headers=HTML)
+    assert gone.status_code == 410
+    assert "deleted after an hour" in gone.text
+
+
+def test_an_order_page_needs_its_own_cookie(client: TestClient, runtime: Runtime) -> None:
+    order_id = make_order(client)
+    assert client.get(f"/orders/{order_id}").status_code == 200
+    with TestClient(create_app(runtime, run_consumer=False)) as stranger:
+        for path in (f"/orders/{order_id}", f"/orders/{order_id}/delete"):
+            page = stranger.get(path, headers=HTML)
+            assert page.status_code == 404
+            assert "text/html" in page.headers["content-type"]
+            assert "no order here" in page.text
+        assert stranger.get(f"/orders/{order_id}/events").status_code == 404
+
+
+def test_progress_streams_as_server_sent_events_and_ends(client: TestClient) -> None:
+    order_id = make_order(client)
+    with client.stream("GET", f"/orders/{order_id}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        text = "".join(stream.iter_text())
+    events = [line[6:] for line in text.splitlines() if line.startswith('data: {"')]
+    assert events
+    assert '"status":"ready"' in events[-1]
+    assert text.rstrip().endswith("event: end\ndata: {}")
+
+
+def test_returning_from_checkout_waits_for_the_webhook(client: TestClient) -> None:
+    order_id = make_order(client)
+    wait_ready(client, order_id, client.cookies[f"order_{order_id}"])
+    order_page = client.get(f"/orders/{order_id}")
+    opened = client.post(
+        f"/orders/{order_id}/pay", data={"csrf": csrf_of(order_page)}, follow_redirects=False
+    )
+    assert opened.status_code == 303 and "/pay/local/" in opened.headers["location"]
+    # The success address alone unlocks nothing: only the provider's webhook does.
+    back = client.get(f"/orders/{order_id}?paid=1")
+    assert "Confirming your payment" in back.text
+    assert "Download PNG" not in back.text
+    variation = client.get(f"/api/orders/{order_id}").json()["variations"][0]
+    clean = f"/api/orders/{order_id}/variations/{variation['id']}/download"
+    assert client.get(clean).status_code == 402
+
+    checkout = client.get(opened.headers["location"])
+    paid = client.post(
+        opened.headers["location"], data={"csrf": csrf_of(checkout)}, follow_redirects=False
+    )
+    assert paid.status_code == 303
+    done = client.get(f"/orders/{order_id}?paid=1")
+    assert "Confirming your payment" not in done.text
+    assert "Download PNG" in done.text and "Download all (zip)" in done.text
+    assert client.get(clean).status_code == 200
+
+
+def test_cancelled_checkout_says_nothing_was_charged(client: TestClient) -> None:
+    order_id = make_order(client)
+    page = client.get(f"/orders/{order_id}?cancelled=1")
+    assert "Nothing was charged" in page.text
+
+
+def test_delete_everything_needs_its_token_and_destroys_the_order(
+    client: TestClient, runtime: Runtime
+) -> None:
+    order_id = make_order(client)
+    wait_ready(client, order_id, client.cookies[f"order_{order_id}"])
+    blobs = runtime.settings.data_dir / "blobs" / order_id
+    assert client.post(f"/orders/{order_id}/delete", data={"csrf": "x"}).status_code == 403
+    assert blobs.exists()
+    confirm = client.get(f"/orders/{order_id}/delete")
+    assert "Yes, delete everything" in confirm.text
+    deleted = client.post(
+        f"/orders/{order_id}/delete", data={"csrf": csrf_of(confirm)}, follow_redirects=False
+    )
+    assert deleted.status_code == 303 and deleted.headers["location"] == "/deleted"
+    assert not blobs.exists()
+    assert client.get(f"/orders/{order_id}", headers=HTML).status_code == 404
+
+
+def test_errors_are_pages_for_browsers_and_json_for_the_api(client: TestClient) -> None:
+    page = client.get("/no/such/page", headers=HTML)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "Nothing here" in page.text and 'href="/start"' in page.text
+    api = client.get("/api/orders/AAAAAAAAAAAAAAAAAAAAAA", headers=HTML)
+    assert api.status_code == 404 and "detail" in api.json()
+
+
+def test_uploads_are_limited_per_client(tmp_path: Path, database_url: str | None) -> None:
+    limited = build_runtime(make_settings(tmp_path, database_url, upload_rate_per_hour=2))
+    try:
+        with TestClient(create_app(limited, run_consumer=False)) as client:
+            assert start_upload(client).status_code == 303
+            assert start_upload(client).status_code == 303
+            refused = start_upload(client)
+            assert refused.status_code == 429
+            assert "wait a few minutes" in refused.text
+            assert 1 <= int(refused.headers["retry-after"]) <= 1800
+            api = upload(client, SELFIE)
+            assert api.status_code == 429
+            assert "wait a few minutes" in api.json()["detail"]
+    finally:
+        limited.close()
+
+
+def test_the_rate_limit_refills_over_the_hour() -> None:
+    limiter = RateLimiter(per_hour=3)
+    for _ in range(3):
+        limiter.take("198.51.100.7", now=0)
+    with pytest.raises(RateLimited) as refused:
+        limiter.take("198.51.100.7", now=1)
+    assert refused.value.headers["Retry-After"] == "1199"
+    limiter.take("203.0.113.9", now=1)  # another client is not affected
+    limiter.take("198.51.100.7", now=1201)  # one upload earned back after 20 minutes
+    with pytest.raises(RateLimited):
+        limiter.take("198.51.100.7", now=1202)
