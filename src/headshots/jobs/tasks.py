@@ -158,9 +158,7 @@ def _render(
         # was raised, which is what an operator needs, and nothing else.
         frames = traceback.extract_tb(error.__traceback__)
         where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
-        log.error(
-            "variation of order %s failed: %s at %s", order_id, type(error).__name__, where
-        )
+        log.error("variation of order %s failed: %s at %s", order_id, type(error).__name__, where)
         return Failed(
             seed=seed,
             reason="Something went wrong while making this image.",
