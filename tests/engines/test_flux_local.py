@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import shutil
 import string
 import subprocess
@@ -296,6 +297,15 @@ def test_one_image_per_seed_at_the_requested_size(
         assert outcome.details["device"] == "cpu"
         assert outcome.details["batch_size"] == 3
         assert outcome.seconds > 0
+
+
+def test_generating_logs_nothing_above_info(
+    engine: FluxLocalEngine, selfie: PreparedSelfie, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The style prompts are longer than CLIP reads; that is no news for the log.
+    with caplog.at_level(logging.INFO):
+        engine.generate(selfie, STYLE, [8, 9], SIZE)
+    assert [r.getMessage() for r in caplog.records if r.levelno > logging.INFO] == []
 
 
 def test_a_size_off_the_16_grid_comes_out_exact(

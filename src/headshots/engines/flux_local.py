@@ -42,7 +42,9 @@ from headshots.styles import Style
 
 log = logging.getLogger(__name__)
 
-INSTALL_COMMAND = "pip install torch==2.13.0 && pip install --no-deps -r requirements-local.lock"
+# The lock first, with --no-deps: nothing then pulls torch from the index,
+# and torch's own install finds its pure-Python requirements already pinned.
+INSTALL_COMMAND = "pip install --no-deps -r requirements-local.lock && pip install torch==2.13.0"
 PIPELINE_CLASS = "FluxKontextPipeline"
 # What a FLUX.1 Kontext [dev] folder in diffusers layout holds; the models
 # among them must have weight files, or the download stopped half way.
@@ -258,15 +260,25 @@ class FluxLocalEngine:
         started = time.monotonic()
         # Half the memory and the speed GPUs are built for; CPUs lack fast bf16.
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
+        pipeline_class = getattr(diffusers, PIPELINE_CLASS, None)
+        if pipeline_class is None:
+            raise ConfigurationError(
+                f"diffusers {diffusers.__version__} has no {PIPELINE_CLASS}; the flux-local "
+                f"engine needs 0.34 or later. Install it with: {INSTALL_COMMAND}."
+            )
         # Progress bars are for notebooks; a server's log gets one line per load.
         diffusers.utils.logging.disable_progress_bar()
         importlib.import_module("transformers").utils.logging.disable_progress_bar()
+        # The style prompts are longer than CLIP's 77 tokens on purpose (T5
+        # reads them whole); without this every call logs the cut-off text.
+        for name in (pipeline_class.__module__, "transformers.tokenization_utils_base"):
+            logging.getLogger(name).setLevel(logging.ERROR)
         try:
             with warnings.catch_warnings():
                 # Newer diffusers renamed torch_dtype to dtype; the old name
                 # works in every version the project allows.
                 warnings.simplefilter("ignore", FutureWarning)
-                pipeline = getattr(diffusers, PIPELINE_CLASS).from_pretrained(
+                pipeline = pipeline_class.from_pretrained(
                     str(self.weights_dir), torch_dtype=dtype, local_files_only=True
                 )
             pipeline.to(device)
