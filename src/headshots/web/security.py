@@ -165,8 +165,9 @@ def set_cookie(
 
 
 def client_address(request: Request) -> str:
-    # Behind a reverse proxy, run uvicorn with --proxy-headers and
-    # --forwarded-allow-ips so this is the person's address, not the proxy's.
+    # uvicorn replaces this with X-Forwarded-For when the request comes from a
+    # trusted proxy (127.0.0.1, or FORWARDED_ALLOW_IPS), so behind a proxy it
+    # is still the person's address.
     return request.client.host if request.client else "unknown"
 
 
