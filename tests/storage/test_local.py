@@ -6,7 +6,7 @@ import secrets
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -202,24 +202,6 @@ def test_a_write_past_the_file_size_limit_fails_cleanly_and_keeps_the_old_blob(
     # was being replaced is still whole.
     assert everything_under(root) == ["order", "order/small.png"]
     assert (root / "order" / "small.png").read_bytes() == b"s" * 1000
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 256 KiB file system (tmpfs); needs the right to mount, as root in CI has."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip()}); see the RLIMIT test")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
 
 
 def test_a_full_disk_fails_cleanly_and_leaves_no_partial_blob(tiny_disk: Path) -> None:

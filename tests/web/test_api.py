@@ -343,3 +343,27 @@ def test_an_oversized_upload_is_cut_off_while_streaming(
     finally:
         server.stop()
         small.close()
+
+
+def test_a_full_disk_refuses_the_upload_cleanly(
+    tmp_path: Path, database_url: str | None, tiny_disk: Path, selfie: bytes
+) -> None:
+    from headshots.runtime import build_runtime
+    from headshots.storage.local import LocalBlobStore
+    from headshots.storage.vault import EncryptedBlobs
+    from headshots.web.app import create_app
+    from tests.support import make_settings
+
+    runtime = build_runtime(make_settings(tmp_path, database_url))
+    # The blobs live on a real 256 KiB file system: the selfie cannot fit.
+    runtime.blobs = EncryptedBlobs(LocalBlobStore(tiny_disk / "blobs"), runtime.blobs.keyring)
+    try:
+        with TestClient(create_app(runtime, run_consumer=False)) as client:
+            response = upload(client, selfie, tier="starter", styles=("corporate",))
+        assert response.status_code == 507
+        assert "out of storage space" in response.json()["detail"]
+        assert count_rows(runtime) == (0, 0)
+        leftovers = [p for p in (tiny_disk / "blobs").rglob("*") if p.is_file()]
+        assert leftovers == []
+    finally:
+        runtime.close()

@@ -1,0 +1,129 @@
+"""The `headshots` command as a person uses it: generate, styles, cleanup."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pillow_heif
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from headshots.cli import app
+from headshots.config import Settings
+from headshots.styles import STYLE_IDS
+
+FIXTURES = Path(__file__).parent / "fixtures"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def heic_selfie(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The obama portrait as an iPhone would send it: HEIC with GPS in its EXIF."""
+    exif = Image.Exif()
+    exif[0x010F] = "CLI-MARKER-MAKE"
+    exif.get_ifd(0x8825)[2] = (48.0, 51.0, 29.0)
+    heif = pillow_heif.from_pillow(Image.open(FIXTURES / "obama.jpg"))
+    buffer = io.BytesIO()
+    heif.save(buffer, quality=90, exif=exif.tobytes())
+    path = tmp_path_factory.mktemp("heic") / "my-selfie.heic"
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_generate_makes_four_different_headshots_per_style_and_a_report(
+    settings: Settings, heic_selfie: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            *("generate", str(heic_selfie), "--style", "corporate", "--style", "friendly"),
+            *("--out", str(out), "--seed", "11"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["engine"]["name"] == "studio"
+    assert report["engine"]["generative"] is False
+    assert "no generative" in report["engine"]["description"].lower()
+    assert report["input"]["format"] == "HEIF"
+    assert report["input"]["size"] == [910, 1137]
+    assert len(report["input"]["face_box"]) == 4
+    assert [v["seed"] for v in report["variations"]] == [11, 12, 13, 14] * 2
+    images = {}
+    for entry in report["variations"]:
+        assert entry["status"] == "done"
+        assert entry["seconds"] > 0
+        path = out / entry["file"]
+        with Image.open(path) as image:
+            assert image.size == (1024, 1280)
+            assert not image.info.get("exif")
+            images[entry["file"]] = np.asarray(image.convert("RGB"), dtype=np.int16)
+        assert b"CLI-MARKER-MAKE" not in path.read_bytes()
+    corporate = [images[f"corporate-{i}.png"] for i in range(1, 5)]
+    for i in range(4):
+        for j in range(i + 1, 4):
+            assert np.abs(corporate[i] - corporate[j]).mean() > 3
+    assert np.abs(images["corporate-1.png"] - images["friendly-1.png"]).mean() > 10
+
+
+@pytest.mark.parametrize(
+    ("photo", "message"),
+    [
+        ("group_of_five.jpg", "more than one person"),
+        ("no_face_street.jpg", "could not find a face"),
+        ("PROVENANCE.md", "not a photo we can read"),
+        ("missing.jpg", "There is no file at"),
+    ],
+)
+def test_generate_refuses_with_one_line_and_a_nonzero_exit(
+    settings: Settings, tmp_path: Path, photo: str, message: str
+) -> None:
+    result = runner.invoke(
+        app, ["generate", str(FIXTURES / photo), "--style", "corporate", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error:")
+    assert message in lines[0]
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_generate_refuses_an_unknown_style(settings: Settings, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["generate", str(FIXTURES / "obama.jpg"), "--style", "pirate", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 1
+    assert "no style called 'pirate'" in result.output
+    assert "corporate" in result.output
+
+
+def test_styles_lists_the_six_presets(settings: Settings) -> None:
+    result = runner.invoke(app, ["styles"])
+    assert result.exit_code == 0
+    for style_id in STYLE_IDS:
+        assert style_id in result.output
+
+
+def test_cleanup_runs_one_sweep(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from headshots.config import get_settings
+    from tests.support import new_master_key
+
+    monkeypatch.setenv("HEADSHOTS_MASTER_KEY", new_master_key())
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["cleanup"])
+    assert result.exit_code == 0, result.output
+    assert "0 orders expired" in result.output
+    monkeypatch.delenv("HEADSHOTS_MASTER_KEY")
+    get_settings.cache_clear()
+    refused = runner.invoke(app, ["cleanup"])
+    assert refused.exit_code == 1
+    assert "HEADSHOTS_MASTER_KEY" in refused.output
