@@ -121,7 +121,7 @@
     return hours ? hours + " h " + (minutes < 10 ? "0" : "") + minutes + " min" : minutes + " min";
   }
 
-  function tileContent(tile, variation, styleTitle, paid) {
+  function tileContent(tile, variation, styleTitle) {
     tile.setAttribute("data-state", variation.status);
     tile.textContent = "";
     if (variation.status === "done") {
@@ -134,7 +134,7 @@
       img.src = variation.preview_url;
       img.width = 614;
       img.height = 768;
-      img.alt = styleTitle + " headshot, variation " + variation.index + (paid ? "" : " (watermarked preview)");
+      img.alt = styleTitle + " headshot, variation " + variation.index + " (watermarked preview)";
       link.appendChild(img);
       tile.appendChild(link);
       if (variation.identity && variation.identity.flag) {
@@ -193,7 +193,7 @@
         if (!tile || tile.getAttribute("data-state") === variation.status) return;
         var heading = $("#style-" + variation.style, root);
         var title = heading ? heading.firstChild.textContent.trim() : variation.style;
-        tileContent(tile, variation, title, body.paid);
+        tileContent(tile, variation, title);
       });
       if (body.paid && !paid) { reloadClean(); return true; }
       if (body.status !== "queued" && initialStatus === "queued") { reloadClean(); return true; }
