@@ -329,6 +329,13 @@ async def choose(request: Request, draft_id: str) -> Response:
     except drafts.DraftGone as error:
         return error_page(request, error)
     except HeadshotsError as error:
+        if not findings:  # refused before the draft was read (CSRF, rate limit)
+            try:
+                with transaction(runtime.sessions) as session:
+                    draft = drafts.open_draft(session, draft_id, _draft_token(request, draft_id))
+                    findings = list(draft.findings)
+            except HeadshotsError as gone:
+                return error_page(request, gone)
         return _choose(
             request,
             draft_id,
