@@ -26,7 +26,7 @@ LAUNCH_ARGS = [
 SCREENSHOTS = Path(__file__).parents[1] / "artifacts" / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
@@ -41,7 +41,7 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def sample_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The landing page's samples, rendered once by the real studio engine."""
     from headshots.web.samples import render_samples

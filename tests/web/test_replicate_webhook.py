@@ -6,7 +6,8 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -56,23 +57,29 @@ def test_one_good_signature_among_several_is_enough() -> None:
 
 
 @pytest.mark.parametrize(
-    ("headers", "body", "why"),
+    ("make_headers", "body", "why"),
     [
-        (signed(), BODY + b" ", "bad webhook signature"),
-        (signed(secret="whsec_" + "QUJD" * 8), BODY, "bad webhook signature"),
-        (signed(webhook_id="msg_2") | {"webhook-id": "msg_3"}, BODY, "bad webhook signature"),
-        (signed(timestamp=int(time.time()) - 600), BODY, "stale"),
-        (signed(timestamp=int(time.time()) + 600), BODY, "stale"),
-        ({"webhook-id": "msg_1"}, BODY, "missing"),
-        (signed() | {"webhook-timestamp": "soon"}, BODY, "malformed"),
+        (lambda: signed(), BODY + b" ", "bad webhook signature"),
+        (lambda: signed(secret="whsec_" + "QUJD" * 8), BODY, "bad webhook signature"),
+        (
+            lambda: signed(webhook_id="msg_2") | {"webhook-id": "msg_3"},
+            BODY,
+            "bad webhook signature",
+        ),
+        (lambda: signed(timestamp=int(time.time()) - 600), BODY, "stale"),
+        (lambda: signed(timestamp=int(time.time()) + 600), BODY, "stale"),
+        (lambda: {"webhook-id": "msg_1"}, BODY, "missing"),
+        (lambda: signed() | {"webhook-timestamp": "soon"}, BODY, "malformed"),
     ],
     ids=["body", "secret", "id", "old", "future", "headers", "timestamp"],
 )
 def test_tampered_stale_or_incomplete_webhooks_are_rejected(
-    headers: dict[str, str], body: bytes, why: str
+    make_headers: Callable[[], dict[str, str]], body: bytes, why: str
 ) -> None:
+    # Headers are signed when the test runs, not when it is collected: a
+    # long suite would otherwise make every timestamp stale.
     with pytest.raises(WebhookRejected, match=why):
-        verify_signature(headers, body, WEBHOOK_SECRET)
+        verify_signature(make_headers(), body, WEBHOOK_SECRET)
 
 
 def test_a_malformed_secret_is_named_without_being_quoted() -> None:
@@ -210,3 +217,21 @@ def test_without_any_secret_webhooks_are_refused(settings: Settings) -> None:
     with TestClient(app) as client:
         response = client.post(PATH, headers=signed(), content=BODY)
     assert response.status_code == 503
+
+
+def test_the_service_app_mounts_the_webhook(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from headshots.runtime import build_runtime
+    from headshots.web.app import create_app
+    from tests.support import make_settings
+
+    runtime = build_runtime(make_settings(tmp_path, None, replicate_webhook_secret=WEBHOOK_SECRET))
+    try:
+        with TestClient(create_app(runtime, run_consumer=False)) as client:
+            good = client.post(PATH, headers=signed(webhook_id="msg_app"), content=BODY)
+            forged = client.post(PATH, headers=signed(secret="whsec_" + "QUJD" * 8), content=BODY)
+        assert good.status_code == 200
+        assert forged.status_code == 400
+    finally:
+        runtime.close()
