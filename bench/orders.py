@@ -5,7 +5,7 @@
     time versus the ideal for the concurrency limit;
 (c) peak RSS of the `headshots serve` process during (b).
 
-    .venv/bin/python bench/orders.py [--runs 7] [--orders 20]
+    .venv/bin/python -m bench.orders [--runs 7] [--orders 20]
 
 Prints JSON.
 """
@@ -13,71 +13,17 @@ Prints JSON.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import math
-import os
-import secrets
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.server import ROOT, Server
+
 SELFIE = (ROOT / "tests" / "fixtures" / "obama.jpg").read_bytes()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Server:
-    def __init__(self, engine: str, concurrency: int) -> None:
-        self.data = tempfile.mkdtemp(prefix="headshots-bench-")
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "HEADSHOTS_DATA_DIR": self.data,
-            "HEADSHOTS_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-            "HEADSHOTS_ENGINE": engine,
-            "HEADSHOTS_CONCURRENCY": str(concurrency),
-            "HEADSHOTS_PORT": str(self.port),
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "headshots", "serve"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("headshots serve did not start")
-
-    def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def order(client: httpx.Client, styles: tuple[str, ...] = ("corporate",)) -> dict[str, Any]:
@@ -104,7 +50,7 @@ def wait_ready(client: httpx.Client, created: dict[str, Any], poll: float) -> No
 
 
 def pipeline_overhead(runs: int) -> dict[str, Any]:
-    server = Server("bench.engines:Instant", concurrency=4)
+    server = Server({"HEADSHOTS_ENGINE": "bench.engines:Instant", "HEADSHOTS_CONCURRENCY": "4"})
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             wait_ready(client, order(client), 0.01)  # warm-up: models load once
@@ -124,7 +70,9 @@ def pipeline_overhead(runs: int) -> dict[str, Any]:
 
 
 def concurrency(orders: int, limit: int) -> dict[str, Any]:
-    server = Server("bench.engines:SleepTwoSeconds", concurrency=limit)
+    server = Server(
+        {"HEADSHOTS_ENGINE": "bench.engines:SleepTwoSeconds", "HEADSHOTS_CONCURRENCY": str(limit)}
+    )
     try:
         with httpx.Client(base_url=server.url, timeout=120) as client:
             started = time.perf_counter()

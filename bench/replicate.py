@@ -11,7 +11,7 @@ Two orders are timed end to end through the real client and engine:
 Overhead = wall time - delay: encoding the selfie, 4 or 24 creates, the
 downloads, decoding and fitting every output. Medians over ``--runs`` runs.
 
-Run: PYTHONPATH=. .venv/bin/python bench/replicate.py [--runs 5] [--delay 5]
+Run: .venv/bin/python -m bench.replicate [--runs 5] [--delay 5]
 """
 
 # ruff: noqa: E402 (the imports follow the sys.path fix below)

@@ -4,7 +4,7 @@
     page's form until the page with the preflight findings has arrived;
 (b) weight of each page without images: HTML + CSS + JS bytes as served.
 
-    .venv/bin/python bench/web.py [--runs 7]
+    .venv/bin/python -m bench.web [--runs 7]
 
 Prints JSON.
 """
@@ -12,33 +12,20 @@ Prints JSON.
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import json
-import os
 import re
-import secrets
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.server import ROOT, Server
+
 FIXTURE = ROOT / "tests" / "fixtures" / "obama.jpg"
 TARGET_BYTES = 5_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def five_megabyte_selfie() -> bytes:
@@ -63,41 +50,6 @@ def five_megabyte_selfie() -> bytes:
         if len(data) >= TARGET_BYTES:
             break
     return data
-
-
-class Server:
-    def __init__(self) -> None:
-        self.data = tempfile.mkdtemp(prefix="headshots-bench-web-")
-        self.port = free_port()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "HEADSHOTS_DATA_DIR": self.data,
-            "HEADSHOTS_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-            "HEADSHOTS_ENGINE": "studio",
-            "HEADSHOTS_PORT": str(self.port),
-            "HEADSHOTS_UPLOAD_RATE_PER_HOUR": "10000",
-        }
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "headshots", "serve"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("headshots serve did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
 
 
 def csrf(html: str) -> str:
@@ -136,7 +88,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args()
     photo = five_megabyte_selfie()
-    server = Server()
+    server = Server({"HEADSHOTS_ENGINE": "studio"})
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             upload_to_preflight(client, photo)  # warm-up: models load on first use

@@ -1,0 +1,68 @@
+"""A real `headshots serve` in a subprocess, on a free port, for benchmarks."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Server:
+    """Embedded mode with a fresh data dir and master key; `env` adds settings."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.data = tempfile.mkdtemp(prefix="headshots-bench-")
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "headshots", "serve"],
+            env={
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "HEADSHOTS_DATA_DIR": self.data,
+                "HEADSHOTS_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+                "HEADSHOTS_PORT": str(self.port),
+                # A benchmark is one client sending many uploads.
+                "HEADSHOTS_UPLOAD_RATE_PER_HOUR": "100000",
+                **env,
+            },
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("headshots serve did not start")
+
+    def peak_rss_mb(self) -> float:
+        """The process's high-water mark of resident memory so far."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
