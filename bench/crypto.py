@@ -1,6 +1,6 @@
 """Cost of encryption per blob: seal and open a 2 MB blob, and a full put/get on local disk.
 
-Run: .venv/bin/python bench/crypto.py [--runs N]
+Run: .venv/bin/python -m bench.crypto [--runs N]
 Prints JSON with medians in milliseconds.
 """
 

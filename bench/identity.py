@@ -7,7 +7,7 @@ Prints one JSON object:
 - the studio engine's median distance to its selfie, when the engine exists;
 - median identity-score and preflight time per 1024 px image (>= 5 runs each).
 
-Run: .venv/bin/python bench/identity.py [--runs 7]
+Run: .venv/bin/python -m bench.identity [--runs 7]
 """
 
 from __future__ import annotations

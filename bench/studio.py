@@ -10,7 +10,7 @@ Prints one JSON object with medians over ``--runs`` runs (at least 5):
 - the renders alone, per variation;
 - peak memory of the process (ru_maxrss).
 
-Run: .venv/bin/python bench/studio.py [--runs 7] [--style corporate]
+Run: .venv/bin/python -m bench.studio [--runs 7] [--style corporate]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Time to make a watermarked preview from a 1024 x 1280 render.
 
-Run: .venv/bin/python bench/watermark.py [--runs N]
+Run: .venv/bin/python -m bench.watermark [--runs N]
 Prints JSON with medians in milliseconds: "first" builds the mark layer for
 a new size (once per size per process), "repeat" reuses it.
 """
