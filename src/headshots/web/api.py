@@ -15,16 +15,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy.orm import Session
 
 from headshots.engines.base import default_engine_name
 from headshots.errors import HeadshotsError
+from headshots.imaging.identity import LOOKS_DIFFERENT
 from headshots.imaging.selfie import prepare_selfie
 from headshots.orders import service
 from headshots.orders.db import transaction
 from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus
 from headshots.payments.base import CheckoutRequest
 from headshots.runtime import Runtime
+from headshots.tiers import choose
 from headshots.web.multipart import FormError, read_form
 from headshots.web.security import client_address, limiter_of
 
@@ -78,7 +79,7 @@ def variation_json(order: Order, variation: Variation) -> dict[str, Any]:
         "identity": {
             "distance": variation.identity_distance,
             "flag": flag,
-            "message": "This one may not look like you." if flag else None,
+            "message": LOOKS_DIFFERENT if flag else None,
         },
         "seconds": variation.seconds,
         "preview_url": f"{base}/preview" if done else None,
@@ -123,10 +124,9 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     style_ids = [s.strip() for s in form.fields.get("styles", []) if s.strip()]
 
     def work() -> tuple[service.NewOrder, dict[str, Any]]:
-        from headshots.tiers import choose
-
         choose(runtime.tiers, tier_id, style_ids)  # refuse a bad choice before decoding
         selfie = prepare_selfie(selfie_bytes, settings)
+        warnings = selfie.preflight.warnings if selfie.preflight else []
         with transaction(runtime.sessions) as session:
             created = service.create_order(
                 session,
@@ -137,9 +137,7 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
                 tier_id=tier_id,
                 style_ids=style_ids,
                 engine=default_engine_name(settings),
-                preflight=[f.as_dict() for f in selfie.preflight.warnings]
-                if selfie.preflight
-                else None,
+                preflight=[finding.as_dict() for finding in warnings],
             )
             body = order_json(created.order)
         return created, body
@@ -151,24 +149,19 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=201, headers=NO_STORE)
 
 
-def _open(session: Session, order_id: str, token: str | None) -> Order:
-    return service.open_order(session, order_id, token)
-
-
 @router.get("/orders/{order_id}")
 def get_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> JSONResponse:
     with transaction(runtime.sessions) as session:
-        order = service.find_order(session, order_id, token)
-        if order.is_tombstone:
-            raise service.OrderGone()
+        order = service.open_order(session, order_id, token)
         return JSONResponse(order_json(order), headers=NO_STORE)
 
 
 def _image(
     runtime: Runtime, order_id: str, variation_id: str, token: str | None, *, clean: bool
-) -> bytes:
+) -> tuple[bytes, str]:
+    """The image's bytes and the file name a person saves it under."""
     with transaction(runtime.sessions) as session:
-        order = _open(session, order_id, token)
+        order = service.open_order(session, order_id, token)
         variation = service.find_variation(order, variation_id)
         if clean and not order.is_paid:
             raise service.PaymentRequired()
@@ -176,34 +169,31 @@ def _image(
         if variation.status != VariationStatus.DONE or blob is None:
             raise service.NotReady()
         wrapped_key = order.wrapped_key
+        name = f"headshot-{variation.style}-{variation.index}"
     assert wrapped_key is not None
-    return runtime.blobs.get(order_id, wrapped_key, blob)
+    return runtime.blobs.get(order_id, wrapped_key, blob), name
 
 
 @router.get("/orders/{order_id}/variations/{variation_id}/preview")
 def preview(order_id: str, variation_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
-    data = _image(runtime, order_id, variation_id, token, clean=False)
+    data, _ = _image(runtime, order_id, variation_id, token, clean=False)
     return Response(data, media_type="image/jpeg", headers=NO_STORE)
 
 
 @router.get("/orders/{order_id}/variations/{variation_id}/download")
 def download(order_id: str, variation_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
-    data = _image(runtime, order_id, variation_id, token, clean=True)
-    with transaction(runtime.sessions) as session:
-        order = _open(session, order_id, token)
-        variation = service.find_variation(order, variation_id)
-        name = f"headshot-{variation.style}-{variation.index}.png"
+    data, name = _image(runtime, order_id, variation_id, token, clean=True)
     return Response(
         data,
         media_type="image/png",
-        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}"'},
+        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}.png"'},
     )
 
 
 @router.get("/orders/{order_id}/download.zip")
 def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
     with transaction(runtime.sessions) as session:
-        order = _open(session, order_id, token)
+        order = service.open_order(session, order_id, token)
         if not order.is_paid:
             raise service.PaymentRequired()
         wanted = [
@@ -239,7 +229,7 @@ def open_checkout(
 ) -> str:
     """Open the provider's checkout for an order; returns the absolute URL to send the person to."""
     with transaction(runtime.sessions) as session:
-        order = _open(session, order_id, token)
+        order = service.open_order(session, order_id, token)
         if order.is_paid:
             raise service.AlreadyPaid()
         tier = next(t for t in runtime.tiers if t.id == order.tier)
