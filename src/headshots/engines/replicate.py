@@ -45,7 +45,7 @@ from headshots.engines.replicate_models import (
     build_input,
     model_spec,
 )
-from headshots.engines.replicate_transport import RetryingTransport, RetryPolicy
+from headshots.engines.replicate_transport import RetryingTransport, RetryPolicy, tls_context
 from headshots.engines.replicate_webhooks import WAITERS
 from headshots.errors import ConfigurationError, HeadshotsError
 from headshots.imaging.selfie import PreparedSelfie
@@ -238,9 +238,15 @@ class ReplicateEngine:
             base_url=self._base_url,
             timeout=timeout,
             mounts={"all://": transport},
+            # Never used (the mount takes every URL), but without it the
+            # client would build a default transport and its TLS context.
+            transport=transport,
+            verify=tls_context(),
         )
         # Outputs are fetched without the token: the download host needs none.
-        files = httpx.AsyncClient(transport=transport, timeout=timeout, follow_redirects=True)
+        files = httpx.AsyncClient(
+            transport=transport, timeout=timeout, follow_redirects=True, verify=tls_context()
+        )
         return api, files, transport
 
     # --- readiness ----------------------------------------------------------

@@ -16,12 +16,15 @@ applies, bounded and the same for API calls and file downloads:
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+import certifi
 import httpx
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -66,6 +69,16 @@ def _resendable(request: httpx.Request, error: httpx.TransportError) -> bool:
     return isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """One TLS context per process.
+
+    httpx builds a new one, loading every CA certificate (about 30 ms), for
+    each client and transport it makes; an order makes several per style.
+    """
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class RetryingTransport(httpx.AsyncBaseTransport):
     def __init__(
         self,
@@ -74,7 +87,8 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._inner = inner or httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=64)
+            verify=tls_context(),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=64),
         )
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
