@@ -6,6 +6,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -16,7 +17,13 @@ from headshots.orders.models import Order, PaymentRecord, Variation, VariationSt
 from headshots.payments.base import PaymentEvent
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
-from tests.support import auth, confirm_local_payment, make_settings, upload, wait_ready
+from tests.support import (
+    auth,
+    confirm_local_payment,
+    make_settings,
+    upload,
+    wait_ready,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SELFIE = (FIXTURES / "obama.jpg").read_bytes()
@@ -168,3 +175,50 @@ def test_an_order_resumes_after_a_restart(tmp_path: Path, database_url: str | No
         assert [v["status"] for v in body["variations"]] == ["done"] * 4
     finally:
         second.close()
+
+
+def test_an_order_whose_variations_all_ended_is_finished_by_the_sweep(
+    client: TestClient, runtime: Runtime
+) -> None:
+    order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
+    wait_ready(client, order["id"], order["token"])
+    # As if two finishers had raced and neither marked the order ready.
+    with transaction(runtime.sessions) as session:
+        session.execute(update(Order).where(Order.id == order["id"]).values(status="queued"))
+    run_sweep(runtime)
+    body = client.get(f"/api/orders/{order['id']}", headers=auth(order["token"])).json()
+    assert body["status"] == "ready"
+
+
+def test_two_workers_finishing_the_last_variations_at_once_finish_the_order(
+    runtime: Runtime, database_url: str | None
+) -> None:
+    if database_url is None:
+        pytest.skip("SQLite lets one writer at a time in: the race needs PostgreSQL")
+    # No consumer: this test plays the two workers itself.
+    with TestClient(create_app(runtime, run_consumer=False)) as client:
+        order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
+    with transaction(runtime.sessions) as session:
+        ids = list(session.scalars(select(Variation.id).where(Variation.order_id == order["id"])))
+        session.execute(
+            update(Variation).where(Variation.id.in_(ids)).values(status="done", attempts=9)
+        )
+        session.execute(update(Variation).where(Variation.id.in_(ids[:2])).values(status="running"))
+    both_updated = threading.Barrier(2)
+
+    def finish(variation_id: str) -> None:
+        with transaction(runtime.sessions) as session:
+            variation = session.get(Variation, variation_id)
+            assert variation is not None
+            variation.status = VariationStatus.DONE
+            session.flush()
+            both_updated.wait(timeout=10)  # neither has committed yet
+            service.finish_if_complete(session, variation.order)
+
+    threads = [threading.Thread(target=finish, args=(vid,)) for vid in ids[:2]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with runtime.sessions() as session:
+        assert (session.get(Order, order["id"]) or Order()).status == "ready"

@@ -255,6 +255,7 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
         sweep_drafts(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
         stuck = service.stuck_variations(session, runtime.settings)
+        service.finish_stalled(session)
     runtime.queue.enqueue_variations(stuck)
     if expired or stuck:
         log.info("sweep: %d orders expired, %d variations re-enqueued", expired, len(stuck))

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from PIL import Image
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from headshots.config import Settings
@@ -183,12 +183,43 @@ def find_variation(order: Order, variation_id: str) -> Variation:
     raise OrderNotFound("There is no such image in this order.")
 
 
+UNFINISHED = (VariationStatus.PENDING, VariationStatus.RUNNING)
+
+
 def finish_if_complete(session: Session, order: Order) -> None:
+    """Mark the order ready once none of its variations is left to run.
+
+    Two workers finishing the last two variations at once would each see the
+    other's as still running (PostgreSQL reads committed data only) and
+    neither would finish the order. Locking the order row first serialises
+    them: the second counts after the first has committed.
+    """
     if order.status != OrderStatus.QUEUED:
         return
-    if all(v.status in (VariationStatus.DONE, VariationStatus.FAILED) for v in order.variations):
+    session.execute(select(Order.id).where(Order.id == order.id).with_for_update())
+    unfinished = session.scalar(
+        select(func.count())
+        .select_from(Variation)
+        .where(Variation.order_id == order.id, Variation.status.in_(UNFINISHED))
+    )
+    if not unfinished:
         order.status = OrderStatus.READY
         order.finished_at = utcnow()
+
+
+def finish_stalled(session: Session) -> int:
+    """Finish orders whose variations all ended but that were never marked ready."""
+    stalled = session.scalars(
+        select(Order).where(
+            Order.status == OrderStatus.QUEUED,
+            ~select(Variation.id)
+            .where(Variation.order_id == Order.id, Variation.status.in_(UNFINISHED))
+            .exists(),
+        )
+    ).all()
+    for order in stalled:
+        finish_if_complete(session, order)
+    return len(stalled)
 
 
 def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderStatus) -> None:
