@@ -21,21 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from tests.support import FIXTURE_PEOPLE
 
 from headshots.config import Settings
 from headshots.imaging.identity import DEFAULT_THRESHOLD, describe, describe_all, score
 from headshots.imaging.preflight import preflight
 
 FIXTURES = Path(__file__).parents[1] / "tests" / "fixtures"
-PEOPLE = {
-    "obama.jpg": "obama",
-    "obama2.jpg": "obama",
-    "obama3.jpg": "obama",
-    "obama_partial_face.jpg": "obama",
-    "biden.jpg": "biden",
-    "grace_hopper.jpg": "hopper",
-    "astronaut.png": "collins",
-}
 
 
 def load(name: str, size: int | None = None) -> Image.Image:
@@ -47,7 +39,7 @@ def load(name: str, size: int | None = None) -> Image.Image:
 
 
 def pairs(threshold: float) -> dict[str, Any]:
-    faces = [(person, describe(load(name))) for name, person in PEOPLE.items()]
+    faces = [(person, describe(load(name))) for name, person in FIXTURE_PEOPLE.items()]
     faces += [(f"group-{i}", f) for i, f in enumerate(describe_all(load("group_of_five.jpg")))]
     same, different = [], []
     for (pa, a), (pb, b) in itertools.combinations(faces, 2):

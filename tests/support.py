@@ -176,3 +176,16 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=20)
+
+
+# Who is in each face fixture (tests/fixtures/PROVENANCE.md); the group photo
+# adds five more people.
+FIXTURE_PEOPLE = {
+    "obama.jpg": "obama",
+    "obama2.jpg": "obama",
+    "obama3.jpg": "obama",
+    "obama_partial_face.jpg": "obama",
+    "biden.jpg": "biden",
+    "grace_hopper.jpg": "hopper",
+    "astronaut.png": "collins",
+}

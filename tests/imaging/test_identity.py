@@ -16,20 +16,10 @@ from headshots.engines.base import Rendered
 from headshots.imaging import identity
 from headshots.imaging.faces import NoFaceError, SeveralFacesError
 from headshots.imaging.identity import FaceDescriptor, compare, describe, describe_all, score
+from tests.support import FIXTURE_PEOPLE
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 THRESHOLD = 0.6
-
-# Who is in each fixture; the group photo adds five more people.
-PEOPLE = {
-    "obama.jpg": "obama",
-    "obama2.jpg": "obama",
-    "obama3.jpg": "obama",
-    "obama_partial_face.jpg": "obama",
-    "biden.jpg": "biden",
-    "grace_hopper.jpg": "hopper",
-    "astronaut.png": "collins",
-}
 
 
 def load(name: str) -> Image.Image:
@@ -38,7 +28,7 @@ def load(name: str) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def faces() -> list[tuple[str, FaceDescriptor]]:
-    found = [(person, describe(load(name))) for name, person in PEOPLE.items()]
+    found = [(person, describe(load(name))) for name, person in FIXTURE_PEOPLE.items()]
     group = describe_all(load("group_of_five.jpg"))
     assert len(group) == 5
     found += [(f"group-{i}", face) for i, face in enumerate(group)]
