@@ -88,6 +88,22 @@ def test_four_variations_differ_visibly(corporate: list[Rendered]) -> None:
     assert tightness[-1] - tightness[0] > 0.05
 
 
+def test_variations_of_a_tight_photo_differ_in_composition_too(
+    engine: StudioEngine, hopper: PreparedSelfie
+) -> None:
+    """A photo already cropped close leaves little room to vary the crop."""
+    outcomes = engine.generate(hopper, get_style("minimal"), SEEDS, SIZE)
+    rendered = [outcome for outcome in outcomes if isinstance(outcome, Rendered)]
+    assert len(rendered) == 4
+    for first, second in combinations(rendered, 2):
+        difference = np.abs(pixels(first.image) - pixels(second.image)).mean()
+        assert difference > 12, (first.details, second.details, difference)
+    # The face sits left of centre in some, right of centre in others.
+    centres = [find_one_face(outcome.image).box.center[0] for outcome in rendered]
+    assert min(centres) < SIZE[0] / 2 < max(centres)
+    assert max(centres) - min(centres) > 0.05 * SIZE[0]
+
+
 def test_same_seed_gives_the_same_image(
     engine: StudioEngine, obama: PreparedSelfie, corporate: list[Rendered]
 ) -> None:

@@ -72,10 +72,14 @@ class Variation:
     light_angle: float
     # -1 .. 1: darker or lighter backdrop than the preset's colour.
     tone: float
+    # Where the face sits across the frame, as a share of its width from the
+    # centre line: positive is right of centre.
+    shift: float = 0.0
 
     def as_details(self) -> dict[str, Any]:
         return {
             "crop_tightness": round(self.tightness, 3),
+            "horizontal_shift": round(self.shift, 3),
             "light_side": "left" if self.light_side < 0 else "right",
             "light_angle": round(self.light_angle, 1),
             "background_tone": round(self.tone, 3),
@@ -98,6 +102,10 @@ def plan_variation(seed: int) -> Variation:
         light_side=1 if side else -1,
         light_angle=rng.uniform(15.0, 55.0),
         tone=rng.uniform(0.4, 1.0) * (1 if side ^ tight else -1),
+        # The face moves a little away from the key light, as a photographer
+        # leaves room on the lit side: two variations that share a crop still
+        # differ in composition, not only in light.
+        shift=rng.uniform(0.035, 0.06) * (-1 if side else 1),
     )
 
 
@@ -142,7 +150,12 @@ def level_angle(roll: float) -> float:
 
 
 def frame_face(
-    face: Face, photo_size: Size, head_share: float, size: Size, tightness: float = 1.0
+    face: Face,
+    photo_size: Size,
+    head_share: float,
+    size: Size,
+    tightness: float = 1.0,
+    shift: float = 0.0,
 ) -> Framing:
     """The headshot crop: eyes level, eye line near a third, face at ``head_share``.
 
@@ -178,7 +191,7 @@ def frame_face(
         prefer_low=True,
     )
     left = _place(
-        -crop_w / 2,
+        -(0.5 + shift) * crop_w,
         (-(0.5 + OFF_CENTRE) * crop_w, -(0.5 - OFF_CENTRE) * crop_w),
         (inside_left, inside_right - crop_w),
         prefer_low=False,
@@ -338,7 +351,9 @@ def render(
     shared: _Prepared, face: Face, look: StudioLook, variation: Variation, size: Size
 ) -> tuple[Image.Image, Framing]:
     """One headshot for one variation."""
-    framing = frame_face(face, shared.photo_size, look.head_share, size, variation.tightness)
+    framing = frame_face(
+        face, shared.photo_size, look.head_share, size, variation.tightness, variation.shift
+    )
     width, height = size
     matrix = framing.matrix
     alpha = _f32(
