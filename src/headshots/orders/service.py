@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
-from headshots.imaging.selfie import PreparedSelfie
 from headshots.orders.models import (
     Order,
     OrderStatus,
@@ -93,7 +92,7 @@ def create_order(
     settings: Settings,
     tiers: tuple[Tier, ...],
     *,
-    selfie: PreparedSelfie,
+    selfie_png: bytes,
     tier_id: str,
     style_ids: list[str],
     engine: str,
@@ -139,7 +138,7 @@ def create_order(
                 )
             )
     try:
-        blobs.put(order_id, wrapped_key, SELFIE_BLOB, encode_png(selfie.image))
+        blobs.put(order_id, wrapped_key, SELFIE_BLOB, selfie_png)
         session.add(order)
         session.flush()
     except BaseException:
@@ -156,14 +155,22 @@ def encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def token_opens(token_hash: str | None, token: str | None) -> bool:
+    """Whether ``token`` matches the stored hash, compared in constant time.
+
+    The comparison runs even when there is nothing to match, so the time
+    taken does not tell a missing record from a wrong token.
+    """
+    matches = hmac.compare_digest(token_hash or "0" * 64, hash_token(token or ""))
+    return matches and token_hash is not None and bool(token)
+
+
 def find_order(session: Session, order_id: str, token: str | None) -> Order:
     """The order if ``token`` opens it; OrderNotFound otherwise (same answer)."""
     if not token or not ORDER_ID.match(order_id):
         raise OrderNotFound()
     order = session.get(Order, order_id)
-    expected = order.token_hash if order is not None else None
-    # Compare even when the order is missing, so timing tells nothing.
-    if not hmac.compare_digest(expected or "0" * 64, hash_token(token)) or order is None:
+    if not token_opens(order.token_hash if order else None, token) or order is None:
         raise OrderNotFound()
     return order
 

@@ -133,7 +133,7 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
                 runtime.blobs,
                 settings,
                 runtime.tiers,
-                selfie=selfie,
+                selfie_png=service.encode_png(selfie.image),
                 tier_id=tier_id,
                 style_ids=style_ids,
                 engine=default_engine_name(settings),

@@ -9,24 +9,21 @@ the selfie under the order's key and shreds the draft.
 
 from __future__ import annotations
 
-import io
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from PIL import Image
 from sqlalchemy import JSON, LargeBinary, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
-from headshots.imaging.faces import find_one_face
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.orders import service
 from headshots.orders.models import Base, utcnow
 from headshots.storage.vault import EncryptedBlobs
-from headshots.tiers import Tier
+from headshots.tiers import Tier, choose
 
 # Long enough to read the findings and choose; short enough that an
 # abandoned upload does not linger. The sweep deletes drafts past this.
@@ -78,8 +75,7 @@ def create_draft(
         findings=[f.as_dict() for f in selfie.preflight.warnings] if selfie.preflight else [],
     )
     try:
-        png = service.encode_png(selfie.image)
-        blobs.put(draft_id, wrapped_key, service.SELFIE_BLOB, png)
+        blobs.put(draft_id, wrapped_key, service.SELFIE_BLOB, service.encode_png(selfie.image))
         session.add(draft)
         session.flush()
     except BaseException:
@@ -90,13 +86,10 @@ def create_draft(
 
 def open_draft(session: Session, draft_id: str, token: str | None) -> Draft:
     """The draft if ``token`` opens it and it has not expired."""
-    import hmac
-
     if not token or not service.ORDER_ID.match(draft_id):
         raise DraftGone()
     draft = session.get(Draft, draft_id)
-    expected = draft.token_hash if draft is not None else "0" * 64
-    if not hmac.compare_digest(expected, service.hash_token(token)) or draft is None:
+    if not service.token_opens(draft.token_hash if draft else None, token) or draft is None:
         raise DraftGone()
     if draft.expires_at <= utcnow():
         raise DraftGone()
@@ -124,18 +117,15 @@ def order_from_draft(
     The order expires 24 hours (the retention) after the photo was uploaded,
     not after the choice, so the promise on the page holds from upload.
     """
-    from headshots.tiers import choose
-
     choose(tiers, tier_id, style_ids)  # refuse a bad choice before decrypting
-    image = Image.open(io.BytesIO(draft_photo(blobs, draft)))
-    image.load()
-    selfie = PreparedSelfie(image=image, face=find_one_face(image))
+    # The draft's PNG moves under the order's key as it is: it was checked at
+    # upload, and decoding or analysing it again would change nothing.
     created = service.create_order(
         session,
         blobs,
         settings,
         tiers,
-        selfie=selfie,
+        selfie_png=draft_photo(blobs, draft),
         tier_id=tier_id,
         style_ids=style_ids,
         engine=engine,
