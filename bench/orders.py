@@ -38,14 +38,18 @@ def order(client: httpx.Client, styles: tuple[str, ...] = ("corporate",)) -> dic
     return body
 
 
-def wait_ready(client: httpx.Client, created: dict[str, Any], poll: float) -> None:
+def wait_ready(client: httpx.Client, created: dict[str, Any], poll: float) -> float | None:
+    """Wait until the order is ready; returns when all its previews could first be shown."""
     headers = {"Authorization": f"Bearer {created['token']}"}
+    previews_at = None
     while True:
         body = client.get(f"/api/orders/{created['id']}", headers=headers).json()
+        if previews_at is None and all(v["preview_url"] for v in body["variations"]):
+            previews_at = time.perf_counter()
         if body["status"] == "ready":
             if body["progress"]["failed"]:
                 raise RuntimeError(f"variations failed: {body['progress']}")
-            return
+            return previews_at
         time.sleep(poll)
 
 
@@ -54,16 +58,21 @@ def pipeline_overhead(runs: int) -> dict[str, Any]:
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             wait_ready(client, order(client), 0.01)  # warm-up: models load once
-            times = []
+            previews, ready = [], []
             for _ in range(runs):
                 started = time.perf_counter()
-                wait_ready(client, order(client), 0.005)
-                times.append(time.perf_counter() - started)
+                previews_at = wait_ready(client, order(client), 0.005)
+                ready.append(time.perf_counter() - started)
+                assert previews_at is not None
+                previews.append(previews_at - started)
     finally:
         server.stop()
     return {
-        "median_ms": round(statistics.median(times) * 1000, 1),
-        "min_ms": round(min(times) * 1000, 1),
+        # What the target is about: every preview can be shown.
+        "previews_median_ms": round(statistics.median(previews) * 1000, 1),
+        "previews_min_ms": round(min(previews) * 1000, 1),
+        # Also checked against the selfie and stored as final PNGs.
+        "ready_median_ms": round(statistics.median(ready) * 1000, 1),
         "runs": runs,
         "target_ms": 300,
     }

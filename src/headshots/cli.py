@@ -204,7 +204,7 @@ def worker() -> None:
     settings = load_settings()
     runtime = _runtime(settings)
     consumer = make_consumer(runtime.queue, settings, embedded=False)
-    console.print(f"worker started with {settings.concurrency} threads")
+    console.print(f"worker started: {settings.concurrency} images at a time")
     consumer.run()
     runtime.close()
 

@@ -55,14 +55,39 @@ def render_style(
     outcomes = _generate(engine, selfie, style, seeds, size)
     if identity is None:
         return outcomes
+    reference = _reference(selfie)
+    if reference is None:
+        return outcomes
+    return _gate(engine, selfie, style, size, identity, reference, outcomes)
+
+
+def rerolls_help(engine: Engine) -> bool:
+    """Whether a new seed can give a drifted face another chance."""
+    return bool(getattr(engine, "rerolls_help", engine.generative))
+
+
+def check_identity(selfie: PreparedSelfie, outcome: Outcome, gate: IdentityGate) -> Outcome:
+    """Score one finished outcome against the selfie, with no re-roll.
+
+    For engines where re-rolls do not help the score only informs, so the
+    job workers show the preview first and score it afterwards.
+    """
+    reference = _reference(selfie)
+    if reference is None or not isinstance(outcome, Rendered):
+        return outcome
+    scored = _scored(outcome, reference, gate.threshold)
+    assert isinstance(scored, Rendered)
+    return dataclasses.replace(scored, details={**scored.details, "identity_tries": [_try(scored)]})
+
+
+def _reference(selfie: PreparedSelfie) -> FaceDescriptor | None:
     try:
-        reference = selfie.descriptor
+        return selfie.descriptor
     except HeadshotsError:
         # dlib's detector missed a face mediapipe found (a strongly turned
         # head): nothing to score against, so the outputs go unscored.
         log.warning("identity gate skipped: no reference face in the selfie")
-        return outcomes
-    return _gate(engine, selfie, style, size, identity, reference, outcomes)
+        return None
 
 
 def _generate(
@@ -90,7 +115,7 @@ def _gate(
         kept.append(scored)
         tries.append([_try(scored)] if isinstance(scored, Rendered) else [])
 
-    rerolls = gate.rerolls if getattr(engine, "rerolls_help", engine.generative) else 0
+    rerolls = gate.rerolls if rerolls_help(engine) else 0
     used = {outcome.seed for outcome in outcomes}
     for round_ in range(1, rerolls + 1):
         flagged = [i for i, outcome in enumerate(kept) if _flagged(outcome)]

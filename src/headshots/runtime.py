@@ -34,6 +34,11 @@ class Runtime:
     tiers: tuple[Tier, ...]
     payments: Payments
     queue: Queue
+    # Engine calls in flight in this process, at most `concurrency`.
+    engine_slots: threading.BoundedSemaphore
+    # Set when this process runs the job consumer itself (embedded mode): the
+    # web process then hands each new order's analysed selfie to its workers.
+    local_consumer: bool = False
     _engines: dict[str, Engine] = field(default_factory=dict)
     _engines_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,6 +76,7 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         tiers=tiers,
         payments=payments,
         queue=queue,
+        engine_slots=threading.BoundedSemaphore(settings.concurrency),
     )
     holder.append(runtime)
     return runtime

@@ -136,7 +136,7 @@ def test_an_engine_failure_fails_one_variation_and_the_order_completes(
     assert failed[0]["style"] == "friendly"
     assert failed[0]["failure"]["reason"] == "The test engine refused this one."
     assert failed[0]["preview_url"] is None
-    assert ready["progress"] == {"pending": 0, "running": 0, "done": 7, "failed": 1}
+    assert ready["progress"] == {"pending": 0, "running": 0, "finishing": 0, "done": 7, "failed": 1}
 
 
 def test_access_needs_the_orders_own_token(client: TestClient, selfie: bytes) -> None:

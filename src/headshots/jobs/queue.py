@@ -8,12 +8,13 @@ lost (see orders.service.stuck_variations).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
-from huey.consumer import Consumer, Scheduler
+from huey.consumer import Consumer, Scheduler, Worker
 
 from headshots.config import Settings
 from headshots.errors import ConfigurationError
@@ -26,10 +27,15 @@ class Queue:
     huey: Huey
     generate: Any  # huey TaskWrapper: generate(variation_id)
     sweep: Any  # huey TaskWrapper, periodic
+    # Idle consumer threads in this process wait on it between polls, so
+    # work enqueued here starts at once instead of at the next poll.
+    wake: threading.Condition = field(default_factory=threading.Condition)
 
     def enqueue_variations(self, variation_ids: list[str]) -> None:
         for variation_id in variation_ids:
             self.generate(variation_id)
+        with self.wake:
+            self.wake.notify_all()
 
     def ping(self) -> None:
         self.huey.pending_count()
@@ -61,18 +67,55 @@ def build_queue(
     return Queue(huey=huey, generate=generate_task, sweep=sweep_task)
 
 
+class WakeableWorker(Worker):  # type: ignore[misc]
+    """A consumer thread whose wait between polls ends early on a local enqueue."""
+
+    wake: threading.Condition
+    delay: float
+    max_delay: float
+    backoff: float
+
+    def sleep(self) -> None:
+        self.delay = min(self.delay, self.max_delay)
+        with self.wake:
+            if not self.stop_flag.is_set():
+                self.wake.wait(self.delay)
+        self.delay *= self.backoff
+
+
 class SweepingConsumer(Consumer):  # type: ignore[misc]
     """A Huey consumer whose periodic check runs every ``sweep_seconds``."""
 
-    def __init__(self, huey: Huey, *, sweep_seconds: float, **options: Any) -> None:
-        # Set before Consumer.__init__, which creates the scheduler.
+    def __init__(
+        self, huey: Huey, *, sweep_seconds: float, wake: threading.Condition, **options: Any
+    ) -> None:
+        # Set before Consumer.__init__, which creates the scheduler and workers.
         self.sweep_seconds = sweep_seconds
+        self.wake = wake
         super().__init__(huey, **options)
 
     def _create_scheduler(self) -> Scheduler:
         scheduler = super()._create_scheduler()
         scheduler.periodic_task_seconds = self.sweep_seconds
         return scheduler
+
+    def stop(self, graceful: bool = False) -> None:
+        self.stop_flag.set()
+        with self.wake:  # threads waiting for work see the stop flag now
+            self.wake.notify_all()
+        super().stop(graceful=graceful)
+
+    def _create_worker(self) -> Worker:
+        worker = WakeableWorker(
+            huey=self.huey,
+            stop_flag=self.stop_flag,
+            default_delay=self.default_delay,
+            max_delay=self.max_delay,
+            backoff=self.backoff,
+            max_tasks=self.max_tasks,
+        )
+        worker.wake = self.wake
+        return worker
 
 
 class EmbeddedConsumer(SweepingConsumer):
@@ -86,8 +129,12 @@ def make_consumer(queue: Queue, settings: Settings, *, embedded: bool) -> Sweepi
     kind = EmbeddedConsumer if embedded else SweepingConsumer
     consumer = kind(
         queue.huey,
-        workers=settings.concurrency,
+        # Twice as many threads as engine slots (Runtime.engine_slots): a
+        # thread storing and checking the image it just made has let go of
+        # its slot, and another thread's engine call takes it meanwhile.
+        workers=settings.concurrency * 2,
         worker_type="thread",
+        wake=queue.wake,
         periodic=True,
         # Idle workers poll the queue; keep the longest wait short so a new
         # order starts within a fraction of a second.

@@ -15,11 +15,14 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from PIL import Image
-from sqlalchemy import or_, update
+from sqlalchemy import case, or_, update
+from sqlalchemy.orm import Session
 
 from headshots.engines.base import Failed, Outcome, Rendered
 from headshots.errors import HeadshotsError
@@ -29,7 +32,7 @@ from headshots.imaging.watermark import watermarked_preview
 from headshots.orders import service
 from headshots.orders.db import transaction
 from headshots.orders.models import Variation, VariationStatus, utcnow
-from headshots.render import IdentityGate, render_style
+from headshots.render import IdentityGate, check_identity, render_style, rerolls_help
 from headshots.styles import get_style
 
 if TYPE_CHECKING:
@@ -40,9 +43,68 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A variation this worker holds, and what it needs to work on it."""
+
+    variation_id: str
+    order_id: str
+    wrapped_key: bytes
+    engine_name: str
+    style_id: str
+    seed: int
+    attempt: int
+    # The image is stored already (an earlier worker died while finishing):
+    # only the identity check and the final PNG are left.
+    finishing: bool
+    scored: bool
+
+
 def generate_variation(runtime: Runtime, variation_id: str) -> None:
+    """Make one variation in two steps, so its preview shows as early as possible.
+
+    First the engine's image is stored as raw pixels with its watermarked
+    preview, and the variation reads "finishing": the preview can be shown.
+    Then the identity check (for engines where a re-roll would not help; the
+    others were checked, and re-rolled, with the engine call) and the final
+    PNG, and the variation is "done". An engine slot is held for the engine
+    call only.
+    """
+    slots = runtime.engine_slots
+    # The slot is taken before the claim, so a variation reads "running" only
+    # while an engine works on it.
+    slots.acquire()
+    holding = True
+    try:
+        claim = _claim(runtime, variation_id)
+        if claim is None:
+            return
+        with _lease_kept(runtime, variation_id, claim.attempt):
+            started = time.perf_counter()
+            image: Image.Image | None = None
+            scored = claim.scored
+            if not claim.finishing:
+                outcome = _render(runtime, claim)
+                slots.release()
+                holding = False
+                if not _store_made(runtime, claim, outcome, time.perf_counter() - started):
+                    return
+                assert isinstance(outcome, Rendered)
+                image, scored = outcome.image, outcome.identity is not None
+            else:
+                slots.release()
+                holding = False
+            _finish(runtime, claim, image, scored=scored)
+    finally:
+        if holding:
+            slots.release()
+
+
+def _claim(runtime: Runtime, variation_id: str) -> Claim | None:
+    """Take the variation if nobody else holds it; None if there is nothing to do."""
     settings = runtime.settings
     now = utcnow()
+    finishing = Variation.status == VariationStatus.FINISHING
     with transaction(runtime.sessions) as session:
         claimed = session.execute(
             update(Variation)
@@ -50,58 +112,155 @@ def generate_variation(runtime: Runtime, variation_id: str) -> None:
                 Variation.id == variation_id,
                 or_(
                     Variation.status == VariationStatus.PENDING,
-                    (Variation.status == VariationStatus.RUNNING) & (Variation.lease_until <= now),
+                    Variation.status.in_([VariationStatus.RUNNING, VariationStatus.FINISHING])
+                    & (Variation.lease_until <= now),
                 ),
             )
             .values(
-                status=VariationStatus.RUNNING,
+                status=case((finishing, VariationStatus.FINISHING), else_=VariationStatus.RUNNING),
                 lease_until=now + timedelta(seconds=settings.stuck_after_seconds),
-                started_at=now,
+                started_at=case((finishing, Variation.started_at), else_=now),
                 attempts=Variation.attempts + 1,
             )
             .execution_options(synchronize_session=False)
         ).rowcount  # type: ignore[attr-defined]
         if not claimed:
-            return  # done, failed, running elsewhere, or shredded
+            return None  # done, failed, held elsewhere, or shredded
         variation = session.get(Variation, variation_id)
         assert variation is not None
         order = variation.order
         if order.is_tombstone or order.wrapped_key is None:
-            return
+            return None
         if variation.attempts > MAX_ATTEMPTS:
-            variation.status = VariationStatus.FAILED
-            variation.failure_code = "gave_up"
-            variation.failure_reason = "This image could not be made; its worker kept stopping."
-            variation.finished_at = now
+            _give_up(variation, now)
             service.finish_if_complete(session, order)
-            return
-        order_id, wrapped_key, engine_name = order.id, order.wrapped_key, order.engine
-        style_id, seed, attempt = variation.style, variation.seed, variation.attempts
+            return None
+        return Claim(
+            variation_id=variation_id,
+            order_id=order.id,
+            wrapped_key=order.wrapped_key,
+            engine_name=order.engine,
+            style_id=variation.style,
+            seed=variation.seed,
+            attempt=variation.attempts,
+            finishing=variation.status == VariationStatus.FINISHING,
+            scored=variation.identity_flag is not None or variation.identity_distance is not None,
+        )
 
-    started = time.perf_counter()
-    with _lease_kept(runtime, variation_id, attempt):
-        outcome = _render(runtime, order_id, wrapped_key, engine_name, style_id, seed)
-        image_blob = preview_blob = None
-        if isinstance(outcome, Rendered):
-            image_blob, preview_blob = f"{variation_id}.png", f"{variation_id}.preview.jpg"
-            png = service.encode_png(outcome.image)
-            preview = watermarked_preview(outcome.image, max_side=settings.preview_max)
-            runtime.blobs.put(order_id, wrapped_key, image_blob, png)
-            runtime.blobs.put(order_id, wrapped_key, preview_blob, preview)
 
-    shredded = False
+def _give_up(variation: Variation, now: datetime) -> None:
+    variation.finished_at = now
+    variation.lease_until = None
+    if variation.status == VariationStatus.FINISHING:
+        # The image exists; only its check kept failing. Keep the image.
+        variation.status = VariationStatus.DONE
+        variation.details = {**variation.details, "identity_check": "skipped"}
+        return
+    variation.status = VariationStatus.FAILED
+    variation.failure_code = "gave_up"
+    variation.failure_reason = "This image could not be made; its worker kept stopping."
+
+
+def _store_made(runtime: Runtime, claim: Claim, outcome: Outcome, seconds: float) -> bool:
+    """Store the engine's image and its preview, or record the failure.
+
+    True when the variation is now "finishing" and this worker goes on.
+    """
+    if isinstance(outcome, Rendered):
+        preview = watermarked_preview(outcome.image, max_side=runtime.settings.preview_max)
+        put = partial(runtime.blobs.put, claim.order_id, claim.wrapped_key)
+        put(_preview_blob(claim), preview)
+        put(_image_blob(claim), service.encode_pixels(outcome.image))
     with transaction(runtime.sessions) as session:
-        current = session.get(Variation, variation_id)
-        if current is None or current.order.is_tombstone:
-            shredded = True
-        elif current.status == VariationStatus.RUNNING and current.attempts == attempt:
-            _record(current, outcome, image_blob, preview_blob, time.perf_counter() - started)
+        current = _still_ours(session, runtime, claim, VariationStatus.RUNNING)
+        if current is None:
+            return False
+        current.seconds = round(seconds, 3)
+        current.seed = outcome.seed
+        current.details = dict(outcome.details)
+        if isinstance(outcome, Failed):
+            current.status = VariationStatus.FAILED
+            current.failure_code = outcome.code
+            current.failure_reason = outcome.reason
+            current.finished_at = utcnow()
+            current.lease_until = None
             service.finish_if_complete(session, current.order)
-        # Otherwise a later attempt owns the variation now; it records.
-    if shredded:
-        # The order was deleted while we worked: what we just wrote is
-        # unreadable (its key is gone), and it goes too.
-        runtime.blobs.shred(order_id)
+            return False
+        current.status = VariationStatus.FINISHING
+        current.image_blob = _image_blob(claim)
+        current.preview_blob = _preview_blob(claim)
+        _record_identity(current, outcome)
+    return True
+
+
+def _finish(runtime: Runtime, claim: Claim, image: Image.Image | None, *, scored: bool) -> None:
+    """Check the identity if that is still to do, store the final PNG, mark done."""
+    put = partial(runtime.blobs.put, claim.order_id, claim.wrapped_key)
+    if image is None:
+        stored = runtime.blobs.get(claim.order_id, claim.wrapped_key, _image_blob(claim))
+        image = service.decode_image(stored)
+    checked: Outcome | None = None
+    if not scored:
+        checked = _check(runtime, claim, image)
+    put(_image_blob(claim), service.encode_png(image))  # replaces the raw pixels
+    with transaction(runtime.sessions) as session:
+        current = _still_ours(session, runtime, claim, VariationStatus.FINISHING)
+        if current is None:
+            return
+        if checked is not None:
+            current.details = {**current.details, **checked.details}
+            _record_identity(current, checked)
+        current.status = VariationStatus.DONE
+        current.finished_at = utcnow()
+        current.lease_until = None
+        service.finish_if_complete(session, current.order)
+
+
+def _check(runtime: Runtime, claim: Claim, image: Image.Image) -> Outcome | None:
+    try:
+        selfie = _selfie(runtime, claim.order_id, claim.wrapped_key)
+        gate = IdentityGate.from_settings(runtime.settings)
+        return check_identity(selfie, Rendered(seed=claim.seed, image=image, seconds=0.0), gate)
+    except Exception as error:
+        # The image is good whatever the check says; a check that cannot run
+        # leaves the variation unscored rather than lost.
+        log.warning("identity check of order %s skipped: %s", claim.order_id, type(error).__name__)
+        return None
+
+
+def _still_ours(
+    session: Session, runtime: Runtime, claim: Claim, status: VariationStatus
+) -> Variation | None:
+    """The variation if this worker's claim on it still stands.
+
+    An order deleted meanwhile loses what was just written (its key is gone,
+    so it is unreadable anyway); a variation a later attempt took over is
+    that attempt's to record.
+    """
+    current = session.get(Variation, claim.variation_id)
+    if current is None or current.order.is_tombstone:
+        runtime.blobs.shred(claim.order_id)
+        return None
+    if current.status != status or current.attempts != claim.attempt:
+        return None
+    return current
+
+
+def _record_identity(variation: Variation, outcome: Outcome) -> None:
+    identity = getattr(outcome, "identity", None)
+    if identity is not None:
+        variation.identity_distance = identity.distance
+        variation.identity_flag = identity.flag
+
+
+def _image_blob(claim: Claim) -> str:
+    # Raw pixels first, then the final PNG under the same name (see
+    # service.decode_image); the API always serves it as PNG.
+    return f"{claim.variation_id}.image"
+
+
+def _preview_blob(claim: Claim) -> str:
+    return f"{claim.variation_id}.preview.jpg"
 
 
 @contextmanager
@@ -141,15 +300,16 @@ def _lease_kept(runtime: Runtime, variation_id: str, attempt: int) -> Iterator[N
         keeper.join()
 
 
-def _render(
-    runtime: Runtime, order_id: str, wrapped_key: bytes, engine_name: str, style_id: str, seed: int
-) -> Outcome:
+def _render(runtime: Runtime, claim: Claim) -> Outcome:
+    seed = claim.seed
     try:
-        selfie = _selfie(runtime, order_id, wrapped_key)
-        engine = runtime.engine(engine_name)
-        gate = IdentityGate.from_settings(runtime.settings)
+        selfie = _selfie(runtime, claim.order_id, claim.wrapped_key)
+        engine = runtime.engine(claim.engine_name)
+        # The gate runs with the engine call only where a re-roll can help;
+        # otherwise the score only informs, and _finish adds it later.
+        gate = IdentityGate.from_settings(runtime.settings) if rerolls_help(engine) else None
         return render_style(
-            engine, selfie, get_style(style_id), [seed], runtime.settings.output_size, gate
+            engine, selfie, get_style(claim.style_id), [seed], runtime.settings.output_size, gate
         )[0]
     except HeadshotsError as error:
         return Failed(seed=seed, reason=error.detail, code=error.code)
@@ -158,38 +318,14 @@ def _render(
         # was raised, which is what an operator needs, and nothing else.
         frames = traceback.extract_tb(error.__traceback__)
         where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
-        log.error("variation of order %s failed: %s at %s", order_id, type(error).__name__, where)
+        log.error(
+            "variation of order %s failed: %s at %s", claim.order_id, type(error).__name__, where
+        )
         return Failed(
             seed=seed,
             reason="Something went wrong while making this image.",
             code="internal_error",
         )
-
-
-def _record(
-    variation: Variation,
-    outcome: Outcome,
-    image_blob: str | None,
-    preview_blob: str | None,
-    seconds: float,
-) -> None:
-    variation.finished_at = utcnow()
-    variation.lease_until = None
-    variation.seconds = round(seconds, 3)
-    variation.seed = outcome.seed
-    variation.details = dict(outcome.details)
-    identity = getattr(outcome, "identity", None)
-    if identity is not None:
-        variation.identity_distance = identity.distance
-        variation.identity_flag = identity.flag
-    if isinstance(outcome, Rendered):
-        variation.status = VariationStatus.DONE
-        variation.image_blob = image_blob
-        variation.preview_blob = preview_blob
-    else:
-        variation.status = VariationStatus.FAILED
-        variation.failure_code = outcome.code
-        variation.failure_reason = outcome.reason
 
 
 # A few prepared selfies per process, so the variations of one order share
@@ -229,6 +365,18 @@ def _selfie(runtime: Runtime, order_id: str, wrapped_key: bytes) -> PreparedSelf
             while len(_selfies) > _SELFIE_SLOTS:
                 _selfies.popitem(last=False)
     return prepared
+
+
+def remember_selfie(order_id: str, selfie: PreparedSelfie) -> None:
+    """Hand a selfie analysed at upload to this process's workers.
+
+    In embedded mode the web process is also the worker: the order's first
+    variation then skips decrypting, decoding and analysing it again.
+    """
+    with _selfies_lock:
+        _selfies[order_id] = (time.monotonic(), selfie)
+        while len(_selfies) > _SELFIE_SLOTS:
+            _selfies.popitem(last=False)
 
 
 def forget_selfie(order_id: str) -> None:

@@ -68,6 +68,9 @@ class OrderStatus(enum.StrEnum):
 class VariationStatus(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    # The image and its preview are stored and the preview can be shown; the
+    # identity check and the final PNG are still being made.
+    FINISHING = "finishing"
     DONE = "done"
     FAILED = "failed"
 
@@ -111,6 +114,10 @@ class Order(Base):
     @property
     def is_paid(self) -> bool:
         return self.paid_at is not None
+
+
+# Variations whose preview can be shown (and, once paid, downloaded).
+SHOWABLE = (VariationStatus.FINISHING, VariationStatus.DONE)
 
 
 class Variation(Base):

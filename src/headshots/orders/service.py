@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from PIL import Image
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -149,10 +150,40 @@ def create_order(
 
 def encode_png(image: Image.Image) -> bytes:
     # Level 1 is 5-7x faster than the default and the files ~20% larger:
-    # they are written on every variation's hot path and kept one day.
+    # one is written for every variation and kept one day.
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def encode_pixels(image: Image.Image) -> bytes:
+    """The image's pixels as a NumPy .npy array: about 1 ms against PNG's 75.
+
+    A variation's clean image is first stored this way, so its preview can
+    be shown at once; the finishing step replaces it with a PNG under the
+    same name (see jobs.tasks).
+    """
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(image.convert("RGB")), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """A stored clean image, whichever of the two forms it is in."""
+    if data.startswith(PNG_SIGNATURE):
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            image.load()
+            return image.convert("RGB")
+    pixels = np.load(io.BytesIO(data), allow_pickle=False)
+    return Image.fromarray(pixels, "RGB")
+
+
+def clean_png(data: bytes) -> bytes:
+    """A stored clean image as PNG bytes, encoding it if it is still raw pixels."""
+    return data if data.startswith(PNG_SIGNATURE) else encode_png(decode_image(data))
 
 
 def token_opens(token_hash: str | None, token: str | None) -> bool:
@@ -190,7 +221,7 @@ def find_variation(order: Order, variation_id: str) -> Variation:
     raise OrderNotFound("There is no such image in this order.")
 
 
-UNFINISHED = (VariationStatus.PENDING, VariationStatus.RUNNING)
+UNFINISHED = (VariationStatus.PENDING, VariationStatus.RUNNING, VariationStatus.FINISHING)
 
 
 def finish_if_complete(session: Session, order: Order) -> None:
@@ -277,7 +308,10 @@ def stuck_variations(
         .where(
             Order.status == OrderStatus.QUEUED,
             ((Variation.status == VariationStatus.PENDING) & (Variation.enqueued_at <= deadline))
-            | ((Variation.status == VariationStatus.RUNNING) & (Variation.lease_until <= now)),
+            | (
+                Variation.status.in_([VariationStatus.RUNNING, VariationStatus.FINISHING])
+                & (Variation.lease_until <= now)
+            ),
         )
     ).all()
     for variation in rows:

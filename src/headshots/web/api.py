@@ -19,10 +19,11 @@ from fastapi.responses import JSONResponse
 from headshots.engines.base import default_engine_name
 from headshots.errors import HeadshotsError
 from headshots.imaging.identity import LOOKS_DIFFERENT
-from headshots.imaging.selfie import prepare_selfie
+from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
+from headshots.jobs import tasks
 from headshots.orders import service
 from headshots.orders.db import transaction
-from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus
+from headshots.orders.models import SHOWABLE, Order, OrderStatus, Variation, VariationStatus
 from headshots.payments.base import CheckoutRequest
 from headshots.runtime import Runtime
 from headshots.tiers import choose
@@ -63,7 +64,7 @@ def isoformat(moment: datetime | None) -> str | None:
 
 def variation_json(order: Order, variation: Variation) -> dict[str, Any]:
     base = f"/api/orders/{order.id}/variations/{variation.id}"
-    done = variation.status == VariationStatus.DONE
+    done = variation.status in SHOWABLE
     flag = variation.identity_flag
     return {
         "id": variation.id,
@@ -123,7 +124,7 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     tier_id = form.one("tier")
     style_ids = [s.strip() for s in form.fields.get("styles", []) if s.strip()]
 
-    def work() -> tuple[service.NewOrder, dict[str, Any]]:
+    def work() -> tuple[service.NewOrder, dict[str, Any], PreparedSelfie]:
         choose(runtime.tiers, tier_id, style_ids)  # refuse a bad choice before decoding
         selfie = prepare_selfie(selfie_bytes, settings)
         warnings = selfie.preflight.warnings if selfie.preflight else []
@@ -140,9 +141,11 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
                 preflight=[finding.as_dict() for finding in warnings],
             )
             body = order_json(created.order)
-        return created, body
+        return created, body, selfie
 
-    created, body = await run_in_threadpool(work)
+    created, body, selfie = await run_in_threadpool(work)
+    if runtime.local_consumer:
+        tasks.remember_selfie(created.order.id, selfie)
     # Enqueue only after the commit: a worker must find the rows.
     runtime.queue.enqueue_variations(created.variation_ids)
     body["token"] = created.token
@@ -166,12 +169,13 @@ def _image(
         if clean and not order.is_paid:
             raise service.PaymentRequired()
         blob = variation.image_blob if clean else variation.preview_blob
-        if variation.status != VariationStatus.DONE or blob is None:
+        if variation.status not in SHOWABLE or blob is None:
             raise service.NotReady()
         wrapped_key = order.wrapped_key
         name = f"headshot-{variation.style}-{variation.index}"
     assert wrapped_key is not None
-    return runtime.blobs.get(order_id, wrapped_key, blob), name
+    data = runtime.blobs.get(order_id, wrapped_key, blob)
+    return (service.clean_png(data) if clean else data), name
 
 
 @router.get("/orders/{order_id}/variations/{variation_id}/preview")
@@ -199,7 +203,7 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
         wanted = [
             (f"headshot-{v.style}-{v.index}.png", v.image_blob)
             for v in order.variations
-            if v.status == VariationStatus.DONE and v.image_blob
+            if v.status in SHOWABLE and v.image_blob
         ]
         wrapped_key = order.wrapped_key
     if not wanted:
@@ -210,7 +214,8 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, blob in wanted:
             assert blob is not None
-            archive.writestr(name, runtime.blobs.get(order_id, wrapped_key, blob))
+            stored = runtime.blobs.get(order_id, wrapped_key, blob)
+            archive.writestr(name, service.clean_png(stored))
     return Response(
         buffer.getvalue(),
         media_type="application/zip",

@@ -47,11 +47,16 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
         if embedded:
             consumer = make_consumer(active.queue, active.settings, embedded=True)
             consumer.start()
-            log.info("in-process job consumer started (%d workers)", active.settings.concurrency)
+            active.local_consumer = True
+            log.info(
+                "in-process job consumer started (%d images at a time)",
+                active.settings.concurrency,
+            )
         try:
             yield
         finally:
             if consumer is not None:
+                active.local_consumer = False
                 consumer.stop(graceful=True)
             if runtime is None:
                 active.close()

@@ -30,7 +30,7 @@ from headshots.errors import HeadshotsError
 from headshots.imaging.selfie import prepare_selfie
 from headshots.orders import service
 from headshots.orders.db import transaction
-from headshots.orders.models import Order, OrderStatus, VariationStatus, utcnow
+from headshots.orders.models import SHOWABLE, Order, OrderStatus, utcnow
 from headshots.payments.local import LocalPayments
 from headshots.runtime import Runtime
 from headshots.styles import STYLES, get_style
@@ -376,7 +376,8 @@ def _order_view(order: Order) -> dict[str, Any]:
         style = get_style(style_id)
         items = [v for v in body["variations"] if v["style"] == style_id]
         groups.append({"style": style, "variations": items})
-    finished = body["progress"]["done"] + body["progress"]["failed"]
+    progress = body["progress"]
+    finished = progress["finishing"] + progress["done"] + progress["failed"]
     return {
         "order": body,
         "groups": groups,
@@ -384,7 +385,7 @@ def _order_view(order: Order) -> dict[str, Any]:
         "total": len(body["variations"]),
         "time_left": time_left(order.expires_at),
         "ready": order.status == OrderStatus.READY,
-        "any_done": body["progress"]["done"] > 0,
+        "any_done": progress["finishing"] + progress["done"] > 0,
     }
 
 
@@ -492,7 +493,7 @@ def delete_confirm(request: Request, order_id: str) -> HTMLResponse:
     try:
         with transaction(runtime.sessions) as session:
             order = service.open_order(session, order_id, _order_token(request, order_id))
-            count = sum(1 for v in order.variations if v.status == VariationStatus.DONE)
+            count = sum(1 for v in order.variations if v.status in SHOWABLE)
             paid = order.is_paid
     except HeadshotsError as error:
         return error_page(request, error)

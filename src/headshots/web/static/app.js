@@ -121,10 +121,19 @@
     return hours ? hours + " h " + (minutes < 10 ? "0" : "") + minutes + " min" : minutes + " min";
   }
 
+  function addFlag(tile, variation) {
+    if (!variation.identity || !variation.identity.flag) return;
+    var flag = document.createElement("p");
+    flag.className = "flag";
+    flag.setAttribute("role", "note");
+    flag.textContent = variation.identity.message;
+    tile.appendChild(flag);
+  }
+
   function tileContent(tile, variation, styleTitle) {
     tile.setAttribute("data-state", variation.status);
     tile.textContent = "";
-    if (variation.status === "done") {
+    if (variation.preview_url) {
       var link = document.createElement("a");
       link.className = "enlarge";
       link.href = variation.preview_url;
@@ -137,13 +146,7 @@
       img.alt = styleTitle + " headshot, variation " + variation.index + " (watermarked preview)";
       link.appendChild(img);
       tile.appendChild(link);
-      if (variation.identity && variation.identity.flag) {
-        var flag = document.createElement("p");
-        flag.className = "flag";
-        flag.setAttribute("role", "note");
-        flag.textContent = variation.identity.message;
-        tile.appendChild(flag);
-      }
+      addFlag(tile, variation);
       return;
     }
     var box = document.createElement("div");
@@ -183,7 +186,7 @@
     function reloadClean() { window.location.replace("/orders/" + id); }
 
     function update(body) {
-      var finished = body.progress.done + body.progress.failed;
+      var finished = body.progress.finishing + body.progress.done + body.progress.failed;
       if (progress) { progress.max = body.variations.length; progress.value = finished; progress.textContent = finished + " of " + body.variations.length; }
       if (body.status === "queued" && summary) {
         summary.textContent = finished + " of " + body.variations.length + " finished. They appear below as they are made.";
@@ -191,6 +194,12 @@
       body.variations.forEach(function (variation) {
         var tile = $('[data-variation="' + variation.id + '"]', root);
         if (!tile || tile.getAttribute("data-state") === variation.status) return;
+        if (variation.status === "done" && tile.getAttribute("data-state") === "finishing") {
+          // The preview is on screen already: add only what the check found.
+          tile.setAttribute("data-state", "done");
+          addFlag(tile, variation);
+          return;
+        }
         var heading = $("#style-" + variation.style, root);
         var title = heading ? heading.firstChild.textContent.trim() : variation.style;
         tileContent(tile, variation, title);
