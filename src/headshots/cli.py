@@ -204,6 +204,11 @@ def worker() -> None:
     settings = load_settings()
     runtime = _runtime(settings)
     consumer = make_consumer(runtime.queue, settings, embedded=False)
+    if settings.queue_url:
+        from headshots.engines.replicate_relay import CompletionRelay
+
+        # Replicate's webhooks reach the web process; it relays them here.
+        CompletionRelay(settings.queue_url).listen()
     console.print(f"worker started: {settings.concurrency} images at a time")
     consumer.run()
     runtime.close()

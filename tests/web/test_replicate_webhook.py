@@ -24,6 +24,7 @@ from headshots.engines.replicate_webhooks import (
 )
 from headshots.web.replicate_webhook import build_replicate_webhook_router
 from tests.fakes.replicate_server import TOKEN, WEBHOOK_SECRET, FakeReplicate, sign_webhook
+from tests.support import REDIS_URL, unavailable
 
 PATH = "/api/webhooks/replicate"
 BODY = json.dumps({"id": "p1", "status": "succeeded", "output": "x"}).encode()
@@ -235,3 +236,85 @@ def test_the_service_app_mounts_the_webhook(tmp_path: Path) -> None:
         assert forged.status_code == 400
     finally:
         runtime.close()
+
+
+# --- across processes: the web process relays to the workers through Redis ---
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError:
+        unavailable(f"Redis at {REDIS_URL} is not reachable")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+def subscribed(url: str, channel: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + 5
+    while dict(client.pubsub_numsub(channel)).get(channel.encode(), 0) == 0:
+        assert time.monotonic() < deadline, "the relay never subscribed"
+        time.sleep(0.02)
+    client.close()
+
+
+def test_a_webhook_reaching_the_web_process_wakes_the_worker_awaiting_it(
+    settings: Settings, redis_url: str
+) -> None:
+    from headshots.engines.replicate_relay import CHANNEL, CompletionRelay
+
+    # The web process: nobody awaits predictions here (a Redis queue).
+    app = FastAPI()
+    configured = settings.model_copy(
+        update={"replicate_webhook_secret": SecretStr(WEBHOOK_SECRET), "queue_url": redis_url}
+    )
+    app.include_router(build_replicate_webhook_router(configured, waiters=Waiters()))
+    # A worker process: its own waiters, listening on the relay.
+    worker_waiters = Waiters()
+    stop = CompletionRelay(redis_url).listen(worker_waiters)
+    try:
+        subscribed(redis_url, CHANNEL)
+        awaited = AwaitedPrediction(worker_waiters, "q8t2kx4ny1rmc0ahvzd3e7pwb6")
+        body = json.dumps({"id": "q8t2kx4ny1rmc0ahvzd3e7pwb6", "status": "succeeded"}).encode()
+        with TestClient(app) as web:
+            forged = web.post(
+                PATH, headers=signed(body, secret="whsec_" + "QUJD" * 8), content=body
+            )
+            response = web.post(PATH, headers=signed(body, webhook_id="msg_relay"), content=body)
+        awaited.join()
+    finally:
+        stop.set()
+
+    assert forged.status_code == 400
+    assert response.status_code == 200
+    assert awaited.woke
+    # Only the id crossed Redis: the worker reads the result from the API.
+    assert awaited.payload is None
+
+
+def test_the_relay_ignores_what_is_not_a_prediction_id(redis_url: str) -> None:
+    import redis
+
+    from headshots.engines.replicate_relay import CHANNEL, CompletionRelay
+
+    waiters = Waiters()
+    stop = CompletionRelay(redis_url).listen(waiters)
+    try:
+        subscribed(redis_url, CHANNEL)
+        awaited = AwaitedPrediction(waiters, "a" * 26)
+        client = redis.Redis.from_url(redis_url)
+        client.publish(CHANNEL, "../../" + "a" * 26)  # not an id: ignored
+        client.publish(CHANNEL, "a" * 26)  # the listener is still there
+        client.close()
+        awaited.join()
+    finally:
+        stop.set()
+    assert awaited.woke

@@ -130,6 +130,18 @@ class Waiters:
             waiter = self._waiters.get(prediction_id)
             return None if waiter is None else waiter.payload
 
+    def poke(self, prediction_id: str) -> bool:
+        """Wake the prediction's waiter with no payload: it asks the API itself."""
+        with self._lock:
+            waiter = self._waiters.get(prediction_id)
+        if waiter is None:
+            return False
+        try:
+            waiter.loop.call_soon_threadsafe(waiter.event.set)
+        except RuntimeError:
+            return False
+        return True
+
     def notify(self, prediction: dict[str, Any]) -> bool:
         """Hand a verified prediction to its waiter; False if nobody here waits."""
         prediction_id = prediction.get("id")

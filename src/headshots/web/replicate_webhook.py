@@ -4,8 +4,9 @@ Only a webhook with a valid signature, a fresh timestamp and an id not seen
 before is acted on; acting means waking the prediction awaited in this
 process. A replay of an id already handled is refused (409) and changes
 nothing, so a provider re-delivery is harmless. A webhook for a prediction
-awaited in another process (a separate ``headshots worker``) is accepted and
-dropped: that worker's polling picks the result up.
+awaited in another process (a separate ``headshots worker``) is passed on to
+the workers through Redis (engines.replicate_relay); their polling remains
+the fallback.
 
 The signing secret is ``HEADSHOTS_REPLICATE_WEBHOOK_SECRET`` or, if unset,
 the account's default secret fetched once from the API.
@@ -25,6 +26,7 @@ from replicate.exceptions import ReplicateError
 
 from headshots.config import Settings
 from headshots.engines.replicate import WEBHOOK_PATH
+from headshots.engines.replicate_relay import CompletionRelay
 from headshots.engines.replicate_transport import RetryingTransport
 from headshots.engines.replicate_webhooks import (
     WAITERS,
@@ -82,6 +84,7 @@ def build_replicate_webhook_router(
     router = APIRouter()
     secret = _Secret(settings)
     accepted = seen if seen is not None else SeenIds()
+    relay = CompletionRelay(settings.queue_url) if settings.queue_url else None
 
     @router.post(WEBHOOK_PATH, include_in_schema=False)
     async def replicate_webhook(request: Request) -> JSONResponse:
@@ -106,11 +109,13 @@ def build_replicate_webhook_router(
         if not accepted.first_time(webhook_id):
             return _answer(409, "duplicate", "This webhook was already received.")
         woke = waiters.notify(prediction)
+        if not woke and relay is not None:
+            await asyncio.to_thread(relay.publish, prediction["id"])
         log.info(
             "replicate webhook for %s (%s)%s",
             prediction["id"][:40],
             str(prediction.get("status"))[:20],
-            "" if woke else ", not awaited in this process",
+            "" if woke else ", passed on to the workers" if relay else ", not awaited here",
         )
         return _answer(200, "accepted", "Received.")
 
