@@ -205,20 +205,30 @@ def test_two_workers_finishing_the_last_variations_at_once_finish_the_order(
         )
         session.execute(update(Variation).where(Variation.id.in_(ids[:2])).values(status="running"))
     both_updated = threading.Barrier(2)
+    errors: list[BaseException] = []
 
     def finish(variation_id: str) -> None:
-        with transaction(runtime.sessions) as session:
-            variation = session.get(Variation, variation_id)
-            assert variation is not None
-            variation.status = VariationStatus.DONE
-            session.flush()
-            both_updated.wait(timeout=10)  # neither has committed yet
-            service.finish_if_complete(session, variation.order)
+        try:
+            with transaction(runtime.sessions) as session:
+                variation = session.get(Variation, variation_id)
+                assert variation is not None
+                # Updated twice in one transaction, as a worker giving up on a
+                # variation it just claimed does: PostgreSQL then re-checks the
+                # foreign key and holds a share lock on the order row.
+                variation.attempts += 1
+                session.flush()
+                variation.status = VariationStatus.DONE
+                session.flush()
+                both_updated.wait(timeout=10)  # neither has committed yet
+                service.finish_if_complete(session, variation.order)
+        except BaseException as error:
+            errors.append(error)
 
     threads = [threading.Thread(target=finish, args=(vid,)) for vid in ids[:2]]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert errors == []  # no deadlock
     with runtime.sessions() as session:
         assert (session.get(Order, order["id"]) or Order()).status == "ready"

@@ -70,34 +70,46 @@ def generate_variation(runtime: Runtime, variation_id: str) -> None:
     PNG, and the variation is "done". An engine slot is held for the engine
     call only.
     """
-    slots = runtime.engine_slots
     # The slot is taken before the claim, so a variation reads "running" only
     # while an engine works on it.
-    slots.acquire()
-    holding = True
-    try:
+    with _Slot(runtime.engine_slots) as slot:
         claim = _claim(runtime, variation_id)
         if claim is None:
             return
         with _lease_kept(runtime, variation_id, claim.attempt):
-            started = time.perf_counter()
             image: Image.Image | None = None
             scored = claim.scored
             if not claim.finishing:
+                started = time.perf_counter()
                 outcome = _render(runtime, claim)
-                slots.release()
-                holding = False
+                slot.release()
                 if not _store_made(runtime, claim, outcome, time.perf_counter() - started):
                     return
                 assert isinstance(outcome, Rendered)
                 image, scored = outcome.image, outcome.identity is not None
-            else:
-                slots.release()
-                holding = False
+            slot.release()
             _finish(runtime, claim, image, scored=scored)
-    finally:
-        if holding:
-            slots.release()
+
+
+class _Slot:
+    """One of the process's engine slots, which can be given back early."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self._slots = slots
+        self._held = False
+
+    def __enter__(self) -> _Slot:
+        self._slots.acquire()
+        self._held = True
+        return self
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
 
 def _claim(runtime: Runtime, variation_id: str) -> Claim | None:

@@ -231,10 +231,16 @@ def finish_if_complete(session: Session, order: Order) -> None:
     other's as still running (PostgreSQL reads committed data only) and
     neither would finish the order. Locking the order row first serialises
     them: the second counts after the first has committed.
+
+    The lock is FOR NO KEY UPDATE, not FOR UPDATE: a transaction that
+    updated one variation row twice holds a key-share lock on its order
+    (PostgreSQL re-checks the foreign key), and two of those each asking
+    for FOR UPDATE would deadlock. NO KEY UPDATE does not conflict with key
+    share, but does with itself, which is all the serialising needs.
     """
     if order.status != OrderStatus.QUEUED:
         return
-    session.execute(select(Order.id).where(Order.id == order.id).with_for_update())
+    session.execute(select(Order.id).where(Order.id == order.id).with_for_update(key_share=True))
     unfinished = session.scalar(
         select(func.count())
         .select_from(Variation)
