@@ -71,7 +71,8 @@ def generate_variation(runtime: Runtime, variation_id: str) -> None:
     call only.
     """
     # The slot is taken before the claim, so a variation reads "running" only
-    # while an engine works on it.
+    # once an engine is free for it (then until its preview is stored), not
+    # while it waits for one.
     with _Slot(runtime.engine_slots) as slot:
         claim = _claim(runtime, variation_id)
         if claim is None:
