@@ -11,7 +11,14 @@ from fastapi.testclient import TestClient
 from headshots.config import Settings, get_settings
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
-from tests.support import DATABASES, POSTGRES_URL, InstantEngine, make_settings, unavailable
+from tests.support import (
+    DATABASES,
+    POSTGRES_URL,
+    REDIS_URL,
+    InstantEngine,
+    make_settings,
+    unavailable,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -89,3 +96,18 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """This machine's Redis, on a test database emptied before and after."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.flushdb()
+    except redis.exceptions.ConnectionError:
+        unavailable(f"Redis at {REDIS_URL} is not reachable")
+    yield REDIS_URL
+    client.flushdb()
+    client.close()

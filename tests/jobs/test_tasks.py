@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+import zipfile
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +25,14 @@ from headshots.orders.models import Variation, utcnow
 from headshots.runtime import Runtime, build_runtime
 from headshots.styles import Style
 from headshots.web.app import create_app
-from tests.support import InstantEngine, auth, make_settings, upload, wait_ready
+from tests.support import (
+    InstantEngine,
+    auth,
+    confirm_local_payment,
+    make_settings,
+    upload,
+    wait_ready,
+)
 
 SELFIE = (Path(__file__).parents[1] / "fixtures" / "obama.jpg").read_bytes()
 
@@ -48,8 +56,6 @@ def all_finishing(body: Any) -> bool:
 
 
 def pay(client: TestClient, order: dict[str, Any]) -> None:
-    from tests.support import confirm_local_payment
-
     checkout = client.post(f"/api/orders/{order['id']}/checkout", headers=auth(order["token"]))
     confirm_local_payment(client, checkout.json()["checkout_url"])
 
@@ -145,8 +151,6 @@ def test_a_check_that_keeps_failing_keeps_the_image(
     pay(client, order)
     archive = client.get(f"/api/orders/{order['id']}/download.zip", headers=auth(order["token"]))
     assert archive.status_code == 200
-    import zipfile
-
     with zipfile.ZipFile(io.BytesIO(archive.content)) as opened:
         names = opened.namelist()
         assert len(names) == 4

@@ -11,35 +11,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from headshots.orders.models import Variation, VariationStatus
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
-from tests.support import REDIS_URL, InstantEngine, auth, make_settings, unavailable, upload
+from tests.support import InstantEngine, auth, make_settings, upload
 
 ROOT = Path(__file__).parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.flushdb()
-    except redis.exceptions.ConnectionError:
-        unavailable(f"Redis at {REDIS_URL} is not reachable")
-    yield REDIS_URL
-    client.flushdb()
-    client.close()
 
 
 def start_worker(settings_env: dict[str, str], delay: float) -> subprocess.Popen[bytes]:

@@ -24,7 +24,6 @@ from headshots.engines.replicate_webhooks import (
 )
 from headshots.web.replicate_webhook import build_replicate_webhook_router
 from tests.fakes.replicate_server import TOKEN, WEBHOOK_SECRET, FakeReplicate, sign_webhook
-from tests.support import REDIS_URL, unavailable
 
 PATH = "/api/webhooks/replicate"
 BODY = json.dumps({"id": "p1", "status": "succeeded", "output": "x"}).encode()
@@ -239,20 +238,6 @@ def test_the_service_app_mounts_the_webhook(tmp_path: Path) -> None:
 
 
 # --- across processes: the web process relays to the workers through Redis ---
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        unavailable(f"Redis at {REDIS_URL} is not reachable")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 def subscribed(url: str, channel: str) -> None:

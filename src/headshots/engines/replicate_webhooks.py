@@ -134,13 +134,7 @@ class Waiters:
         """Wake the prediction's waiter with no payload: it asks the API itself."""
         with self._lock:
             waiter = self._waiters.get(prediction_id)
-        if waiter is None:
-            return False
-        try:
-            waiter.loop.call_soon_threadsafe(waiter.event.set)
-        except RuntimeError:
-            return False
-        return True
+        return waiter is not None and _wake(waiter)
 
     def notify(self, prediction: dict[str, Any]) -> bool:
         """Hand a verified prediction to its waiter; False if nobody here waits."""
@@ -152,11 +146,15 @@ class Waiters:
             if waiter is None:
                 return False
             waiter.payload = prediction
-        try:
-            waiter.loop.call_soon_threadsafe(waiter.event.set)
-        except RuntimeError:  # its loop has closed: the wait is over anyway
-            return False
-        return True
+        return _wake(waiter)
+
+
+def _wake(waiter: _Waiter) -> bool:
+    try:
+        waiter.loop.call_soon_threadsafe(waiter.event.set)
+    except RuntimeError:  # its loop has closed: the wait is over anyway
+        return False
+    return True
 
 
 # One registry per process: the webhook route and every engine share it.

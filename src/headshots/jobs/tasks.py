@@ -7,7 +7,6 @@ lease runs out and the sweep enqueues the variation again.
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -208,14 +207,16 @@ def _store_made(runtime: Runtime, claim: Claim, outcome: Outcome, seconds: float
 
 def _finish(runtime: Runtime, claim: Claim, image: Image.Image | None, *, scored: bool) -> None:
     """Check the identity if that is still to do, store the final PNG, mark done."""
-    put = partial(runtime.blobs.put, claim.order_id, claim.wrapped_key)
     if image is None:
         stored = runtime.blobs.get(claim.order_id, claim.wrapped_key, _image_blob(claim))
         image = service.decode_image(stored)
     checked: Outcome | None = None
     if not scored:
         checked = _check(runtime, claim, image)
-    put(_image_blob(claim), service.encode_png(image))  # replaces the raw pixels
+    # Replaces the raw pixels under the same name.
+    runtime.blobs.put(
+        claim.order_id, claim.wrapped_key, _image_blob(claim), service.encode_png(image)
+    )
     with transaction(runtime.sessions) as session:
         current = _still_ours(session, runtime, claim, VariationStatus.FINISHING)
         if current is None:
@@ -367,24 +368,20 @@ def _selfie(runtime: Runtime, order_id: str, wrapped_key: bytes) -> PreparedSelf
             cached = _selfies.get(order_id)
             if cached is not None:
                 return cached[1]
-        data = runtime.blobs.get(order_id, wrapped_key, service.SELFIE_BLOB)
-        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
-            image.load()
-            photo = Photo(image=image.convert("RGB"), source_format="PNG", source_size=image.size)
-        prepared = prepare_photo(photo)
+        image = service.decode_image(runtime.blobs.get(order_id, wrapped_key, service.SELFIE_BLOB))
+        prepared = prepare_photo(Photo(image=image, source_format="PNG", source_size=image.size))
+        remember_selfie(order_id, prepared)
         with _selfies_lock:
-            _selfies[order_id] = (time.monotonic(), prepared)
             _loading.pop(order_id, None)
-            while len(_selfies) > _SELFIE_SLOTS:
-                _selfies.popitem(last=False)
     return prepared
 
 
 def remember_selfie(order_id: str, selfie: PreparedSelfie) -> None:
-    """Hand a selfie analysed at upload to this process's workers.
+    """Keep an analysed selfie for this process's workers, the oldest making room.
 
-    In embedded mode the web process is also the worker: the order's first
-    variation then skips decrypting, decoding and analysing it again.
+    The web process calls it too in embedded mode, where it is also the
+    worker: the order's first variation then skips decrypting, decoding and
+    analysing the selfie again.
     """
     with _selfies_lock:
         _selfies[order_id] = (time.monotonic(), selfie)

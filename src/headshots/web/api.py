@@ -64,7 +64,7 @@ def isoformat(moment: datetime | None) -> str | None:
 
 def variation_json(order: Order, variation: Variation) -> dict[str, Any]:
     base = f"/api/orders/{order.id}/variations/{variation.id}"
-    done = variation.status in SHOWABLE
+    showable = variation.status in SHOWABLE
     flag = variation.identity_flag
     return {
         "id": variation.id,
@@ -83,8 +83,8 @@ def variation_json(order: Order, variation: Variation) -> dict[str, Any]:
             "message": LOOKS_DIFFERENT if flag else None,
         },
         "seconds": variation.seconds,
-        "preview_url": f"{base}/preview" if done else None,
-        "download_url": f"{base}/download" if done and order.is_paid else None,
+        "preview_url": f"{base}/preview" if showable else None,
+        "download_url": f"{base}/download" if showable and order.is_paid else None,
     }
 
 
