@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
 from headshots.config import Settings
-from headshots.engines.base import Failed, Outcome, Rendered, register_engine
+from headshots.engines.base import Failed, Outcome, Rendered, Shape, register_engine
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import Style
 
@@ -43,6 +43,9 @@ class InstantEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    def shape(self) -> Shape:
+        return Shape(calls=self.settings.concurrency, batch=1)
 
     def generate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: tuple[int, int]

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from headshots.config import Settings
-from headshots.engines.base import Failed, Outcome, Rendered, get_engine, register_engine
+from headshots.engines.base import Failed, Outcome, Rendered, Shape, get_engine, register_engine
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.render import IdentityGate, render_style
@@ -34,6 +34,9 @@ class StrangerEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.calls: list[list[int]] = []
+
+    def shape(self) -> Shape:
+        return Shape(calls=1, batch=4)
 
     def generate(
         self, selfie: PreparedSelfie, style: object, seeds: Sequence[int], size: tuple[int, int]

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     flux_guidance: Annotated[float, Field(ge=0, le=20)] = 2.5
     flux_device: Literal["auto", "cuda", "cpu"] = "auto"
 
+    # Studio engine: calls at once per process; 0 means one per CPU core.
+    studio_calls: Annotated[int, Field(ge=0, le=64)] = 0
+
     # Identity check.
     identity_threshold: Annotated[float, Field(gt=0, lt=2)] = 0.6
     identity_rerolls: Annotated[int, Field(ge=0, le=3)] = 1

@@ -17,10 +17,10 @@ from sqlalchemy import update
 
 from headshots.jobs.tasks import run_sweep
 from headshots.orders.db import transaction
+from headshots.orders.drafts import Draft
 from headshots.orders.models import utcnow
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
-from headshots.web.drafts import Draft
 from headshots.web.security import RateLimited, RateLimiter
 from tests.support import make_settings, upload, wait_ready
 

@@ -57,6 +57,26 @@ class Failed:
 Outcome = Rendered | Failed
 
 
+@dataclass(frozen=True)
+class Shape:
+    """How an engine wants its work, so the service schedules by it.
+
+    The service never runs more than ``calls`` calls of one engine at once in
+    a process, and gives each call at most ``batch`` seeds of one style. An
+    ``asynchronous`` engine also has ``agenerate``, a coroutine with the
+    same contract as ``generate``: its calls share one event loop per process
+    instead of a thread each.
+    """
+
+    calls: int
+    batch: int = 1
+    asynchronous: bool = False
+
+    def __post_init__(self) -> None:
+        if self.calls < 1 or self.batch < 1:
+            raise ValueError("an engine shape needs at least one call of one seed")
+
+
 class EngineFailure(HeadshotsError):
     """A failure of a whole call, not of one seed (bad input, bad setup)."""
 
@@ -74,6 +94,10 @@ class Engine(Protocol):
     # Whether a new seed can change the face (generative engines), so a
     # variation that drifted from the selfie is worth one more try.
     rerolls_help: ClassVar[bool]
+
+    def shape(self) -> Shape:
+        """How many calls may be in flight per process, and how many seeds each takes."""
+        ...
 
     def generate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size

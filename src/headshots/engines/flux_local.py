@@ -35,7 +35,15 @@ from typing import Any, ClassVar
 from PIL import Image, ImageOps
 
 from headshots.config import Settings
-from headshots.engines.base import EngineFailure, Failed, Outcome, Rendered, Size, check_seeds
+from headshots.engines.base import (
+    EngineFailure,
+    Failed,
+    Outcome,
+    Rendered,
+    Shape,
+    Size,
+    check_seeds,
+)
 from headshots.errors import ConfigurationError
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import Style
@@ -226,8 +234,13 @@ class FluxLocalEngine:
         self.steps = settings.flux_steps
         self.guidance = settings.flux_guidance
         self.device_setting = settings.flux_device
+        self.batch = settings.variations
         self.tuning = tuning or Tuning()
         check_weights_dir(self.weights_dir)
+
+    def shape(self) -> Shape:
+        # One GPU, one batch at a time: a style's seeds go through together.
+        return Shape(calls=1, batch=self.batch)
 
     def __repr__(self) -> str:
         return f"FluxLocalEngine(weights={self.weights_dir.name!r}, steps={self.steps})"

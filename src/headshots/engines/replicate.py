@@ -38,7 +38,7 @@ from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
 from headshots.config import Settings
-from headshots.engines.base import Failed, Outcome, Rendered, Size, check_seeds
+from headshots.engines.base import Failed, Outcome, Rendered, Shape, Size, check_seeds
 from headshots.engines.replicate_models import (
     HEADSHOT_BACKGROUNDS,
     ModelSpec,
@@ -219,6 +219,11 @@ class ReplicateEngine:
         self.webhook_url = (
             settings.public_url.rstrip("/") + WEBHOOK_PATH if settings.public_url else None
         )
+
+    def shape(self) -> Shape:
+        # One prediction per seed, every one of them in flight on one event
+        # loop, up to HEADSHOTS_REPLICATE_CONCURRENCY per process.
+        return Shape(calls=self.settings.replicate_concurrency, batch=1, asynchronous=True)
 
     def __repr__(self) -> str:  # never the token
         return f"ReplicateEngine(model={self.spec.name!r})"

@@ -16,6 +16,7 @@ the seeds (the cut-out, the defocused background) is done once per call.
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from headshots.config import Settings
-from headshots.engines.base import EngineFailure, Outcome, Rendered, Size, check_seeds
+from headshots.engines.base import EngineFailure, Outcome, Rendered, Shape, Size, check_seeds
 from headshots.imaging.faces import CHIN, FOREHEAD, Face, segment_person
 from headshots.imaging.matting import Cutout, cut_out, merge_detail, weighted_blur
 from headshots.imaging.selfie import PreparedSelfie
@@ -263,6 +264,12 @@ class StudioEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    def shape(self) -> Shape:
+        # One seed per call and about one call per core: the work a style's
+        # seeds share (segmentation, matting) is kept with the selfie, so
+        # each seed's image arrives as soon as it is made.
+        return Shape(calls=self.settings.studio_calls or os.cpu_count() or 1, batch=1)
 
     def generate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size

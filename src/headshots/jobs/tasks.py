@@ -405,7 +405,7 @@ def sweep(runtime: Runtime) -> None:
 
 def run_sweep(runtime: Runtime) -> tuple[int, int]:
     """One sweep now: (orders expired, variations re-enqueued)."""
-    from headshots.web.drafts import sweep_drafts
+    from headshots.orders.drafts import sweep_drafts
 
     with transaction(runtime.sessions) as session:
         expired = service.sweep_expired(session, runtime.blobs)

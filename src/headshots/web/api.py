@@ -21,10 +21,10 @@ from headshots.errors import HeadshotsError
 from headshots.imaging.identity import LOOKS_DIFFERENT
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
 from headshots.jobs import tasks
+from headshots.orders import checkout as checkout_service
 from headshots.orders import service
 from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, Variation, VariationStatus
-from headshots.payments.base import CheckoutRequest
 from headshots.runtime import Runtime
 from headshots.tiers import choose
 from headshots.web.multipart import FormError, read_form
@@ -225,32 +225,25 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
 
 @router.post("/orders/{order_id}/checkout")
 def checkout(order_id: str, request: Request, runtime: RuntimeDep, token: TokenDep) -> JSONResponse:
-    url = open_checkout(runtime, request, order_id, token, cancel_query="")
+    url = start_checkout(runtime, request, order_id, token, cancel_query="")
     return JSONResponse({"checkout_url": url, "test_mode": runtime.payments.test_mode})
 
 
-def open_checkout(
+def start_checkout(
     runtime: Runtime, request: Request, order_id: str, token: str | None, *, cancel_query: str
 ) -> str:
-    """Open the provider's checkout for an order; returns the absolute URL to send the person to."""
+    """The checkout URL for an order, with links back to this service."""
+    base_url = runtime.settings.public_url or str(request.base_url)
     with transaction(runtime.sessions) as session:
-        order = service.open_order(session, order_id, token)
-        if order.is_paid:
-            raise service.AlreadyPaid()
-        tier = next(t for t in runtime.tiers if t.id == order.tier)
-        base = (runtime.settings.public_url or str(request.base_url)).rstrip("/")
-        opened = runtime.payments.create_checkout(
-            CheckoutRequest(
-                order_id=order.id,
-                amount_cents=order.amount_cents,
-                currency=order.currency,
-                product_name=f"Headshots: {tier.title} ({len(order.styles)} styles)",
-                success_url=f"{base}/orders/{order.id}?paid=1",
-                cancel_url=f"{base}/orders/{order.id}{cancel_query}",
-            )
+        return checkout_service.open_checkout(
+            session,
+            runtime.payments,
+            runtime.tiers,
+            order_id,
+            token,
+            base_url=base_url,
+            cancel_query=cancel_query,
         )
-        order.checkout_session_id = opened.session_id
-    return opened.url if "://" in opened.url else f"{base}{opened.url}"
 
 
 @router.delete("/orders/{order_id}", status_code=204)
@@ -267,18 +260,14 @@ async def payment_webhook(provider: str, request: Request, runtime: RuntimeDep) 
     if provider != runtime.payments.name:
         raise service.OrderNotFound("There is no such webhook here.")
     payload = await request.body()
-    applied = await run_in_threadpool(receive_payment, runtime, payload, dict(request.headers))
+    applied = await run_in_threadpool(
+        checkout_service.receive_payment,
+        runtime.sessions,
+        runtime.payments,
+        payload,
+        dict(request.headers),
+    )
     return JSONResponse({"received": True, **applied})
-
-
-def receive_payment(runtime: Runtime, payload: bytes, headers: dict[str, str]) -> dict[str, Any]:
-    """Every payment confirmation, from any provider, comes through here."""
-    event = runtime.payments.parse_webhook(payload, headers)
-    if event is None:
-        return {"ignored": True}
-    with transaction(runtime.sessions) as session:
-        applied = service.apply_payment(session, event)
-    return {"duplicate": applied.duplicate, "unlocked": applied.unlocked}
 
 
 def error_body(error: HeadshotsError) -> dict[str, str]:

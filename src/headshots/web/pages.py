@@ -28,15 +28,15 @@ from starlette.responses import StreamingResponse
 from headshots.engines.base import default_engine_name
 from headshots.errors import HeadshotsError
 from headshots.imaging.selfie import prepare_selfie
-from headshots.orders import service
+from headshots.orders import drafts, service
+from headshots.orders.checkout import receive_payment
 from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, utcnow
 from headshots.payments.local import LocalPayments
 from headshots.runtime import Runtime
 from headshots.styles import STYLES, get_style
 from headshots.tiers import Tier
-from headshots.web import drafts
-from headshots.web.api import NO_STORE, open_checkout, order_json, receive_payment
+from headshots.web.api import NO_STORE, order_json, start_checkout
 from headshots.web.multipart import FormError, read_form
 from headshots.web.samples import LANDING, Samples
 from headshots.web.security import (
@@ -473,7 +473,7 @@ async def pay(request: Request, order_id: str) -> Response:
     try:
         csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
         url = await run_in_threadpool(
-            open_checkout,
+            start_checkout,
             runtime,
             request,
             order_id,
@@ -575,7 +575,7 @@ async def local_pay(request: Request, session_id: str) -> Response:
             amount_cents=order.amount_cents,
             currency=order.currency,
         )
-        await run_in_threadpool(receive_payment, runtime, payload, headers)
+        await run_in_threadpool(receive_payment, runtime.sessions, payments, payload, headers)
     except HeadshotsError as error:
         return error_page(request, error)
     return RedirectResponse(f"/orders/{order.id}?paid=1", status_code=303)

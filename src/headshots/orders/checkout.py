@@ -1,0 +1,59 @@
+"""Checkout and payment: the use-cases the pages and the API share.
+
+Opening a checkout records the provider's session on the order; a payment
+only ever unlocks an order through a verified provider notification
+(:func:`receive_payment`), whichever page or webhook it came through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from headshots.orders import service
+from headshots.orders.db import transaction
+from headshots.payments.base import CheckoutRequest, Payments
+from headshots.tiers import Tier
+
+
+def open_checkout(
+    session: Session,
+    payments: Payments,
+    tiers: tuple[Tier, ...],
+    order_id: str,
+    token: str | None,
+    *,
+    base_url: str,
+    cancel_query: str,
+) -> str:
+    """Open the provider's checkout for an order; the absolute URL to send the person to."""
+    order = service.open_order(session, order_id, token)
+    if order.is_paid:
+        raise service.AlreadyPaid()
+    tier = next(t for t in tiers if t.id == order.tier)
+    base = base_url.rstrip("/")
+    opened = payments.create_checkout(
+        CheckoutRequest(
+            order_id=order.id,
+            amount_cents=order.amount_cents,
+            currency=order.currency,
+            product_name=f"Headshots: {tier.title} ({len(order.styles)} styles)",
+            success_url=f"{base}/orders/{order.id}?paid=1",
+            cancel_url=f"{base}/orders/{order.id}{cancel_query}",
+        )
+    )
+    order.checkout_session_id = opened.session_id
+    return opened.url if "://" in opened.url else f"{base}{opened.url}"
+
+
+def receive_payment(
+    sessions: sessionmaker[Session], payments: Payments, payload: bytes, headers: dict[str, str]
+) -> dict[str, Any]:
+    """Every payment confirmation, from any provider, comes through here."""
+    event = payments.parse_webhook(payload, headers)
+    if event is None:
+        return {"ignored": True}
+    with transaction(sessions) as session:
+        applied = service.apply_payment(session, event)
+    return {"duplicate": applied.duplicate, "unlocked": applied.unlocked}
