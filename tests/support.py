@@ -45,7 +45,7 @@ class InstantEngine:
         self.settings = settings
 
     def shape(self) -> Shape:
-        return Shape(calls=self.settings.concurrency, batch=1)
+        return Shape(calls=self.settings.concurrency or 4, batch=1)
 
     def generate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: tuple[int, int]

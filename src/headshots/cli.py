@@ -199,17 +199,17 @@ def serve(
 @app.command()
 def worker() -> None:
     """Run a job consumer (use with HEADSHOTS_QUEUE_URL=redis://...)."""
-    from headshots.jobs.queue import make_consumer
+    from headshots.jobs import worker as jobs_worker
 
     settings = load_settings()
     runtime = _runtime(settings)
-    consumer = make_consumer(runtime.queue, settings, embedded=False)
+    consumer = jobs_worker.start(runtime, embedded=False)
     if settings.queue_url:
         from headshots.engines.replicate_relay import CompletionRelay
 
         # Replicate's webhooks reach the web process; it relays them here.
         CompletionRelay(settings.queue_url).listen()
-    console.print(f"worker started: {settings.concurrency} images at a time")
+    console.print(f"worker started: {consumer.threads} styles at a time")
     consumer.run()
     runtime.close()
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MB = 1024 * 1024
@@ -81,13 +81,24 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     database_url: str | None = None
     queue_url: str | None = None
-    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    # Style jobs a process works on at once (its consumer threads); 0 means
+    # enough to keep the engine's own bound busy (jobs.worker). Engine calls
+    # are bounded by each engine's shape, not by this.
+    concurrency: Annotated[int, Field(ge=0, le=64)] = 0
     retention_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24.0
-    # A variation not finished this long after it was enqueued or started is
-    # re-enqueued by the sweep (its worker may have died).
-    stuck_after_seconds: Annotated[float, Field(ge=1, le=86_400)] = 300.0
-    # How often the sweep (expiry, stuck work) runs, across all consumers.
-    sweep_seconds: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    # A worker holds each variation it works on for this long and renews the
+    # lease every lease_renew_seconds; a lease that runs out (the worker
+    # died) lets the sweep hand the variation to another worker.
+    lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 15.0
+    lease_renew_seconds: Annotated[float, Field(gt=0, le=1200)] = 5.0
+    # A variation still waiting this long after it was enqueued is enqueued
+    # again (its job may have been lost with a worker that had taken it).
+    stuck_after_seconds: Annotated[float, Field(ge=1, le=86_400)] = 60.0
+    # How often the sweep (expiry, lost work) runs, across all consumers.
+    sweep_seconds: Annotated[float, Field(ge=1, le=3600)] = 5.0
+    # A decrypted selfie stays in a worker's memory this long after its last
+    # use, and goes at once when its order is shredded.
+    selfie_cache_seconds: Annotated[float, Field(ge=1, le=3600)] = 120.0
     preview_max: Annotated[int, Field(ge=128, le=2048)] = 768
     public_url: str | None = None
     # Uploads and new orders each client (IP address) may make per hour; the
@@ -118,6 +129,15 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @model_validator(mode="after")
+    def _renewed_before_expiry(self) -> Settings:
+        if self.lease_renew_seconds * 2 > self.lease_seconds:
+            raise ValueError(
+                "HEADSHOTS_LEASE_RENEW_SECONDS must be at most half of HEADSHOTS_LEASE_SECONDS, "
+                "so a live worker renews its lease before it runs out."
+            )
+        return self
 
     @field_validator("data_dir")
     @classmethod

@@ -66,18 +66,14 @@ def rerolls_help(engine: Engine) -> bool:
     return bool(getattr(engine, "rerolls_help", engine.generative))
 
 
-def check_identity(selfie: PreparedSelfie, outcome: Outcome, gate: IdentityGate) -> Outcome:
-    """Score one finished outcome against the selfie, with no re-roll.
-
-    For engines where re-rolls do not help the score only informs, so the
-    job workers show the preview first and score it afterwards.
-    """
+def identity_of(selfie: PreparedSelfie, outcome: Rendered, gate: IdentityGate) -> Rendered:
+    """The outcome with its face scored against the selfie's (unscored if it has none)."""
     reference = _reference(selfie)
-    if reference is None or not isinstance(outcome, Rendered):
+    if reference is None:
         return outcome
     scored = _scored(outcome, reference, gate.threshold)
     assert isinstance(scored, Rendered)
-    return dataclasses.replace(scored, details={**scored.details, "identity_tries": [_try(scored)]})
+    return scored
 
 
 def _reference(selfie: PreparedSelfie) -> FaceDescriptor | None:
@@ -113,22 +109,22 @@ def _gate(
     for outcome in outcomes:
         scored = _scored(outcome, reference, gate.threshold)
         kept.append(scored)
-        tries.append([_try(scored)] if isinstance(scored, Rendered) else [])
+        tries.append([identity_try(scored)] if isinstance(scored, Rendered) else [])
 
     rerolls = gate.rerolls if rerolls_help(engine) else 0
     used = {outcome.seed for outcome in outcomes}
     for round_ in range(1, rerolls + 1):
-        flagged = [i for i, outcome in enumerate(kept) if _flagged(outcome)]
+        flagged = [i for i, outcome in enumerate(kept) if flagged(outcome)]
         if not flagged:
             break
-        new_seeds = [_new_seed(kept[i].seed, round_, used) for i in flagged]
+        new_seeds = [reroll_seed(kept[i].seed, round_, used) for i in flagged]
         used.update(new_seeds)
         again = _generate(engine, selfie, style, new_seeds, size)
         for index, outcome in zip(flagged, again, strict=True):
             scored = _scored(outcome, reference, gate.threshold)
             if isinstance(scored, Rendered):
-                tries[index].append(_try(scored))
-                if _better(scored, kept[index]):
+                tries[index].append(identity_try(scored))
+                if better(scored, kept[index]):
                     kept[index] = scored
 
     result: list[Outcome] = []
@@ -147,7 +143,7 @@ def _scored(outcome: Outcome, reference: FaceDescriptor, threshold: float) -> Ou
     return dataclasses.replace(outcome, identity=score(reference, outcome.image, threshold))
 
 
-def _flagged(outcome: Outcome) -> bool:
+def flagged(outcome: Outcome) -> bool:
     return (
         isinstance(outcome, Rendered)
         and outcome.identity is not None
@@ -155,7 +151,7 @@ def _flagged(outcome: Outcome) -> bool:
     )
 
 
-def _better(new: Rendered, old: Outcome) -> bool:
+def better(new: Rendered, old: Outcome) -> bool:
     if not isinstance(old, Rendered) or old.identity is None or new.identity is None:
         return True
     return _rank(new.identity) < _rank(old.identity)
@@ -167,7 +163,7 @@ def _rank(identity: IdentityScore) -> tuple[int, float]:
     return (0 if identity.passed else 1, distance)
 
 
-def _try(outcome: Rendered) -> dict[str, Any]:
+def identity_try(outcome: Rendered) -> dict[str, Any]:
     assert outcome.identity is not None
     return {
         "seed": outcome.seed,
@@ -176,7 +172,7 @@ def _try(outcome: Rendered) -> dict[str, Any]:
     }
 
 
-def _new_seed(seed: int, round_: int, used: set[int]) -> int:
+def reroll_seed(seed: int, round_: int, used: set[int]) -> int:
     candidate = (seed + REROLL_STRIDE * round_) % 2**31
     while candidate in used:
         candidate = (candidate + 1) % 2**31

@@ -1,28 +1,40 @@
 """The running service's parts, picked from settings by one function.
 
 The web app, the in-process consumer and every `headshots worker` build one
-Runtime at start-up; everything else receives it.
+Runtime at start-up; everything else receives it. It imports no task code:
+the queue only enqueues here, and jobs/ binds the task bodies in processes
+that consume.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine as Database
 from sqlalchemy.orm import Session, sessionmaker
 
+from headshots.channel import Channel
 from headshots.config import Settings
 from headshots.engines.base import Engine, get_engine
+from headshots.jobs.lanes import Lanes
 from headshots.jobs.queue import Queue, build_queue
 from headshots.orders import db
+from headshots.orders.selfies import SelfieCache
+from headshots.orders.variations import process_owner
 from headshots.payments.base import Payments
 from headshots.payments.factory import payments_from_settings
 from headshots.storage.vault import EncryptedBlobs, encrypted_blobs_from_settings
 from headshots.tiers import Tier, parse_tiers
 
 log = logging.getLogger(__name__)
+
+SHREDDED_CHANNEL = "headshots:orders:shredded"
+_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
 
 
 @dataclass
@@ -34,13 +46,22 @@ class Runtime:
     tiers: tuple[Tier, ...]
     payments: Payments
     queue: Queue
-    # Engine calls in flight in this process, at most `concurrency`.
-    engine_slots: threading.BoundedSemaphore
+    # Which process holds a lease (orders.variations.process_owner).
+    owner: str = field(default_factory=process_owner)
+    # Analysed selfies of the orders this process works on.
+    selfies: SelfieCache = field(default_factory=SelfieCache)
+    # Engine calls in flight in this process, scheduled by engine shape.
+    lanes: Lanes = field(default_factory=Lanes)
     # Set when this process runs the job consumer itself (embedded mode): the
     # web process then hands each new order's analysed selfie to its workers.
     local_consumer: bool = False
+    # Every process is told when an order is shredded (Redis in scale-out).
+    shreds: Channel | None = None
     _engines: dict[str, Engine] = field(default_factory=dict)
     _engines_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Stop signals of the jobs working on each order in this process.
+    _working: dict[str, set[threading.Event]] = field(default_factory=dict)
+    _working_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def engine(self, name: str) -> Engine:
         with self._engines_lock:
@@ -48,35 +69,62 @@ class Runtime:
                 self._engines[name] = get_engine(self.settings, name)
             return self._engines[name]
 
+    @contextmanager
+    def working_on(self, order_id: str) -> Iterator[threading.Event]:
+        """A job's stop signal, set the moment its order is shredded anywhere."""
+        stop = threading.Event()
+        with self._working_lock:
+            self._working.setdefault(order_id, set()).add(stop)
+        try:
+            yield stop
+        finally:
+            with self._working_lock:
+                events = self._working.get(order_id, set())
+                events.discard(stop)
+                if not events:
+                    self._working.pop(order_id, None)
+
+    def shredded(self, order_ids: Iterable[str]) -> None:
+        """Call after an order's shred committed: every process lets go of it now."""
+        for order_id in order_ids:
+            self.forget(order_id)
+            if self.shreds is not None:
+                self.shreds.publish(order_id)
+
+    def forget(self, order_id: str) -> None:
+        """Drop this process's copy of the order's selfie and stop its jobs."""
+        self.selfies.forget(order_id)
+        with self._working_lock:
+            for stop in self._working.get(order_id, ()):
+                stop.set()
+
+    def listen_for_shreds(self) -> threading.Event | None:
+        """In scale-out, forget every order shredded by another process; None if embedded."""
+        return self.shreds.listen(self.forget) if self.shreds is not None else None
+
     def close(self) -> None:
+        self.lanes.close()
+        self.selfies.close()
         self.database.dispose()
 
 
 def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     """Every part, checked: a setting that cannot work stops start-up here."""
-    from headshots.jobs import tasks  # tasks need the runtime; import late
-
     tiers = parse_tiers(settings.tiers)
     blobs = encrypted_blobs_from_settings(settings)
     payments = payments_from_settings(settings)
     database = db.make_engine(settings)
     if migrate:
         db.migrate(database)
-    holder: list[Runtime] = []
-    queue = build_queue(
-        settings,
-        generate=lambda variation_id: tasks.generate_variation(holder[0], variation_id),
-        sweep=lambda: tasks.sweep(holder[0]),
-    )
-    runtime = Runtime(
+    queue_url = settings.queue_url
+    return Runtime(
         settings=settings,
         database=database,
         sessions=db.make_sessionmaker(database),
         blobs=blobs,
         tiers=tiers,
         payments=payments,
-        queue=queue,
-        engine_slots=threading.BoundedSemaphore(settings.concurrency),
+        queue=build_queue(settings),
+        selfies=SelfieCache(ttl_seconds=settings.selfie_cache_seconds),
+        shreds=Channel(queue_url, SHREDDED_CHANNEL, accept=_ORDER_ID) if queue_url else None,
     )
-    holder.append(runtime)
-    return runtime

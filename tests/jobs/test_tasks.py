@@ -1,7 +1,8 @@
-"""A variation's two steps: the preview first, then the check and the final PNG."""
+"""Style jobs: every call in flight as the engine's shape allows, previews first."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import threading
 import time
@@ -13,13 +14,13 @@ from typing import Any, ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageOps
 
-from headshots.engines.base import Outcome, register_engine
+from headshots.engines.base import Outcome, Rendered, Shape, register_engine
 from headshots.imaging.selfie import PreparedSelfie
-from headshots.jobs import tasks
+from headshots.jobs import tasks, worker
 from headshots.jobs.queue import SweepingConsumer
-from headshots.orders import service
+from headshots.orders import service, variations
 from headshots.orders.db import transaction
 from headshots.orders.models import Variation, utcnow
 from headshots.runtime import Runtime, build_runtime
@@ -34,7 +35,8 @@ from tests.support import (
     wait_ready,
 )
 
-SELFIE = (Path(__file__).parents[1] / "fixtures" / "obama.jpg").read_bytes()
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+SELFIE = (FIXTURES / "obama.jpg").read_bytes()
 
 
 def order_body(client: TestClient, order: dict[str, Any]) -> Any:
@@ -69,44 +71,62 @@ def stored_image(runtime: Runtime, order_id: str, variation_id: str) -> bytes:
         return runtime.blobs.get(order_id, key, variation.image_blob)
 
 
+class GenerativeInstant(InstantEngine):
+    """The instant engine, declared generative: a new seed could change the face."""
+
+    name: ClassVar[str] = "generative-instant"
+    generative: ClassVar[bool] = True
+    rerolls_help: ClassVar[bool] = True
+
+
+register_engine("generative-instant", GenerativeInstant)
+
+
+@pytest.mark.parametrize("engine", ["instant", "generative-instant"])
 def test_previews_show_while_the_images_are_checked(
-    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str | None, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
     checks_may_run = threading.Event()
-    check = tasks._check
+    checked = tasks.identity_of
 
-    def held_check(*args: Any) -> Outcome | None:
+    def held_check(*args: Any) -> Any:
         checks_may_run.wait(60)
-        return check(*args)
+        return checked(*args)
 
-    monkeypatch.setattr(tasks, "_check", held_check)
-    order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
+    monkeypatch.setattr(tasks, "identity_of", held_check)
+    InstantEngine.reset()
+    runtime = build_runtime(make_settings(tmp_path, database_url, engine=engine))
     try:
-        body = wait_until(client, order, all_finishing, "all finishing")
-        assert body["status"] == "queued"
-        assert body["progress"]["finishing"] == 4
-        first = body["variations"][0]
-        assert first["identity"]["distance"] is None  # not checked yet
-        preview = client.get(first["preview_url"], headers=auth(order["token"]))
-        assert preview.headers["content-type"] == "image/jpeg"
-        assert Image.open(io.BytesIO(preview.content)).format == "JPEG"
+        with TestClient(create_app(runtime, run_consumer=True)) as client:
+            order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
+            try:
+                body = wait_until(client, order, all_finishing, "all finishing")
+                assert body["status"] == "queued"
+                assert body["progress"]["finishing"] == 4
+                first = body["variations"][0]
+                assert first["identity"]["distance"] is None  # not checked yet
+                preview = client.get(first["preview_url"], headers=auth(order["token"]))
+                assert preview.headers["content-type"] == "image/jpeg"
+                assert Image.open(io.BytesIO(preview.content)).format == "JPEG"
 
-        # Paid before the final PNG exists: the download is a PNG all the same.
-        pay(client, order)
-        download_url = order_body(client, order)["variations"][0]["download_url"]
-        early = client.get(download_url, headers=auth(order["token"]))
-        assert early.status_code == 200
-        assert Image.open(io.BytesIO(early.content)).format == "PNG"
-        assert not stored_image(runtime, order["id"], first["id"]).startswith(b"\x89PNG")
+                # Paid before the final PNG exists: the download is a PNG all the same.
+                pay(client, order)
+                download_url = order_body(client, order)["variations"][0]["download_url"]
+                early = client.get(download_url, headers=auth(order["token"]))
+                assert early.status_code == 200
+                assert Image.open(io.BytesIO(early.content)).format == "PNG"
+                assert not stored_image(runtime, order["id"], first["id"]).startswith(b"\x89PNG")
+            finally:
+                checks_may_run.set()
+
+            ready = wait_ready(client, order["id"], order["token"])
+            assert [v["status"] for v in ready["variations"]] == ["done"] * 4
+            # Checked against the selfie: the instant engine shows the selfie's own face.
+            assert all(v["identity"]["distance"] < 0.3 for v in ready["variations"])
+            assert stored_image(runtime, order["id"], first["id"]).startswith(b"\x89PNG")
+            late = client.get(download_url, headers=auth(order["token"]))
     finally:
-        checks_may_run.set()
-
-    ready = wait_ready(client, order["id"], order["token"])
-    assert [v["status"] for v in ready["variations"]] == ["done"] * 4
-    # Checked against the selfie: the instant engine shows the selfie's own face.
-    assert all(v["identity"]["distance"] < 0.3 for v in ready["variations"])
-    assert stored_image(runtime, order["id"], first["id"]).startswith(b"\x89PNG")
-    late = client.get(download_url, headers=auth(order["token"]))
+        runtime.close()
     with Image.open(io.BytesIO(early.content)) as a, Image.open(io.BytesIO(late.content)) as b:
         assert a.tobytes() == b.tobytes()  # the same image, only stored differently
 
@@ -115,7 +135,7 @@ def test_an_image_left_unfinished_by_a_dead_worker_is_finished_later(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The worker stores each image and its preview, then dies before finishing.
-    monkeypatch.setattr(tasks, "_finish", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tasks._StyleJob, "_finish", lambda *args, **kwargs: None)
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
     wait_until(client, order, all_finishing, "all finishing")
     monkeypatch.undo()
@@ -137,13 +157,13 @@ def test_an_image_left_unfinished_by_a_dead_worker_is_finished_later(
 def test_a_check_that_keeps_failing_keeps_the_image(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tasks, "_finish", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tasks._StyleJob, "_finish", lambda *args, **kwargs: None)
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
     wait_until(client, order, all_finishing, "all finishing")
     with transaction(runtime.sessions) as session:
         for variation in session.query(Variation).filter_by(order_id=order["id"]):
             variation.lease_until = utcnow() - timedelta(seconds=1)
-            variation.attempts = tasks.MAX_ATTEMPTS
+            variation.attempts = variations.MAX_ATTEMPTS
     tasks.run_sweep(runtime)
 
     ready = wait_ready(client, order["id"], order["token"])
@@ -161,9 +181,13 @@ class CountingEngine(InstantEngine):
     """The instant engine, slowed down, counting the calls in flight at once."""
 
     name: ClassVar[str] = "counting"
-    delay: ClassVar[float] = 0.3
+    delay: ClassVar[float] = 0.5
+    calls_allowed: ClassVar[int] = 24
     in_flight: ClassVar[int] = 0
     most: ClassVar[int] = 0
+
+    def shape(self) -> Shape:
+        return Shape(calls=self.calls_allowed, batch=1)
 
     def generate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: tuple[int, int]
@@ -178,29 +202,158 @@ class CountingEngine(InstantEngine):
                 CountingEngine.in_flight -= 1
 
 
+class AsyncCountingEngine(CountingEngine):
+    """Like a hosted engine: coroutines on one event loop, counted in flight."""
+
+    name: ClassVar[str] = "async-counting"
+    threads: ClassVar[set[int]] = set()
+
+    def shape(self) -> Shape:
+        return Shape(calls=self.calls_allowed, batch=1, asynchronous=True)
+
+    async def agenerate(
+        self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: tuple[int, int]
+    ) -> list[Outcome]:
+        AsyncCountingEngine.threads.add(threading.get_ident())
+        CountingEngine.in_flight += 1  # one loop: no lock needed
+        CountingEngine.most = max(CountingEngine.most, CountingEngine.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            image = ImageOps.fit(selfie.image, size, Image.Resampling.BILINEAR)
+            return [Rendered(seed=seed, image=image, seconds=self.delay) for seed in seeds]
+        finally:
+            CountingEngine.in_flight -= 1
+
+
 register_engine("counting", CountingEngine)
+register_engine("async-counting", AsyncCountingEngine)
+
+EXECUTIVE = ("corporate", "creative", "startup", "executive", "friendly", "minimal")
 
 
-def test_engine_calls_at_once_are_bounded_by_the_concurrency_setting(
-    tmp_path: Path, database_url: str | None
-) -> None:
-    CountingEngine.most = 0
-    runtime = build_runtime(make_settings(tmp_path, database_url, engine="counting", concurrency=3))
+def make_order(tmp_path: Path, database_url: str | None, **settings: Any) -> dict[str, Any]:
+    InstantEngine.reset()
+    CountingEngine.most = CountingEngine.in_flight = 0
+    runtime = build_runtime(make_settings(tmp_path, database_url, concurrency=0, **settings))
     try:
         with TestClient(create_app(runtime, run_consumer=True)) as client:
-            order = upload(client, SELFIE, tier="executive", styles=("corporate", "minimal"))
-            created = order.json()
-            wait_ready(client, created["id"], created["token"])
+            order = upload(client, SELFIE, tier="executive", styles=EXECUTIVE).json()
+            ready = wait_ready(client, order["id"], order["token"])
+            assert ready["progress"]["done"] == 24
+            return ready  # type: ignore[no-any-return]
     finally:
         runtime.close()
-    # Eight variations, six consumer threads, three engine slots: all three used, never more.
+
+
+@pytest.mark.parametrize("engine", ["counting", "async-counting"])
+def test_every_call_of_an_order_is_in_flight_at_once(
+    tmp_path: Path, database_url: str | None, engine: str
+) -> None:
+    AsyncCountingEngine.threads = set()
+    make_order(tmp_path, database_url, engine=engine)
+    assert CountingEngine.most == 24
+    if engine == "async-counting":
+        assert len(AsyncCountingEngine.threads) == 1  # one event loop for all of them
+
+
+def test_calls_in_flight_are_bounded_by_the_engine_shape(
+    tmp_path: Path, database_url: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(CountingEngine, "calls_allowed", 3)
+    make_order(tmp_path, database_url, engine="counting")
     assert CountingEngine.most == 3
+
+
+class BatchingEngine(InstantEngine):
+    """Like a GPU engine: one call at a time, a style's seeds as one batch."""
+
+    name: ClassVar[str] = "batching"
+    batches: ClassVar[list[int]] = []
+
+    def shape(self) -> Shape:
+        return Shape(calls=1, batch=4)
+
+    def generate(
+        self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: tuple[int, int]
+    ) -> list[Outcome]:
+        BatchingEngine.batches.append(len(seeds))
+        return super().generate(selfie, style, seeds, size)
+
+
+register_engine("batching", BatchingEngine)
+
+
+def test_a_batching_engine_gets_each_style_as_one_call(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    BatchingEngine.batches = []
+    make_order(tmp_path, database_url, engine="batching")
+    assert BatchingEngine.batches == [4] * 6
+
+
+class DriftingEngine(GenerativeInstant):
+    """A generative engine whose first try shows a stranger; its re-rolls show the person."""
+
+    name: ClassVar[str] = "drifting"
+    reroll_may_finish: ClassVar[threading.Event] = threading.Event()
+    first_seeds: ClassVar[set[int]] = set()
+
+    def generate(
+        self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: tuple[int, int]
+    ) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        for seed in seeds:
+            if not self.first_seeds or seed in self.first_seeds:
+                self.first_seeds.add(seed)
+                source = Image.open(FIXTURES / "grace_hopper.jpg").convert("RGB")
+            else:
+                self.reroll_may_finish.wait(60)
+                source = selfie.image
+            image = ImageOps.fit(source, size, Image.Resampling.BILINEAR)
+            outcomes.append(Rendered(seed=seed, image=image, seconds=0.0))
+        return outcomes
+
+
+register_engine("drifting", DriftingEngine)
+
+
+def test_a_drifted_face_is_rerolled_after_its_preview_showed(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    DriftingEngine.first_seeds = set()
+    DriftingEngine.reroll_may_finish = threading.Event()
+    runtime = build_runtime(make_settings(tmp_path, database_url, engine="drifting", variations=1))
+    try:
+        with TestClient(create_app(runtime, run_consumer=True)) as client:
+            order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
+            try:
+                body = wait_until(
+                    client,
+                    order,
+                    lambda b: b["variations"][0]["identity"]["rerolling"],
+                    "re-rolling",
+                )
+                shown = body["variations"][0]
+                assert shown["status"] == "finishing"
+                assert shown["identity"]["flag"] == "different_person"
+                before = client.get(shown["preview_url"], headers=auth(order["token"])).content
+            finally:
+                DriftingEngine.reroll_may_finish.set()
+            ready = wait_ready(client, order["id"], order["token"])
+            final = ready["variations"][0]
+            after = client.get(final["preview_url"], headers=auth(order["token"])).content
+    finally:
+        runtime.close()
+    assert final["identity"]["flag"] is None and not final["identity"]["rerolling"]
+    assert final["seed"] != shown["seed"]
+    assert before != after  # the better try replaced the preview
 
 
 def test_work_enqueued_in_this_process_starts_without_waiting_for_a_poll(
     runtime: Runtime,
 ) -> None:
     # One consumer thread that would otherwise look at the queue once a minute.
+    worker.bind(runtime)
     consumer = SweepingConsumer(
         runtime.queue.huey,
         sweep_seconds=3600,

@@ -2,7 +2,12 @@
 
 The same task code runs on both. Huey delivers a task at most once, so the
 tasks keep their state in our database and the sweep re-enqueues what was
-lost (see orders.service.stuck_variations).
+lost (see orders.service.stuck_variations). A job is one style of one
+order: the ids of its variations.
+
+Enqueueing needs no task code: the task bodies (jobs.tasks) are bound only
+in processes that consume, so this module, and the runtime that holds the
+queue, import none of them.
 """
 
 from __future__ import annotations
@@ -22,18 +27,27 @@ from headshots.errors import ConfigurationError
 log = logging.getLogger(__name__)
 
 
+Handler = Callable[..., None]
+
+
 @dataclass
 class Queue:
     huey: Huey
-    generate: Any  # huey TaskWrapper: generate(variation_id)
+    render: Any  # huey TaskWrapper: render(variation_ids)
     sweep: Any  # huey TaskWrapper, periodic
+    # What the tasks run, set by bind() in a process that consumes.
+    handlers: dict[str, Handler] = field(default_factory=dict)
     # Idle consumer threads in this process wait on it between polls, so
     # work enqueued here starts at once instead of at the next poll.
     wake: threading.Condition = field(default_factory=threading.Condition)
 
-    def enqueue_variations(self, variation_ids: list[str]) -> None:
-        for variation_id in variation_ids:
-            self.generate(variation_id)
+    def bind(self, *, render: Handler, sweep: Handler) -> None:
+        self.handlers.update(render=render, sweep=sweep)
+
+    def enqueue_styles(self, jobs: list[list[str]]) -> None:
+        """One job per style of an order, each the ids of its variations."""
+        for variation_ids in jobs:
+            self.render(variation_ids)
         with self.wake:
             self.wake.notify_all()
 
@@ -53,18 +67,22 @@ def make_huey(settings: Settings) -> Huey:
     raise ConfigurationError("HEADSHOTS_QUEUE_URL must be a redis:// URL (or unset for SQLite).")
 
 
-def build_queue(
-    settings: Settings,
-    generate: Callable[[str], None],
-    sweep: Callable[[], None],
-) -> Queue:
+def build_queue(settings: Settings) -> Queue:
     huey = make_huey(settings)
-    generate_task = huey.task(name="generate_variation")(generate)
+    handlers: dict[str, Handler] = {}
+
+    def render(variation_ids: list[str]) -> None:
+        handlers["render"](variation_ids)
+
+    def sweep() -> None:
+        handlers["sweep"]()
+
+    render_task = huey.task(name="render_style")(render)
     # The scheduler asks every `sweep_seconds` (see SweepingConsumer); the
     # sweep itself claims its tick in the database, so it runs once per
     # period however many consumers ask.
     sweep_task = huey.periodic_task(lambda _when: True, name="sweep")(sweep)
-    return Queue(huey=huey, generate=generate_task, sweep=sweep_task)
+    return Queue(huey=huey, render=render_task, sweep=sweep_task, handlers=handlers)
 
 
 class WakeableWorker(Worker):  # type: ignore[misc]
@@ -125,14 +143,14 @@ class EmbeddedConsumer(SweepingConsumer):
         pass
 
 
-def make_consumer(queue: Queue, settings: Settings, *, embedded: bool) -> SweepingConsumer:
+def make_consumer(
+    queue: Queue, settings: Settings, *, embedded: bool, workers: int
+) -> SweepingConsumer:
+    """A consumer of ``workers`` threads, each working on one style job at a time."""
     kind = EmbeddedConsumer if embedded else SweepingConsumer
     consumer = kind(
         queue.huey,
-        # Twice as many threads as engine slots (Runtime.engine_slots): a
-        # thread storing and checking the image it just made has let go of
-        # its slot, and another thread's engine call takes it meanwhile.
-        workers=settings.concurrency * 2,
+        workers=workers,
         worker_type="thread",
         wake=queue.wake,
         periodic=True,

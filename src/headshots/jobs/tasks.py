@@ -1,8 +1,13 @@
-"""The task bodies. Each is idempotent: it can run twice, or after a crash.
+"""The task bodies. They orchestrate; every state change is orders/'s.
 
-A variation is claimed with a lease in the database before any work starts,
-so a duplicate delivery finds it taken and returns; if the worker dies, the
-lease runs out and the sweep enqueues the variation again.
+A job is one style of one order: the ids of its variations. It claims them
+(orders.variations), hands their seeds to the engine as the engine's shape
+asks (jobs.lanes), and stores each image with its watermarked preview the
+moment its call ends, so a preview never waits for anything but its own
+image. The identity check and the final PNG come after; a drifted face is
+re-rolled in the background and the better try replaces the preview. A job
+can run twice or after a crash: only claims the job holds are worked on, and
+every result is recorded only while the claim still stands.
 """
 
 from __future__ import annotations
@@ -10,411 +15,333 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import traceback
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from functools import partial
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
-from sqlalchemy import case, or_, update
-from sqlalchemy.orm import Session
 
-from headshots.engines.base import Failed, Outcome, Rendered
+from headshots.engines.base import Engine, Failed, Outcome, Rendered
 from headshots.errors import HeadshotsError
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.imaging.watermark import watermarked_preview
-from headshots.orders import service
+from headshots.orders import service, variations
 from headshots.orders.db import transaction
-from headshots.orders.models import Variation, VariationStatus, utcnow
-from headshots.render import IdentityGate, check_identity, render_style, rerolls_help
-from headshots.styles import get_style
-
-if TYPE_CHECKING:
-    from headshots.runtime import Runtime
+from headshots.orders.drafts import sweep_drafts
+from headshots.orders.variations import Claim, Recorded
+from headshots.render import (
+    IdentityGate,
+    better,
+    flagged,
+    identity_of,
+    identity_try,
+    reroll_seed,
+    rerolls_help,
+)
+from headshots.runtime import Runtime
+from headshots.storage.base import OrderDeleted
+from headshots.styles import Style, get_style
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
 
-
-@dataclass(frozen=True)
-class Claim:
-    """A variation this worker holds, and what it needs to work on it."""
-
-    variation_id: str
-    order_id: str
-    wrapped_key: bytes
-    engine_name: str
-    style_id: str
-    seed: int
-    attempt: int
-    # The image is stored already (an earlier worker died while finishing):
-    # only the identity check and the final PNG are left.
-    finishing: bool
-    scored: bool
-
-
-def generate_variation(runtime: Runtime, variation_id: str) -> None:
-    """Make one variation in two steps, so its preview shows as early as possible.
-
-    First the engine's image is stored as raw pixels with its watermarked
-    preview, and the variation reads "finishing": the preview can be shown.
-    Then the identity check (for engines where a re-roll would not help; the
-    others were checked, and re-rolled, with the engine call) and the final
-    PNG, and the variation is "done". An engine slot is held for the engine
-    call only.
-    """
-    # The slot is taken before the claim, so a variation reads "running" only
-    # once an engine is free for it (then until its preview is stored), not
-    # while it waits for one.
-    with _Slot(runtime.engine_slots) as slot:
-        claim = _claim(runtime, variation_id)
-        if claim is None:
-            return
-        with _lease_kept(runtime, variation_id, claim.attempt):
-            image: Image.Image | None = None
-            scored = claim.scored
-            if not claim.finishing:
-                started = time.perf_counter()
-                outcome = _render(runtime, claim)
-                slot.release()
-                if not _store_made(runtime, claim, outcome, time.perf_counter() - started):
-                    return
-                assert isinstance(outcome, Rendered)
-                image, scored = outcome.image, outcome.identity is not None
-            slot.release()
-            _finish(runtime, claim, image, scored=scored)
-
-
-class _Slot:
-    """One of the process's engine slots, which can be given back early."""
-
-    def __init__(self, slots: threading.BoundedSemaphore) -> None:
-        self._slots = slots
-        self._held = False
-
-    def __enter__(self) -> _Slot:
-        self._slots.acquire()
-        self._held = True
-        return self
-
-    def release(self) -> None:
-        if self._held:
-            self._held = False
-            self._slots.release()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
-def _claim(runtime: Runtime, variation_id: str) -> Claim | None:
-    """Take the variation if nobody else holds it; None if there is nothing to do."""
-    settings = runtime.settings
-    now = utcnow()
-    finishing = Variation.status == VariationStatus.FINISHING
+def render_style(runtime: Runtime, variation_ids: list[str]) -> None:
+    """Make the claimable variations of one style of one order."""
     with transaction(runtime.sessions) as session:
-        claimed = session.execute(
-            update(Variation)
-            .where(
-                Variation.id == variation_id,
-                or_(
-                    Variation.status == VariationStatus.PENDING,
-                    Variation.status.in_([VariationStatus.RUNNING, VariationStatus.FINISHING])
-                    & (Variation.lease_until <= now),
-                ),
-            )
-            .values(
-                status=case((finishing, VariationStatus.FINISHING), else_=VariationStatus.RUNNING),
-                lease_until=now + timedelta(seconds=settings.stuck_after_seconds),
-                started_at=case((finishing, Variation.started_at), else_=now),
-                attempts=Variation.attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if not claimed:
-            return None  # done, failed, held elsewhere, or shredded
-        variation = session.get(Variation, variation_id)
-        assert variation is not None
-        order = variation.order
-        if order.is_tombstone or order.wrapped_key is None:
-            return None
-        if variation.attempts > MAX_ATTEMPTS:
-            _give_up(variation, now)
-            service.finish_if_complete(session, order)
-            return None
-        return Claim(
-            variation_id=variation_id,
-            order_id=order.id,
-            wrapped_key=order.wrapped_key,
-            engine_name=order.engine,
-            style_id=variation.style,
-            seed=variation.seed,
-            attempt=variation.attempts,
-            finishing=variation.status == VariationStatus.FINISHING,
-            scored=variation.identity_flag is not None or variation.identity_distance is not None,
+        claims = variations.claim(
+            session,
+            variation_ids,
+            owner=runtime.owner,
+            lease_seconds=runtime.settings.lease_seconds,
         )
-
-
-def _give_up(variation: Variation, now: datetime) -> None:
-    variation.finished_at = now
-    variation.lease_until = None
-    if variation.status == VariationStatus.FINISHING:
-        # The image exists; only its check kept failing. Keep the image.
-        variation.status = VariationStatus.DONE
-        variation.details = {**variation.details, "identity_check": "skipped"}
+    if not claims:
         return
-    variation.status = VariationStatus.FAILED
-    variation.failure_code = "gave_up"
-    variation.failure_reason = "This image could not be made; its worker kept stopping."
+    order_id = claims[0].order_id
+    with runtime.working_on(order_id) as stop, _leases_kept(runtime, claims, stop):
+        _StyleJob(runtime, claims, stop).run()
 
 
-def _store_made(runtime: Runtime, claim: Claim, outcome: Outcome, seconds: float) -> bool:
-    """Store the engine's image and its preview, or record the failure.
+@dataclass
+class _Made:
+    """An image that is stored with its preview and waits for its check and PNG."""
 
-    True when the variation is now "finishing" and this worker goes on.
-    """
-    if isinstance(outcome, Rendered):
-        preview = watermarked_preview(outcome.image, max_side=runtime.settings.preview_max)
-        put = partial(runtime.blobs.put, claim.order_id, claim.wrapped_key)
-        put(_preview_blob(claim), preview)
-        put(_image_blob(claim), service.encode_pixels(outcome.image))
-    with transaction(runtime.sessions) as session:
-        current = _still_ours(session, runtime, claim, VariationStatus.RUNNING)
-        if current is None:
-            return False
-        current.seconds = round(seconds, 3)
-        current.seed = outcome.seed
-        current.details = dict(outcome.details)
-        if isinstance(outcome, Failed):
-            current.status = VariationStatus.FAILED
-            current.failure_code = outcome.code
-            current.failure_reason = outcome.reason
-            current.finished_at = utcnow()
-            current.lease_until = None
-            service.finish_if_complete(session, current.order)
-            return False
-        current.status = VariationStatus.FINISHING
-        current.image_blob = _image_blob(claim)
-        current.preview_blob = _preview_blob(claim)
-        _record_identity(current, outcome)
-    return True
+    claim: Claim
+    image: Image.Image | None  # None: read it back from the store
+    scored: Rendered | None = None
+    round: int = 0
+    tries: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _finish(runtime: Runtime, claim: Claim, image: Image.Image | None, *, scored: bool) -> None:
-    """Check the identity if that is still to do, store the final PNG, mark done."""
-    if image is None:
-        stored = runtime.blobs.get(claim.order_id, claim.wrapped_key, _image_blob(claim))
-        image = service.decode_image(stored)
-    checked: Outcome | None = None
-    if not scored:
-        checked = _check(runtime, claim, image)
-    # Replaces the raw pixels under the same name.
-    runtime.blobs.put(
-        claim.order_id, claim.wrapped_key, _image_blob(claim), service.encode_png(image)
-    )
-    with transaction(runtime.sessions) as session:
-        current = _still_ours(session, runtime, claim, VariationStatus.FINISHING)
-        if current is None:
+class _Stop(Exception):
+    """The order was shredded while this job worked on it."""
+
+
+class _StyleJob:
+    def __init__(self, runtime: Runtime, claims: list[Claim], stop: threading.Event) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.claims = claims
+        self.order_id = claims[0].order_id
+        self.wrapped_key = claims[0].wrapped_key
+        self.stop = stop
+        self.gate = IdentityGate.from_settings(runtime.settings)
+        # Engine calls in flight: their future, and what to do with the result.
+        self.calls: dict[Future[list[Outcome]], tuple[list[Claim], float, _Made | None]] = {}
+        self.finishing: deque[_Made] = deque()
+        self.used_seeds = {claim.seed for claim in claims}
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except _Stop:
+            for call in self.calls:
+                call.cancel()
+            # Anything stored after the shred must go too.
+            self.runtime.blobs.shred(self.order_id)
+
+    def _run(self) -> None:
+        fresh = [claim for claim in self.claims if not claim.finishing]
+        try:
+            self.selfie = self.runtime.selfies.get(self.order_id, self._load_selfie)
+            self.engine: Engine = self.runtime.engine(self.claims[0].engine_name)
+            self.style: Style = get_style(self.claims[0].style_id)
+        except Exception as error:
+            outcome = _failure(error, self.order_id)
+            for claim in fresh:
+                self._record(claim, outcome, 0.0)
             return
-        if checked is not None:
-            current.details = {**current.details, **checked.details}
-            _record_identity(current, checked)
-        current.status = VariationStatus.DONE
-        current.finished_at = utcnow()
-        current.lease_until = None
-        service.finish_if_complete(session, current.order)
+        self._start(fresh, None)
+        self.finishing.extend(_Made(claim, None) for claim in self.claims if claim.finishing)
+        while self.calls or self.finishing:
+            if self.stop.is_set():
+                raise _Stop()
+            ended = [call for call in self.calls if call.done()]
+            if ended:
+                # Previews first: an image that has arrived is shown before
+                # any other image is checked or encoded.
+                for call in ended:
+                    self._arrived(call)
+            elif self.finishing:
+                self._finish(self.finishing.popleft())
+            else:
+                wait(list(self.calls), timeout=1.0, return_when=FIRST_COMPLETED)
+
+    def _load_selfie(self) -> PreparedSelfie:
+        stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, service.SELFIE_BLOB)
+        image = service.decode_image(stored)
+        return prepare_photo(Photo(image=image, source_format="PNG", source_size=image.size))
+
+    def _start(self, claims: list[Claim], reroll: _Made | None) -> None:
+        if not claims:
+            return
+        if reroll is None:
+            by_seed = {claim.seed: claim for claim in claims}
+        else:
+            by_seed = {self._reroll_seed(reroll): reroll.claim}
+        started = time.perf_counter()
+        for seeds, call in self.runtime.lanes.submit(
+            self.engine, self.selfie, self.style, list(by_seed), self.settings.output_size
+        ):
+            self.calls[call] = ([by_seed[seed] for seed in seeds], started, reroll)
+
+    def _reroll_seed(self, made: _Made) -> int:
+        seed = reroll_seed(made.claim.seed, made.round, self.used_seeds)
+        self.used_seeds.add(seed)
+        return seed
+
+    def _arrived(self, call: Future[list[Outcome]]) -> None:
+        claims, started, reroll = self.calls.pop(call)
+        seconds = time.perf_counter() - started
+        outcomes = call.result()
+        if reroll is not None:
+            self._rerolled(reroll, outcomes[0])
+            return
+        for claim, outcome in zip(claims, outcomes, strict=True):
+            self._record(claim, outcome, seconds / len(claims))
+
+    def _record(self, claim: Claim, outcome: Outcome, seconds: float) -> None:
+        if isinstance(outcome, Failed):
+            with transaction(self.runtime.sessions) as session:
+                recorded = variations.failed(
+                    session,
+                    claim,
+                    code=outcome.code,
+                    reason=outcome.reason,
+                    seconds=seconds or outcome.seconds,
+                    details=outcome.details,
+                )
+            self._check_recorded(recorded)
+            return
+        self._store_images(claim, outcome.image)
+        with transaction(self.runtime.sessions) as session:
+            recorded = variations.preview_stored(
+                session, claim, seed=outcome.seed, seconds=seconds, details=outcome.details
+            )
+        if self._check_recorded(recorded):
+            self.finishing.append(_Made(claim, outcome.image))
+
+    def _finish(self, made: _Made) -> None:
+        """Check the face; re-roll a drifted one in the background, else store the PNG."""
+        claim = made.claim
+        image = made.image
+        if image is None:
+            stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, claim.image_blob)
+            image = made.image = service.decode_image(stored)
+        if made.scored is None:
+            made.scored = self._score(Rendered(seed=claim.seed, image=image, seconds=0.0))
+            if made.scored is not None:
+                made.tries.append(identity_try(made.scored))
+        scored = made.scored
+        if (
+            scored is not None
+            and flagged(scored)
+            and rerolls_help(self.engine)
+            and made.round < self.gate.rerolls
+        ):
+            assert scored.identity is not None
+            with transaction(self.runtime.sessions) as session:
+                recorded = variations.rerolling(
+                    session, claim, distance=scored.identity.distance, flag=scored.identity.flag
+                )
+            if self._check_recorded(recorded):
+                made.round += 1
+                self._start([claim], made)
+            return
+        self._store_final(claim, image)
+        identity = scored.identity if scored is not None else None
+        details: dict[str, Any] = {}
+        if made.tries:
+            details["identity_tries"] = made.tries
+        elif scored is None:
+            details["identity_check"] = "skipped"
+        with transaction(self.runtime.sessions) as session:
+            recorded = variations.done(
+                session,
+                claim,
+                distance=identity.distance if identity else None,
+                flag=identity.flag if identity else None,
+                scored=identity is not None,
+                details=details,
+            )
+        self._check_recorded(recorded)
+
+    def _rerolled(self, made: _Made, outcome: Outcome) -> None:
+        if isinstance(outcome, Rendered):
+            scored = self._score(outcome)
+            if scored is not None:
+                made.tries.append(identity_try(scored))
+                if made.scored is None or better(scored, made.scored):
+                    # The better try replaces the image and its preview.
+                    self._store_images(made.claim, scored.image)
+                    with transaction(self.runtime.sessions) as session:
+                        recorded = variations.replaced(
+                            session, made.claim, seed=scored.seed, details=scored.details
+                        )
+                    if not self._check_recorded(recorded):
+                        return
+                    made.image, made.scored = scored.image, scored
+        self.finishing.append(made)
+
+    def _score(self, outcome: Rendered) -> Rendered | None:
+        try:
+            scored = identity_of(self.selfie, outcome, self.gate)
+        except Exception as error:
+            # The image is good whatever the check says; a check that cannot
+            # run leaves the variation unscored rather than lost.
+            log.warning(
+                "identity check of order %s skipped: %s", self.order_id, type(error).__name__
+            )
+            return None
+        return scored if scored.identity is not None else None
+
+    def _store_images(self, claim: Claim, image: Image.Image) -> None:
+        """The engine's image as raw pixels (fast) and its watermarked preview."""
+        preview = watermarked_preview(image, max_side=self.settings.preview_max)
+        self._put(claim.preview_blob, preview)
+        self._put(claim.image_blob, service.encode_pixels(image))
+
+    def _store_final(self, claim: Claim, image: Image.Image) -> None:
+        # Replaces the raw pixels under the same name.
+        self._put(claim.image_blob, service.encode_png(image))
+
+    def _put(self, name: str, data: bytes) -> None:
+        if self.stop.is_set():
+            raise _Stop()
+        try:
+            self.runtime.blobs.put(self.order_id, self.wrapped_key, name, data)
+        except OrderDeleted:
+            raise _Stop() from None
+
+    def _check_recorded(self, recorded: Recorded) -> bool:
+        """True when this job goes on with the variation; stops the job if the order is gone."""
+        if recorded is Recorded.GONE:
+            raise _Stop()
+        return recorded is Recorded.OK
 
 
-def _check(runtime: Runtime, claim: Claim, image: Image.Image) -> Outcome | None:
-    try:
-        selfie = _selfie(runtime, claim.order_id, claim.wrapped_key)
-        gate = IdentityGate.from_settings(runtime.settings)
-        return check_identity(selfie, Rendered(seed=claim.seed, image=image, seconds=0.0), gate)
-    except Exception as error:
-        # The image is good whatever the check says; a check that cannot run
-        # leaves the variation unscored rather than lost.
-        log.warning("identity check of order %s skipped: %s", claim.order_id, type(error).__name__)
-        return None
-
-
-def _still_ours(
-    session: Session, runtime: Runtime, claim: Claim, status: VariationStatus
-) -> Variation | None:
-    """The variation if this worker's claim on it still stands.
-
-    An order deleted meanwhile loses what was just written (its key is gone,
-    so it is unreadable anyway); a variation a later attempt took over is
-    that attempt's to record.
-    """
-    current = session.get(Variation, claim.variation_id)
-    if current is None or current.order.is_tombstone:
-        runtime.blobs.shred(claim.order_id)
-        return None
-    if current.status != status or current.attempts != claim.attempt:
-        return None
-    return current
-
-
-def _record_identity(variation: Variation, outcome: Outcome) -> None:
-    identity = getattr(outcome, "identity", None)
-    if identity is not None:
-        variation.identity_distance = identity.distance
-        variation.identity_flag = identity.flag
-
-
-def _image_blob(claim: Claim) -> str:
-    # Raw pixels first, then the final PNG under the same name (see
-    # service.decode_image); the API always serves it as PNG.
-    return f"{claim.variation_id}.image"
-
-
-def _preview_blob(claim: Claim) -> str:
-    return f"{claim.variation_id}.preview.jpg"
+def _failure(error: Exception, order_id: str) -> Failed:
+    if isinstance(error, HeadshotsError):
+        return Failed(seed=0, reason=error.detail, code=error.code)
+    log.error("order %s could not start: %s", order_id, type(error).__name__)
+    return Failed(
+        seed=0, reason="Something went wrong while making this image.", code="internal_error"
+    )
 
 
 @contextmanager
-def _lease_kept(runtime: Runtime, variation_id: str, attempt: int) -> Iterator[None]:
-    """Renew the variation's lease while this worker is alive and working.
+def _leases_kept(runtime: Runtime, claims: list[Claim], stop: threading.Event) -> Iterator[None]:
+    """Renew the job's leases while it is alive; stop it if its order is shredded.
 
     A slow engine call is not a dead worker: only a lease that stops being
-    renewed (the process died) runs out and lets the sweep re-enqueue it.
+    renewed (the process died) runs out and lets the work move elsewhere.
     """
-    period = runtime.settings.stuck_after_seconds / 3
-    stop = threading.Event()
+    settings = runtime.settings
+    done = threading.Event()
 
     def renew() -> None:
-        while not stop.wait(period):
-            lease = utcnow() + timedelta(seconds=runtime.settings.stuck_after_seconds)
+        while not done.wait(settings.lease_renew_seconds):
             try:
                 with transaction(runtime.sessions) as session:
-                    session.execute(
-                        update(Variation)
-                        .where(
-                            Variation.id == variation_id,
-                            Variation.attempts == attempt,
-                            Variation.status == VariationStatus.RUNNING,
-                        )
-                        .values(lease_until=lease)
-                        .execution_options(synchronize_session=False)
-                    )
+                    alive = variations.renew(session, claims, lease_seconds=settings.lease_seconds)
             except Exception as error:  # a missed renewal is retried next period
                 log.warning("lease renewal failed: %s", type(error).__name__)
+                continue
+            if not alive:
+                stop.set()
 
-    keeper = threading.Thread(target=renew, name=f"lease-{variation_id[:6]}", daemon=True)
+    keeper = threading.Thread(target=renew, name=f"lease-{claims[0].order_id[:6]}", daemon=True)
     keeper.start()
     try:
         yield
     finally:
-        stop.set()
+        done.set()
         keeper.join()
-
-
-def _render(runtime: Runtime, claim: Claim) -> Outcome:
-    seed = claim.seed
-    try:
-        selfie = _selfie(runtime, claim.order_id, claim.wrapped_key)
-        engine = runtime.engine(claim.engine_name)
-        # The gate runs with the engine call only where a re-roll can help;
-        # otherwise the score only informs, and _finish adds it later.
-        gate = IdentityGate.from_settings(runtime.settings) if rerolls_help(engine) else None
-        return render_style(
-            engine, selfie, get_style(claim.style_id), [seed], runtime.settings.output_size, gate
-        )[0]
-    except HeadshotsError as error:
-        return Failed(seed=seed, reason=error.detail, code=error.code)
-    except Exception as error:
-        # The exception text may quote inputs: log its type and where it
-        # was raised, which is what an operator needs, and nothing else.
-        frames = traceback.extract_tb(error.__traceback__)
-        where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
-        log.error(
-            "variation of order %s failed: %s at %s", claim.order_id, type(error).__name__, where
-        )
-        return Failed(
-            seed=seed,
-            reason="Something went wrong while making this image.",
-            code="internal_error",
-        )
-
-
-# A few prepared selfies per process, so the variations of one order share
-# the face analysis and segmentation. Entries are dropped after a short
-# while: pixels of a person stay in memory no longer than the work needs.
-_SELFIE_TTL = 600.0
-_SELFIE_SLOTS = 8
-_selfies: OrderedDict[str, tuple[float, PreparedSelfie]] = OrderedDict()
-_selfies_lock = threading.Lock()
-_loading: dict[str, threading.Lock] = {}
-
-
-def _selfie(runtime: Runtime, order_id: str, wrapped_key: bytes) -> PreparedSelfie:
-    # One loader per order at a time: the variations of an order start
-    # together, and only the first should decrypt and analyse the selfie.
-    with _selfies_lock:
-        now = time.monotonic()
-        for key in [k for k, (at, _) in _selfies.items() if now - at > _SELFIE_TTL]:
-            del _selfies[key]
-        cached = _selfies.get(order_id)
-        if cached is not None:
-            return cached[1]
-        loading = _loading.setdefault(order_id, threading.Lock())
-    with loading:
-        with _selfies_lock:
-            cached = _selfies.get(order_id)
-            if cached is not None:
-                return cached[1]
-        image = service.decode_image(runtime.blobs.get(order_id, wrapped_key, service.SELFIE_BLOB))
-        prepared = prepare_photo(Photo(image=image, source_format="PNG", source_size=image.size))
-        remember_selfie(order_id, prepared)
-        with _selfies_lock:
-            _loading.pop(order_id, None)
-    return prepared
-
-
-def remember_selfie(order_id: str, selfie: PreparedSelfie) -> None:
-    """Keep an analysed selfie for this process's workers, the oldest making room.
-
-    The web process calls it too in embedded mode, where it is also the
-    worker: the order's first variation then skips decrypting, decoding and
-    analysing the selfie again.
-    """
-    with _selfies_lock:
-        _selfies[order_id] = (time.monotonic(), selfie)
-        while len(_selfies) > _SELFIE_SLOTS:
-            _selfies.popitem(last=False)
-
-
-def forget_selfie(order_id: str) -> None:
-    with _selfies_lock:
-        _selfies.pop(order_id, None)
 
 
 def sweep(runtime: Runtime) -> None:
     """Expire old orders and re-enqueue lost work; once per period overall."""
-    settings = runtime.settings
     with transaction(runtime.sessions) as session:
-        if not service.claim_tick(session, "sweep", settings.sweep_seconds * 0.9):
+        if not service.claim_tick(session, "sweep", runtime.settings.sweep_seconds * 0.9):
             return
     run_sweep(runtime)
 
 
 def run_sweep(runtime: Runtime) -> tuple[int, int]:
     """One sweep now: (orders expired, variations re-enqueued)."""
-    from headshots.orders.drafts import sweep_drafts
-
     with transaction(runtime.sessions) as session:
         expired = service.sweep_expired(session, runtime.blobs)
+    runtime.shredded(expired)
     with transaction(runtime.sessions) as session:
         sweep_drafts(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
         stuck = service.stuck_variations(session, runtime.settings)
         service.finish_stalled(session)
-    runtime.queue.enqueue_variations(stuck)
+        jobs = variations.styles_of(session, stuck)
+    runtime.queue.enqueue_styles(jobs)
     if expired or stuck:
-        log.info("sweep: %d orders expired, %d variations re-enqueued", expired, len(stuck))
-    return expired, len(stuck)
+        log.info("sweep: %d orders expired, %d variations re-enqueued", len(expired), len(stuck))
+    return len(expired), len(stuck)

@@ -136,6 +136,9 @@ class Variation(Base):
     # A worker holds a variation until this time; past it, the sweep
     # re-enqueues the variation (the worker may have died).
     lease_until: Mapped[datetime | None]
+    # Which process holds the lease ("host:pid:random"), so a process that
+    # restarts can release its dead predecessor's work at once.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
     enqueued_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -84,7 +84,8 @@ def hash_token(token: str) -> str:
 class NewOrder:
     order: Order
     token: str
-    variation_ids: list[str]
+    # One job per style: the ids of its variations, in the order chosen.
+    jobs: list[list[str]]
 
 
 def create_order(
@@ -145,7 +146,10 @@ def create_order(
     except BaseException:
         blobs.shred(order_id)
         raise
-    return NewOrder(order=order, token=token, variation_ids=[v.id for v in order.variations])
+    jobs: dict[str, list[str]] = {}
+    for variation in order.variations:
+        jobs.setdefault(variation.style, []).append(variation.id)
+    return NewOrder(order=order, token=token, jobs=list(jobs.values()))
 
 
 def encode_png(image: Image.Image) -> bytes:
@@ -285,7 +289,10 @@ def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderSt
     blobs.shred(order.id)
 
 
-def sweep_expired(session: Session, blobs: EncryptedBlobs, now: datetime | None = None) -> int:
+def sweep_expired(
+    session: Session, blobs: EncryptedBlobs, now: datetime | None = None
+) -> list[str]:
+    """Shred every order past its expiry; the ids shredded."""
     now = now or utcnow()
     expired = session.scalars(
         select(Order).where(
@@ -295,7 +302,7 @@ def sweep_expired(session: Session, blobs: EncryptedBlobs, now: datetime | None 
     ).all()
     for order in expired:
         shred(session, blobs, order, OrderStatus.EXPIRED)
-    return len(expired)
+    return [order.id for order in expired]
 
 
 def stuck_variations(

@@ -33,6 +33,14 @@ class BlobNotFound(HeadshotsError):
     message = "This file no longer exists; it may have expired or been deleted."
 
 
+class OrderDeleted(HeadshotsError):
+    """A blob was being written while its order was deleted: nothing was kept."""
+
+    status_code = 404
+    code = "not_found"
+    message = "This order has been deleted."
+
+
 class StorageFullError(HeadshotsError):
     status_code = 507
     code = "storage_full"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from headshots.storage.base import (
     BlobNotFound,
+    OrderDeleted,
     StorageFullError,
     StorageUnavailable,
     check_blob_name,
@@ -43,6 +44,8 @@ class LocalBlobStore:
             self._make_dirs(directory)
             temp = directory / f"{_TEMP_PREFIX}{secrets.token_hex(8)}"
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError as error:
+            raise OrderDeleted() from error
         except OSError as error:
             if _is_full(error):
                 raise StorageFullError() from error
@@ -53,14 +56,18 @@ class LocalBlobStore:
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temp, final)
+            # The rename is durable only once the directory entry is on disk.
+            _fsync_dir(directory)
+        except FileNotFoundError as error:
+            # The order's folder went to the trash while we wrote: the order
+            # was deleted, and the temp file goes with its folder.
+            raise OrderDeleted() from error
         except BaseException as error:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
             if isinstance(error, OSError) and _is_full(error):
                 raise StorageFullError() from error
             raise
-        # The rename is durable only once the directory entry is on disk.
-        _fsync_dir(directory)
 
     def get(self, order_id: str, name: str) -> bytes:
         path = self.root / check_order_id(order_id) / check_blob_name(name)
@@ -117,9 +124,22 @@ class LocalBlobStore:
             return
         for entry in self.root.iterdir():
             if entry.name.startswith(_TRASH_PREFIX):
-                # Another process may be emptying the same trash right now.
-                with contextlib.suppress(FileNotFoundError):
-                    shutil.rmtree(entry)
+                _remove_tree(entry)
+
+
+def _remove_tree(path: Path) -> None:
+    # Another process may be emptying the same trash right now, and a writer
+    # that has not yet noticed its order is gone may still add a temp file
+    # (it fails at its rename): try again rather than fail the deletion.
+    for _ in range(5):
+        try:
+            shutil.rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            continue
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _is_full(error: OSError) -> bool:

@@ -20,7 +20,6 @@ from headshots.engines.base import default_engine_name
 from headshots.errors import HeadshotsError
 from headshots.imaging.identity import LOOKS_DIFFERENT
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
-from headshots.jobs import tasks
 from headshots.orders import checkout as checkout_service
 from headshots.orders import service
 from headshots.orders.db import transaction
@@ -81,6 +80,9 @@ def variation_json(order: Order, variation: Variation) -> dict[str, Any]:
             "distance": variation.identity_distance,
             "flag": flag,
             "message": LOOKS_DIFFERENT if flag else None,
+            # The face drifted and a new try is being made; its better image
+            # replaces this preview when it lands.
+            "rerolling": bool(variation.details.get("rerolling")),
         },
         "seconds": variation.seconds,
         "preview_url": f"{base}/preview" if showable else None,
@@ -145,9 +147,10 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
 
     created, body, selfie = await run_in_threadpool(work)
     if runtime.local_consumer:
-        tasks.remember_selfie(created.order.id, selfie)
+        # This process makes the order: its workers need not analyse the selfie again.
+        runtime.selfies.put(created.order.id, selfie)
     # Enqueue only after the commit: a worker must find the rows.
-    runtime.queue.enqueue_variations(created.variation_ids)
+    runtime.queue.enqueue_styles(created.jobs)
     body["token"] = created.token
     return JSONResponse(body, status_code=201, headers=NO_STORE)
 
@@ -251,6 +254,7 @@ def delete_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
     with transaction(runtime.sessions) as session:
         order = service.find_order(session, order_id, token)
         service.shred(session, runtime.blobs, order, OrderStatus.DELETED)
+    runtime.shredded([order_id])
     return Response(status_code=204)
 
 

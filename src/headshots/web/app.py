@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
-from headshots.jobs.queue import make_consumer
+from headshots.jobs import worker
 from headshots.orders import db
 from headshots.runtime import Runtime, build_runtime
 from headshots.web import pages
@@ -45,19 +45,15 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
         embedded = run_consumer if run_consumer is not None else active.settings.queue_url is None
         consumer = None
         if embedded:
-            consumer = make_consumer(active.queue, active.settings, embedded=True)
-            consumer.start()
+            consumer = worker.start(active, embedded=True)
             active.local_consumer = True
-            log.info(
-                "in-process job consumer started (%d images at a time)",
-                active.settings.concurrency,
-            )
+            log.info("in-process job consumer started (%d styles at a time)", consumer.threads)
         try:
             yield
         finally:
             if consumer is not None:
                 active.local_consumer = False
-                consumer.stop(graceful=True)
+                consumer.stop()
             if runtime is None:
                 active.close()
 

@@ -344,7 +344,7 @@ async def choose(request: Request, draft_id: str) -> Response:
             chosen_tier=tier_id or None,
             chosen_styles=style_ids,
         )
-    runtime.queue.enqueue_variations(created.variation_ids)
+    runtime.queue.enqueue_styles(created.jobs)
     response = RedirectResponse(f"/orders/{order_id}", status_code=303)
     expires_in = (created.order.expires_at - utcnow()).total_seconds()
     set_cookie(
@@ -517,6 +517,7 @@ async def delete(request: Request, order_id: str) -> Response:
             with transaction(runtime.sessions) as session:
                 order = service.open_order(session, order_id, token)
                 service.shred(session, runtime.blobs, order, OrderStatus.DELETED)
+            runtime.shredded([order_id])
 
         await run_in_threadpool(work)
     except HeadshotsError as error:

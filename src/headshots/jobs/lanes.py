@@ -1,0 +1,141 @@
+"""Engine calls of one process, scheduled by each engine's shape.
+
+A job hands a style's seeds to :meth:`Lanes.submit` and gets one future per
+engine call back, so it can store each image the moment its call ends. How
+the seeds become calls is the engine's to say (:class:`Shape`): a hosted
+engine gets one coroutine per seed on this process's one event loop, at most
+``shape.calls`` of them in flight; a GPU engine gets the style's seeds as one
+batch; a CPU engine one seed per call on a pool of about one thread per
+core. No bound is shared between engines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, cast
+
+from headshots.engines.base import Engine, Failed, Outcome, Size
+from headshots.errors import HeadshotsError
+from headshots.imaging.selfie import PreparedSelfie
+from headshots.styles import Style
+
+log = logging.getLogger(__name__)
+
+
+class Lanes:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+
+    def submit(
+        self,
+        engine: Engine,
+        selfie: PreparedSelfie,
+        style: Style,
+        seeds: Sequence[int],
+        size: Size,
+    ) -> list[tuple[list[int], Future[list[Outcome]]]]:
+        """Start every call for ``seeds``; (the call's seeds, its future) each."""
+        shape = engine.shape()
+        chunks = [list(seeds[i : i + shape.batch]) for i in range(0, len(seeds), shape.batch)]
+        if shape.asynchronous:
+            loop = self._event_loop()
+            return [
+                (
+                    chunk,
+                    asyncio.run_coroutine_threadsafe(
+                        self._limited(engine, shape.calls, selfie, style, chunk, size), loop
+                    ),
+                )
+                for chunk in chunks
+            ]
+        pool = self._pool(engine.name, shape.calls)
+        return [(chunk, pool.submit(_call, engine, selfie, style, chunk, size)) for chunk in chunks]
+
+    def close(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+            loop, self._loop = self._loop, None
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+
+    def _pool(self, name: str, calls: int) -> ThreadPoolExecutor:
+        with self._lock:
+            pool = self._pools.get(name)
+            if pool is None:
+                pool = self._pools[name] = ThreadPoolExecutor(
+                    max_workers=calls, thread_name_prefix=f"engine-{name}"
+                )
+            return pool
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="engine-loop", daemon=True)
+                thread.start()
+                self._loop, self._loop_thread = loop, thread
+            return self._loop
+
+    async def _limited(
+        self,
+        engine: Engine,
+        calls: int,
+        selfie: PreparedSelfie,
+        style: Style,
+        seeds: list[int],
+        size: Size,
+    ) -> list[Outcome]:
+        # Made on the loop itself, the only thread that touches it.
+        limit = self._limits.setdefault(engine.name, asyncio.Semaphore(calls))
+        async with limit:
+            try:
+                agenerate = cast(Any, engine).agenerate
+                outcomes: list[Outcome] = await agenerate(selfie, style, seeds, size)
+                return _checked(engine, seeds, outcomes)
+            except Exception as error:
+                return _failed(engine, seeds, error)
+
+
+def _call(
+    engine: Engine, selfie: PreparedSelfie, style: Style, seeds: list[int], size: Size
+) -> list[Outcome]:
+    try:
+        return _checked(engine, seeds, engine.generate(selfie, style, seeds, size))
+    except Exception as error:
+        return _failed(engine, seeds, error)
+
+
+def _checked(engine: Engine, seeds: list[int], outcomes: list[Outcome]) -> list[Outcome]:
+    if len(outcomes) != len(seeds):
+        raise RuntimeError(f"engine {engine.name} returned {len(outcomes)} of {len(seeds)}")
+    return outcomes
+
+
+def _failed(engine: Engine, seeds: list[int], error: Exception) -> list[Outcome]:
+    """One failure per seed for a call that failed as a whole."""
+    if isinstance(error, HeadshotsError):
+        return [Failed(seed=seed, reason=error.detail, code=error.code) for seed in seeds]
+    # The exception text may quote inputs: log its type and where it was
+    # raised, which is what an operator needs, and nothing else.
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
+    log.error("engine %s failed: %s at %s", engine.name, type(error).__name__, where)
+    return [
+        Failed(
+            seed=seed,
+            reason="Something went wrong while making this image.",
+            code="internal_error",
+        )
+        for seed in seeds
+    ]

@@ -1,0 +1,98 @@
+"""Starting a job consumer: in the web process (embedded) or as `headshots worker`.
+
+A consumer that starts first takes back what a dead process of this machine
+was holding (its predecessor, killed mid-order), so the work resumes now
+instead of when the leases run out; the embedded process also re-enqueues
+every waiting variation, since its own queue may have lost jobs it had
+taken but not yet claimed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from functools import partial
+
+from sqlalchemy import select
+
+from headshots.engines.base import default_engine_name
+from headshots.jobs import tasks
+from headshots.jobs.queue import SweepingConsumer, make_consumer
+from headshots.orders import variations
+from headshots.orders.db import transaction
+from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus
+from headshots.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Consumer:
+    consumer: SweepingConsumer
+    threads: int
+    listening: threading.Event | None
+
+    def run(self) -> None:
+        """Consume in this thread until stopped (`headshots worker`)."""
+        self.consumer.run()
+
+    def stop(self) -> None:
+        if self.listening is not None:
+            self.listening.set()
+        self.consumer.stop(graceful=True)
+
+
+def consumer_threads(runtime: Runtime) -> int:
+    """Style jobs this process works on at once.
+
+    Enough to keep the default engine's calls busy: a job gives the engine
+    one style's seeds, so ``calls * batch / variations`` jobs fill its lanes;
+    one more stores and checks images while the others wait on the engine.
+    """
+    settings = runtime.settings
+    if settings.concurrency:
+        return settings.concurrency
+    shape = runtime.engine(default_engine_name(settings)).shape()
+    return max(2, math.ceil(shape.calls * shape.batch / settings.variations)) + 1
+
+
+def bind(runtime: Runtime) -> None:
+    """Let this process's consumers run the task bodies on ``runtime``."""
+    runtime.queue.bind(
+        render=partial(tasks.render_style, runtime), sweep=partial(tasks.sweep, runtime)
+    )
+
+
+def start(runtime: Runtime, *, embedded: bool) -> Consumer:
+    """Bind the task bodies, take back orphaned work, and start consuming."""
+    bind(runtime)
+    threads = consumer_threads(runtime)
+    consumer = make_consumer(runtime.queue, runtime.settings, embedded=embedded, workers=threads)
+    listening = runtime.listen_for_shreds()
+    resume(runtime, embedded=embedded)
+    if embedded:
+        consumer.start()
+    return Consumer(consumer=consumer, threads=threads, listening=listening)
+
+
+def resume(runtime: Runtime, *, embedded: bool) -> int:
+    """Re-enqueue what a dead process of this machine left; how many variations."""
+    alive = partial(variations.owner_alive, me=runtime.owner)
+    with transaction(runtime.sessions) as session:
+        released = variations.orphaned(session, owner_alive=alive)
+        if embedded:
+            released += session.scalars(
+                select(Variation.id)
+                .join(Order)
+                .where(
+                    Order.status == OrderStatus.QUEUED,
+                    Variation.status == VariationStatus.PENDING,
+                )
+            ).all()
+        jobs = variations.styles_of(session, released)
+    runtime.queue.enqueue_styles(jobs)
+    if released:
+        log.info("resumed %d variations left by a stopped process", len(released))
+    return len(released)

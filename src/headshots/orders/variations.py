@@ -1,0 +1,328 @@
+"""A variation's lifecycle: claimed, preview stored, done or failed, and its lease.
+
+    pending -> running -> finishing -> done
+                   \\-> failed     (or given up after MAX_ATTEMPTS claims)
+
+A worker claims a variation with a conditional UPDATE and a short lease in
+the database before any work starts, so a second delivery of the same job
+finds it taken. The worker renews the lease while it works (running and
+finishing alike); a lease that runs out means the worker died, and the
+sweep, or a restarted process at once, hands the variation to another
+worker. Every result is recorded only if the attempt that made it still
+owns the variation. The functions take a Session and never commit.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, or_, select, update
+from sqlalchemy.orm import Session
+
+from headshots.orders import service
+from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus, utcnow
+
+MAX_ATTEMPTS = 3
+# The lease owner names a process: its host, its pid and a random part, so a
+# restarted process can tell its dead predecessor's claims from live ones.
+_HOST = socket.gethostname()[:40]
+
+
+def process_owner() -> str:
+    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A variation this worker holds, and what it needs to work on it."""
+
+    variation_id: str
+    order_id: str
+    wrapped_key: bytes
+    engine_name: str
+    style_id: str
+    seed: int
+    attempt: int
+    # The image is stored already (an earlier worker died while finishing):
+    # only the identity check and the final PNG are left.
+    finishing: bool
+
+    @property
+    def image_blob(self) -> str:
+        # Raw pixels first, then the final PNG under the same name (see
+        # service.decode_image); the API always serves it as PNG.
+        return f"{self.variation_id}.image"
+
+    @property
+    def preview_blob(self) -> str:
+        return f"{self.variation_id}.preview.jpg"
+
+
+class Recorded(enum.Enum):
+    OK = "ok"
+    # Another attempt owns the variation now (this worker's lease ran out).
+    STALE = "stale"
+    # The order was shredded meanwhile: whatever this worker stored must go.
+    GONE = "gone"
+
+
+def claim(
+    session: Session,
+    variation_ids: Iterable[str],
+    *,
+    owner: str,
+    lease_seconds: float,
+) -> list[Claim]:
+    """Take every variation of the list that nobody holds; the claims taken."""
+    now = utcnow()
+    lease = now + timedelta(seconds=lease_seconds)
+    finishing = Variation.status == VariationStatus.FINISHING
+    claimed: list[str] = []
+    for variation_id in variation_ids:
+        changed = session.execute(
+            update(Variation)
+            .where(
+                Variation.id == variation_id,
+                or_(
+                    Variation.status == VariationStatus.PENDING,
+                    Variation.status.in_([VariationStatus.RUNNING, VariationStatus.FINISHING])
+                    & (Variation.lease_until <= now),
+                ),
+            )
+            .values(
+                status=case((finishing, VariationStatus.FINISHING), else_=VariationStatus.RUNNING),
+                lease_until=lease,
+                lease_owner=owner,
+                started_at=case((finishing, Variation.started_at), else_=now),
+                attempts=Variation.attempts + 1,
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if changed:
+            claimed.append(variation_id)
+    claims: list[Claim] = []
+    for variation_id in claimed:
+        variation = session.get(Variation, variation_id)
+        assert variation is not None
+        session.refresh(variation)
+        order = variation.order
+        if order.is_tombstone or order.wrapped_key is None:
+            return []
+        if variation.attempts > MAX_ATTEMPTS:
+            _give_up(variation, now)
+            continue
+        claims.append(
+            Claim(
+                variation_id=variation_id,
+                order_id=order.id,
+                wrapped_key=order.wrapped_key,
+                engine_name=order.engine,
+                style_id=variation.style,
+                seed=variation.seed,
+                attempt=variation.attempts,
+                finishing=variation.status == VariationStatus.FINISHING,
+            )
+        )
+    if len(claims) < len(claimed):
+        variation = session.get(Variation, claimed[0])
+        assert variation is not None
+        service.finish_if_complete(session, variation.order)
+    return claims
+
+
+def _give_up(variation: Variation, now: datetime) -> None:
+    variation.finished_at = now
+    variation.lease_until = None
+    if variation.status == VariationStatus.FINISHING:
+        # The image exists; only its check kept failing. Keep the image.
+        variation.status = VariationStatus.DONE
+        variation.details = {**variation.details, "identity_check": "skipped"}
+        return
+    variation.status = VariationStatus.FAILED
+    variation.failure_code = "gave_up"
+    variation.failure_reason = "This image could not be made; its worker kept stopping."
+
+
+def _current(
+    session: Session, claim: Claim, status: VariationStatus
+) -> tuple[Recorded, Variation | None]:
+    variation = session.get(Variation, claim.variation_id)
+    if variation is None or variation.order.is_tombstone:
+        return Recorded.GONE, None
+    if variation.status != status or variation.attempts != claim.attempt:
+        return Recorded.STALE, None
+    return Recorded.OK, variation
+
+
+def preview_stored(
+    session: Session, claim: Claim, *, seed: int, seconds: float, details: dict[str, Any]
+) -> Recorded:
+    """The engine's image and its preview are stored: the preview can be shown."""
+    recorded, variation = _current(session, claim, VariationStatus.RUNNING)
+    if variation is None:
+        return recorded
+    variation.status = VariationStatus.FINISHING
+    variation.seed = seed
+    variation.seconds = round(seconds, 3)
+    variation.details = dict(details)
+    variation.image_blob = claim.image_blob
+    variation.preview_blob = claim.preview_blob
+    return Recorded.OK
+
+
+def failed(
+    session: Session,
+    claim: Claim,
+    *,
+    code: str,
+    reason: str,
+    seconds: float,
+    details: dict[str, Any],
+) -> Recorded:
+    recorded, variation = _current(session, claim, VariationStatus.RUNNING)
+    if variation is None:
+        return recorded
+    variation.status = VariationStatus.FAILED
+    variation.failure_code = code
+    variation.failure_reason = reason
+    variation.seconds = round(seconds, 3)
+    variation.details = dict(details)
+    variation.finished_at = utcnow()
+    variation.lease_until = None
+    service.finish_if_complete(session, variation.order)
+    return Recorded.OK
+
+
+def rerolling(
+    session: Session, claim: Claim, *, distance: float | None, flag: str | None
+) -> Recorded:
+    """Its face was flagged and a new try is under way; the page says so."""
+    recorded, variation = _current(session, claim, VariationStatus.FINISHING)
+    if variation is None:
+        return recorded
+    variation.identity_distance = distance
+    variation.identity_flag = flag
+    variation.details = {**variation.details, "rerolling": True}
+    return Recorded.OK
+
+
+def replaced(session: Session, claim: Claim, *, seed: int, details: dict[str, Any]) -> Recorded:
+    """A better try replaced the image and its preview under the same names."""
+    recorded, variation = _current(session, claim, VariationStatus.FINISHING)
+    if variation is None:
+        return recorded
+    variation.seed = seed
+    variation.details = {**variation.details, **details}
+    return Recorded.OK
+
+
+def done(
+    session: Session,
+    claim: Claim,
+    *,
+    distance: float | None,
+    flag: str | None,
+    scored: bool,
+    details: dict[str, Any],
+) -> Recorded:
+    """The final PNG is stored and the identity known (or not checkable)."""
+    recorded, variation = _current(session, claim, VariationStatus.FINISHING)
+    if variation is None:
+        return recorded
+    merged = {**variation.details, **details}
+    merged.pop("rerolling", None)
+    variation.details = merged
+    if scored:
+        variation.identity_distance = distance
+        variation.identity_flag = flag
+    variation.status = VariationStatus.DONE
+    variation.finished_at = utcnow()
+    variation.lease_until = None
+    service.finish_if_complete(session, variation.order)
+    return Recorded.OK
+
+
+def renew(session: Session, claims: Iterable[Claim], *, lease_seconds: float) -> bool:
+    """Extend the leases this worker still holds; False once their order is gone."""
+    lease = utcnow() + timedelta(seconds=lease_seconds)
+    order_id = None
+    for item in claims:
+        order_id = item.order_id
+        session.execute(
+            update(Variation)
+            .where(
+                Variation.id == item.variation_id,
+                Variation.attempts == item.attempt,
+                Variation.status.in_([VariationStatus.RUNNING, VariationStatus.FINISHING]),
+            )
+            .values(lease_until=lease)
+            .execution_options(synchronize_session=False)
+        )
+    if order_id is None:
+        return True
+    status = session.scalar(select(Order.status).where(Order.id == order_id))
+    return status in (OrderStatus.QUEUED, OrderStatus.READY)
+
+
+def orphaned(session: Session, *, owner_alive: Callable[[str], bool]) -> list[str]:
+    """Variations held by a dead process of this machine, released now.
+
+    A process that restarts calls this first: its predecessor's leases would
+    otherwise hold the work until they ran out.
+    """
+    rows = session.scalars(
+        select(Variation)
+        .join(Order)
+        .where(
+            Order.status == OrderStatus.QUEUED,
+            Variation.status.in_([VariationStatus.RUNNING, VariationStatus.FINISHING]),
+            Variation.lease_owner.like(f"{_HOST}:%"),
+        )
+    ).all()
+    now = utcnow()
+    released = []
+    for variation in rows:
+        if variation.lease_owner is not None and not owner_alive(variation.lease_owner):
+            variation.lease_until = now
+            variation.enqueued_at = now
+            released.append(variation.id)
+    return released
+
+
+def owner_alive(owner: str, *, me: str) -> bool:
+    """Whether the process that wrote ``owner`` on this machine still runs."""
+    if owner == me:
+        return True
+    _host, _, rest = owner.partition(":")
+    pid_text, _, _token = rest.partition(":")
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False  # an earlier process with this pid, or not ours to read
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def styles_of(session: Session, variation_ids: list[str]) -> list[list[str]]:
+    """The ids grouped as jobs: one group per order and style, in order."""
+    if not variation_ids:
+        return []
+    rows = session.execute(
+        select(Variation.id, Variation.order_id, Variation.style)
+        .where(Variation.id.in_(variation_ids))
+        .order_by(Variation.order_id, Variation.style_position, Variation.index)
+    ).all()
+    groups: dict[tuple[str, str], list[str]] = {}
+    for variation_id, order_id, style in rows:
+        groups.setdefault((order_id, style), []).append(variation_id)
+    return list(groups.values())
