@@ -68,12 +68,12 @@ def six_styles(engine: ReplicateEngine, selfie: PreparedSelfie) -> float:
     return elapsed
 
 
-def serve_fake(delay: float, pipe: Connection) -> None:
+def serve_fake(delay: float, spread: tuple[float, float] | None, pipe: Connection) -> None:
     """The fake provider in a process of its own, as the real one is elsewhere.
 
     In the benchmark's own process its serving would count as our overhead.
     """
-    fake = FakeReplicate(delay=delay).start()
+    fake = FakeReplicate(delay=delay, spread=spread).start()
     pipe.send(fake.url)
     while (command := pipe.recv()) != "stop":
         if command == "peak":
@@ -83,10 +83,10 @@ def serve_fake(delay: float, pipe: Connection) -> None:
 
 
 class RemoteFake:
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, spread: tuple[float, float] | None = None) -> None:
         self._pipe, child = multiprocessing.get_context("spawn").Pipe()
         self._process = multiprocessing.get_context("spawn").Process(
-            target=serve_fake, args=(delay, child), daemon=True
+            target=serve_fake, args=(delay, spread, child), daemon=True
         )
         self._process.start()
         self.url: str = self._pipe.recv()

@@ -26,8 +26,12 @@ def free_port() -> int:
 class Server:
     """Embedded mode with a fresh data dir and master key; `env` adds settings."""
 
-    def __init__(self, env: dict[str, str]) -> None:
-        self.data = tempfile.mkdtemp(prefix="headshots-bench-")
+    def __init__(self, env: dict[str, str], *, data: str | None = None) -> None:
+        # A restart passes the data dir (and so the master key) of the one before.
+        self.data = data or tempfile.mkdtemp(prefix="headshots-bench-")
+        key_file = Path(self.data) / "bench.key"
+        if not key_file.exists():
+            key_file.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "headshots", "serve"],
@@ -35,7 +39,7 @@ class Server:
                 **os.environ,
                 "PYTHONPATH": str(ROOT),
                 "HEADSHOTS_DATA_DIR": self.data,
-                "HEADSHOTS_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+                "HEADSHOTS_MASTER_KEY": key_file.read_text(),
                 "HEADSHOTS_PORT": str(self.port),
                 # A benchmark is one client sending many uploads.
                 "HEADSHOTS_UPLOAD_RATE_PER_HOUR": "100000",
@@ -65,4 +69,9 @@ class Server:
 
     def stop(self) -> None:
         self.process.terminate()
+        self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        """SIGKILL: the process ends mid-work, as in a crash."""
+        self.process.kill()
         self.process.wait(timeout=30)

@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import io
 import json
+import random
 import re
 import secrets
 import threading
@@ -83,8 +84,10 @@ class _Prediction:
 @dataclass
 class FakeReplicate:
     token: str = TOKEN
-    # Seconds each prediction takes from creation to its end.
+    # Seconds each prediction takes from creation to its end; with a spread,
+    # each takes a time drawn evenly from (low, high) instead.
     delay: float = 0.0
+    spread: tuple[float, float] | None = None
     # Scripted HTTP errors, consumed one per call: kind -> [(status, headers)].
     # Kinds: "create", "get", "cancel", "account", "file".
     errors: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
@@ -131,6 +134,11 @@ class FakeReplicate:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
+
+    def _duration(self) -> float:
+        if self.spread is None:
+            return self.delay
+        return random.uniform(*self.spread)
 
     def stop(self) -> None:
         if self._server is not None:
@@ -243,7 +251,7 @@ class FakeReplicate:
             input=dict(body.get("input") or {}),
             outcome=outcome,
             created=now,
-            finish_at=now + (3600.0 if outcome == "slow" else self.delay),
+            finish_at=now + (3600.0 if outcome == "slow" else self._duration()),
             webhook=body.get("webhook"),
         )
         if outcome in ("ok", "slow"):

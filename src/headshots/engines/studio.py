@@ -281,7 +281,11 @@ class StudioEngine:
                 f"The style {style.id!r} asks for a backdrop the studio engine does not have."
             )
         started = time.perf_counter()
-        shared = _prepare(selfie, style.look)
+        # The cut-out depends only on whether the backdrop is the photo's own
+        # (blurred): every seed, and most styles, share one.
+        shared = selfie.shared(
+            ("studio", style.look.backdrop == "blur"), lambda: _prepare(selfie, style.look)
+        )
         shared_seconds = (time.perf_counter() - started) / len(seeds)
         outcomes: list[Outcome] = []
         for seed in seeds:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from PIL import Image
 
@@ -16,6 +17,8 @@ from headshots.imaging.preflight import PreflightReport, preflight
 
 if TYPE_CHECKING:
     from headshots.imaging.identity import FaceDescriptor
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -34,7 +37,29 @@ class PreparedSelfie:
     preflight: PreflightReport | None = None
     _mask: FloatArray | None = field(default=None, repr=False)
     _descriptor: FaceDescriptor | None = field(default=None, repr=False)
+    _shared: dict[Hashable, Any] = field(default_factory=dict, repr=False)
+    _making: dict[Hashable, threading.Lock] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def shared(self, key: Hashable, make: Callable[[], T]) -> T:
+        """Work every seed of a style can reuse (an engine's cut-out), made once.
+
+        It lives as long as the selfie: the seeds of a style arrive as
+        separate calls, and only the first should pay for it.
+        """
+        with self._lock:
+            if key in self._shared:
+                return cast(T, self._shared[key])
+            making = self._making.setdefault(key, threading.Lock())
+        with making:
+            with self._lock:
+                if key in self._shared:
+                    return cast(T, self._shared[key])
+            value = make()
+            with self._lock:
+                self._shared[key] = value
+                self._making.pop(key, None)
+            return value
 
     @property
     def person_mask(self) -> FloatArray:

@@ -191,7 +191,9 @@ class _StyleJob:
         if image is None:
             stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, claim.image_blob)
             image = made.image = service.decode_image(stored)
-        if made.scored is None:
+        # Only a generative engine can change the face; a retouch of the
+        # photo itself has the selfie's face by construction.
+        if made.scored is None and self.engine.generative:
             made.scored = self._score(Rendered(seed=claim.seed, image=image, seconds=0.0))
             if made.scored is not None:
                 made.tries.append(identity_try(made.scored))
@@ -216,7 +218,7 @@ class _StyleJob:
         details: dict[str, Any] = {}
         if made.tries:
             details["identity_tries"] = made.tries
-        elif scored is None:
+        elif scored is None and self.engine.generative:
             details["identity_check"] = "skipped"
         with transaction(self.runtime.sessions) as session:
             recorded = variations.done(
