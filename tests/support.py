@@ -192,3 +192,12 @@ FIXTURE_PEOPLE = {
     "grace_hopper.jpg": "hopper",
     "astronaut.png": "collins",
 }
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
