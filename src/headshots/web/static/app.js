@@ -122,16 +122,25 @@
   }
 
   function addFlag(tile, variation) {
-    if (!variation.identity || !variation.identity.flag) return;
+    var identity = variation.identity;
+    if (!identity || !(identity.flag || identity.rerolling)) return;
     var flag = document.createElement("p");
     flag.className = "flag";
     flag.setAttribute("role", "note");
-    flag.textContent = variation.identity.message;
+    flag.textContent = identity.rerolling ? REROLLING : identity.message;
     tile.appendChild(flag);
+  }
+
+  var REROLLING = "This one looked less like you: making it again…";
+
+  // What a tile shows: a change of any of these redraws it.
+  function tileKey(variation) {
+    return [variation.status, variation.seed, variation.identity && variation.identity.rerolling].join("|");
   }
 
   function tileContent(tile, variation, styleTitle) {
     tile.setAttribute("data-state", variation.status);
+    tile.setAttribute("data-key", tileKey(variation));
     tile.textContent = "";
     if (variation.preview_url) {
       var link = document.createElement("a");
@@ -140,7 +149,8 @@
       link.setAttribute("data-enlarge", "");
       link.setAttribute("aria-label", "Enlarge " + styleTitle.toLowerCase() + " variation " + variation.index);
       var img = document.createElement("img");
-      img.src = variation.preview_url;
+      // A re-roll replaces the preview under the same address.
+      img.src = variation.preview_url + "?seed=" + variation.seed;
       img.width = 614;
       img.height = 768;
       img.alt = styleTitle + " headshot, variation " + variation.index + " (watermarked preview)";
@@ -193,10 +203,14 @@
       }
       body.variations.forEach(function (variation) {
         var tile = $('[data-variation="' + variation.id + '"]', root);
-        if (!tile || tile.getAttribute("data-state") === variation.status) return;
-        if (variation.status === "done" && tile.getAttribute("data-state") === "finishing") {
-          // The preview is on screen already: add only what the check found.
+        if (!tile || tile.getAttribute("data-key") === tileKey(variation)) return;
+        var shown = tile.getAttribute("data-key") || "";
+        if (variation.status === "done" && shown.indexOf("finishing|" + variation.seed + "|") === 0) {
+          // The same preview is on screen already: add only what the check found.
           tile.setAttribute("data-state", "done");
+          tile.setAttribute("data-key", tileKey(variation));
+          var old = $(".flag", tile);
+          if (old) old.remove();
           addFlag(tile, variation);
           return;
         }
