@@ -244,8 +244,9 @@ def detect_faces(image: Image.Image | npt.NDArray[np.uint8]) -> list[Detection]:
     height, width = pixels.shape[:2]
     found = _read(_detector.run(pixels), width, height, 0)
     border = round(SHORT_RANGE_BORDER * max(width, height))
-    framed = cv2.copyMakeBorder(
-        pixels, border, border, border, border, cv2.BORDER_CONSTANT, value=GREY
+    framed = np.asarray(
+        cv2.copyMakeBorder(pixels, border, border, border, border, cv2.BORDER_CONSTANT, value=GREY),
+        np.uint8,
     )
     for near in _read(_short_range.run(framed), width + 2 * border, height + 2 * border, border):
         same = [d for d in found if _overlap(d.box, near.box) > SAME_FACE_OVERLAP]
@@ -262,7 +263,10 @@ def _read(result: Any, width: int, height: int, border: int) -> list[Detection]:
     for detection in result.detections or []:
         rel = detection.location_data.relative_bounding_box
         box = Box(
-            rel.xmin * width - border, rel.ymin * height - border, rel.width * width, rel.height * height
+            rel.xmin * width - border,
+            rel.ymin * height - border,
+            rel.width * width,
+            rel.height * height,
         )
         # Keypoint 0 is the right eye (image left on an upright face), 1 the left.
         right_eye, left_eye = detection.location_data.relative_keypoints[:2]
@@ -348,14 +352,17 @@ def face_landmarks(pixels: npt.NDArray[np.uint8], box: Box) -> FloatArray | None
     x0, y0 = int(cx - side / 2), int(cy - side / 2)
     x1, y1 = int(cx + side / 2), int(cy + side / 2)
     crop = np.ascontiguousarray(pixels[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)])
-    crop = cv2.copyMakeBorder(
-        crop,
-        max(0, -y0),
-        max(0, y1 - height),
-        max(0, -x0),
-        max(0, x1 - width),
-        cv2.BORDER_CONSTANT,
-        value=GREY,
+    crop = np.asarray(
+        cv2.copyMakeBorder(
+            crop,
+            max(0, -y0),
+            max(0, y1 - height),
+            max(0, -x0),
+            max(0, x1 - width),
+            cv2.BORDER_CONSTANT,
+            value=GREY,
+        ),
+        np.uint8,
     )
     result = _mesh.run(crop)
     if not result.multi_face_landmarks:

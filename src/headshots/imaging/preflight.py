@@ -39,6 +39,7 @@ from headshots.imaging.faces import (
     as_array,
     find_upright_face,
 )
+from headshots.imaging.medium import measure as measure_medium
 
 Severity = Literal["error", "warning"]
 Pixels = npt.NDArray[np.uint8]
@@ -53,13 +54,24 @@ FEATURE_OUT_SHARE = 0.02
 # The head or hair cut by the edge (a close-up, a crop of a profile picture):
 # the head is the mesh box grown upwards by HEAD_ABOVE_HAIRLINE of the face's
 # height (the mesh ends at the hairline). A generative engine extends it; the
-# studio engine cannot (decision 0008). The six fixture portraits have 0.42
+# studio engine cannot, and refuses it (decision 0008). The six fixture portraits have 0.42
 # to 1.0 of the face's height above the hairline; close-ups cut 4% of the
 # face into the hair reach 0.1-0.2 past the frame.
 HEAD_ABOVE_HAIRLINE = 0.15
 CUT_OFF_SHARE = 0.03
 # Eye corners and irises, nose tip, mouth corners and lips, chin.
-FEATURE_POINTS = [*LEFT_EYE[:2], *RIGHT_EYE[:2], LEFT_IRIS, RIGHT_IRIS, NOSE_TIP, 61, 291, 13, 14, CHIN]
+FEATURE_POINTS = [
+    *LEFT_EYE[:2],
+    *RIGHT_EYE[:2],
+    LEFT_IRIS,
+    RIGHT_IRIS,
+    NOSE_TIP,
+    61,
+    291,
+    13,
+    14,
+    CHIN,
+]
 # Face box height below which no engine can work: the mesh and the identity
 # descriptor need about this many pixels, and a face under 6% of the photo's
 # height is a person in the distance, not a selfie.
@@ -94,11 +106,9 @@ PITCH_MAX = 25.0
 # Eye aspect ratio (lid gap over eye width), mean of both eyes; open eyes on
 # the fixtures measure 0.20-0.37.
 EYES_OPEN_MIN = 0.12
-# Share of the face in perfectly flat 3x3 patches. Camera noise and skin
-# texture keep photos near 0 (fixtures <= 0.001, blurred or darkened selfies
-# <= 0.18); flat-colour drawings and posterised images measure 0.4-0.75.
-# Pencil sketches and painterly filters are not told apart by this cue.
-FLAT_SHARE_MAX = 0.3
+# Paintings, drawings and prints: imaging.medium's statistics, as a score
+# that passes 1 past the nearest of its limits.
+NOT_A_PHOTO_SCORE = 1.0
 
 
 @dataclass(frozen=True)
@@ -211,9 +221,9 @@ CHECKS: dict[str, Check] = {
         Check(
             "not_a_photo",
             "warning",
-            "share of face",
-            "This looks like a drawing or a painting rather than a photo: use a real photo "
-            "of your face.",
+            "score",
+            "This looks like a painting, a drawing or a print rather than a photo: use a real "
+            "photo of your face.",
         ),
     )
 }
@@ -222,12 +232,15 @@ CHECKS: dict[str, Check] = {
 # The findings whose meaning depends on the engine, as an engine that cannot
 # extend a cropped head (``repairs_crop = False``: studio) gives them.
 WITHOUT_CROP_REPAIR: dict[str, Check] = {
+    # Refused rather than accepted: on every tight crop measured, the studio
+    # engine's headshot showed the head cut flat against the backdrop
+    # (bench/studio_crops.py, decision 0008).
     "tight_crop": Check(
         "tight_crop",
-        "warning",
+        "error",
         "share of head",
-        "The photo is cropped tightly around your face, and the studio engine cannot add "
-        "what is not in it: your headshots will be cropped as tightly as your photo.",
+        "The photo cuts off the top of your head, and the studio engine cannot add what is "
+        "not in the photo: use one with room above your head and your shoulders in it.",
     ),
 }
 
@@ -302,8 +315,8 @@ def preflight(
     """Check a selfie; pass ``face`` when it is already known (a PreparedSelfie's).
 
     ``repairs_crop`` is the capability of the engine that will make the
-    headshots (``Engine.repairs_crop``): whether a tight crop is a warning
-    or, for an engine that cannot extend a head, what decision 0008 says.
+    headshots (``Engine.repairs_crop``): a tight crop is a warning for an
+    engine that extends a cut head, a refusal for one that cannot.
     Without ``face``, a photo lying on its side is checked turned upright,
     as the service would use it.
     """
@@ -314,7 +327,9 @@ def preflight(
             photo, face = find_upright_face(photo)
         except FaceError as error:
             code = "no_face" if isinstance(error, NoFaceError) else "several_faces"
-            return PreflightReport((finding(code, 0 if code == "no_face" else 2, 1),), (width, height))
+            refused = finding(code, 0 if code == "no_face" else 2, 1)
+            # A drawing's face often escapes the detectors: say what it is.
+            return PreflightReport((refused, *_medium(as_array(photo))), (width, height))
         image = photo
     pixels = as_array(image)
     height, width = pixels.shape[:2]
@@ -417,9 +432,7 @@ def _light_and_focus(pixels: Pixels, face: Face) -> list[Finding]:
     if sharpness < SHARPNESS_MIN:
         found.append(finding("blurry", sharpness, SHARPNESS_MIN))
 
-    flat = _flat_share(gray, inside)
-    if flat > FLAT_SHARE_MAX:
-        found.append(finding("not_a_photo", flat, FLAT_SHARE_MAX))
+    found += _medium(np.ascontiguousarray(pixels[y0:y1, x0:x1]))
     return found
 
 
@@ -438,10 +451,11 @@ def _sharpness(gray: Pixels, mask: Pixels) -> float:
     return float(cv2.Laplacian(small, cv2.CV_32F)[inside].std()) / spread
 
 
-def _flat_share(gray: Pixels, inside: npt.NDArray[np.bool_]) -> float:
-    kernel = np.ones((3, 3), np.uint8)
-    spread = cv2.dilate(gray, kernel).astype(np.int16) - cv2.erode(gray, kernel)
-    return float(np.mean(spread[inside] <= 1))
+def _medium(pixels: Pixels) -> list[Finding]:
+    score = measure_medium(pixels).score
+    if score > NOT_A_PHOTO_SCORE:
+        return [finding("not_a_photo", score, NOT_A_PHOTO_SCORE)]
+    return []
 
 
 def _pose(face: Face) -> list[Finding]:

@@ -71,7 +71,9 @@ class SelfieRefused(HeadshotsError):
     code = "selfie_refused"
 
 
-def prepare_selfie(data: bytes, settings: Settings, *, repairs_crop: bool = False) -> PreparedSelfie:
+def prepare_selfie(
+    data: bytes, settings: Settings, *, repairs_crop: bool = False
+) -> PreparedSelfie:
     """Intake, face analysis and the preflight, as every upload goes through them.
 
     The typed errors of intake and face analysis pass through; a hard
