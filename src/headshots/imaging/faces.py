@@ -238,7 +238,8 @@ def detect_faces(image: Image.Image | npt.NDArray[np.uint8]) -> list[Detection]:
 
     The full-range model finds small and distant faces; the short-range one,
     run on the photo inside a grey border, finds faces that fill the frame
-    or are cut by its edge. A face both see counts once.
+    or are cut by its edge. A face both see counts once, with the full-range
+    model's box.
     """
     pixels = as_array(image)
     height, width = pixels.shape[:2]
@@ -249,11 +250,10 @@ def detect_faces(image: Image.Image | npt.NDArray[np.uint8]) -> list[Detection]:
         np.uint8,
     )
     for near in _read(_short_range.run(framed), width + 2 * border, height + 2 * border, border):
-        same = [d for d in found if _overlap(d.box, near.box) > SAME_FACE_OVERLAP]
-        if not same:
+        # Where both see a face, the full-range box is kept: the limits on
+        # face size were set on its boxes.
+        if all(_overlap(d.box, near.box) <= SAME_FACE_OVERLAP for d in found):
             found.append(near)
-        elif near.score > max(d.score for d in same):
-            found = [d for d in found if d not in same] + [near]
     return sorted(found, key=lambda d: d.box.width * d.box.height, reverse=True)
 
 

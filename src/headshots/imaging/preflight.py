@@ -50,7 +50,7 @@ Pixels = npt.NDArray[np.uint8]
 # frame: no engine may invent it, so the photo is refused. The mesh places
 # the points of a missing part past the edge; a point counts as cut when it
 # lies more than this share of the face's height outside.
-FEATURE_OUT_SHARE = 0.02
+FEATURE_OUT_SHARE = 0.01
 # The head or hair cut by the edge (a close-up, a crop of a profile picture):
 # the head is the mesh box grown upwards by HEAD_ABOVE_HAIRLINE of the face's
 # height (the mesh ends at the hairline). A generative engine extends it; the
