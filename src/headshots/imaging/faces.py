@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import cv2
@@ -250,10 +250,14 @@ def detect_faces(image: Image.Image | npt.NDArray[np.uint8]) -> list[Detection]:
         np.uint8,
     )
     for near in _read(_short_range.run(framed), width + 2 * border, height + 2 * border, border):
-        # Where both see a face, the full-range box is kept: the limits on
-        # face size were set on its boxes.
-        if all(_overlap(d.box, near.box) <= SAME_FACE_OVERLAP for d in found):
+        # Where both see a face, the full-range box is kept (the limits on
+        # face size were set on its boxes) with the short-range eye line,
+        # which stays right on a face lying on its side.
+        same = [d for d in found if _overlap(d.box, near.box) > SAME_FACE_OVERLAP]
+        if not same:
             found.append(near)
+        for d in same:
+            found[found.index(d)] = replace(d, quarter_turns=near.quarter_turns)
     return sorted(found, key=lambda d: d.box.width * d.box.height, reverse=True)
 
 
