@@ -103,9 +103,10 @@ def evaluate() -> dict[str, Any]:
         "real_photos_checked_for_not_a_photo": len(photos) + len(SINGLES) * 6,
         "non_photo_kinds_flagged": {kind: f"{sum(v)}/{len(v)}" for kind, v in kinds.items()},
         "unexpected": [
-            r
+            r["case"]
             for r in rows
-            if r not in true_reason or (r["non_photo"] and "not_a_photo" not in r["studio"])
+            if (r in judged and r not in true_reason)
+            or (r["non_photo"] and "not_a_photo" not in r["studio"])
         ],
     }
 
