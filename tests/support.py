@@ -34,6 +34,7 @@ class InstantEngine:
     description: ClassVar[str] = "Test engine: the selfie, resized."
     generative: ClassVar[bool] = False
     rerolls_help: ClassVar[bool] = False
+    repairs_crop: ClassVar[bool] = False
 
     # Styles whose first call fails, and how long each image takes.
     fail_once: ClassVar[set[str]] = set()

@@ -38,8 +38,27 @@ def test_check_json_lists_findings_with_values_and_limits(settings: Settings) ->
     assert finding["value"] < finding["limit"] and finding["message"].endswith(".")
 
 
-def test_check_json_refuses_a_cut_off_face_with_exit_code_1(settings: Settings) -> None:
-    result = runner.invoke(app, ["check", "--json", str(FIXTURES / "obama_partial_face.jpg")])
+def test_check_judges_a_tight_crop_for_the_engine_asked(settings: Settings) -> None:
+    photo = str(FIXTURES / "obama_partial_face.jpg")  # the edge runs through the cheek
+    studio = runner.invoke(app, ["check", "--json", "--engine", "studio", photo])
+    assert studio.exit_code == 1
+    [finding] = json.loads(studio.output)["findings"]
+    assert finding["code"] == "tight_crop" and finding["severity"] == "error"
+    assert "studio engine cannot add" in finding["message"]
+    generative = runner.invoke(app, ["check", "--json", "--engine", "replicate", photo])
+    assert generative.exit_code == 0, generative.output
+    [finding] = json.loads(generative.output)["findings"]
+    assert finding["code"] == "tight_crop" and finding["severity"] == "warning"
+
+
+def test_check_refuses_a_face_missing_its_chin_with_exit_code_1(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from tests.selfie_set import chin_cut
+
+    photo = tmp_path / "chin.png"
+    chin_cut("obama.jpg").save(photo)
+    result = runner.invoke(app, ["check", "--json", "--engine", "replicate", str(photo)])
     assert result.exit_code == 1
     assert [f["code"] for f in json.loads(result.output)["findings"]] == ["face_cut_off"]
 

@@ -30,6 +30,7 @@ class StrangerEngine:
     description: ClassVar[str] = "Test engine: the selfie or a stranger, by seed."
     generative: ClassVar[bool] = True
     rerolls_help: ClassVar[bool] = True
+    repairs_crop: ClassVar[bool] = True
     stranger: ClassVar[str] = "grace_hopper.jpg"
 
     def __init__(self, settings: Settings) -> None:
@@ -56,6 +57,7 @@ class StubbornEngine(StrangerEngine):
     name: ClassVar[str] = "stubborn"
     generative: ClassVar[bool] = False
     rerolls_help: ClassVar[bool] = False
+    repairs_crop: ClassVar[bool] = False
 
 
 register_engine("stranger", StrangerEngine)

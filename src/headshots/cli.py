@@ -90,7 +90,7 @@ def generate(
         data = read_input(selfie)
         started = time.perf_counter()
         with console.status("Reading the photo and finding the face…"):
-            prepared = prepare_selfie(data, settings)
+            prepared = prepare_selfie(data, settings, repairs_crop=picked.repairs_crop)
         prepare_seconds = time.perf_counter() - started
     except HeadshotsError as error:
         fail(error.detail)
@@ -244,13 +244,21 @@ def _read_photo(path: Path, settings: Settings) -> Any:
 def check(
     selfie: Annotated[Path, typer.Argument(help="A photo of one person: HEIC, JPEG, PNG or WebP.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge for this engine: studio, replicate or flux-local (default: from settings)."
+        ),
+    ] = None,
 ) -> None:
     """Check a selfie before ordering: exit code 1 when it cannot be used."""
+    from headshots.engines.base import engine_repairs_crop
     from headshots.imaging.preflight import preflight
 
     settings = load_settings()
     try:
-        report = preflight(_read_photo(selfie, settings).image)
+        repairs_crop = engine_repairs_crop(settings, engine)
+        report = preflight(_read_photo(selfie, settings).image, repairs_crop=repairs_crop)
     except HeadshotsError as error:
         fail(error.detail)
         return

@@ -94,6 +94,10 @@ class Engine(Protocol):
     # Whether a new seed can change the face (generative engines), so a
     # variation that drifted from the selfie is worth one more try.
     rerolls_help: ClassVar[bool]
+    # Whether the engine can extend a head or shoulders that the photo cuts
+    # off (generative engines paint them in; the studio engine keeps the
+    # real photo and cannot), so the preflight judges a tight crop per engine.
+    repairs_crop: ClassVar[bool]
 
     def shape(self) -> Shape:
         """How many calls may be in flight per process, and how many seeds each takes."""
@@ -133,6 +137,24 @@ def default_engine_name(settings: Settings) -> str:
     if settings.flux_weights_dir is not None:
         return "flux-local"
     return "studio"
+
+
+def engine_repairs_crop(settings: Settings, name: str | None = None) -> bool:
+    """Whether the engine that will make the order can extend a cropped head.
+
+    Read from the engine's class, so no client is built and no weights are
+    checked just to judge an upload. An engine that does not say cannot.
+    """
+    name = name or default_engine_name(settings)
+    factory: object = _REGISTERED.get(name)
+    target = _BUILTIN.get(name) or (name if ":" in name else None)
+    if factory is None and target is not None:
+        module_name, _, class_name = target.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            return False
+    return bool(getattr(factory, "repairs_crop", False))
 
 
 def get_engine(settings: Settings, name: str | None = None) -> Engine:

@@ -223,6 +223,7 @@ class FluxLocalEngine:
     generative: ClassVar[bool] = True
     # A new seed draws a new face: the identity check may re-roll.
     rerolls_help: ClassVar[bool] = True
+    repairs_crop: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, tuning: Tuning | None = None) -> None:
         if settings.flux_weights_dir is None:

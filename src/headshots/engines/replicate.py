@@ -195,6 +195,7 @@ class ReplicateEngine:
     generative: ClassVar[bool] = True
     # A failed seed is worth another: the identity check may re-roll.
     rerolls_help: ClassVar[bool] = True
+    repairs_crop: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, timing: Timing | None = None) -> None:
         if settings.replicate_api_token is None:

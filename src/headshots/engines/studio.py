@@ -261,6 +261,7 @@ class StudioEngine:
     generative: ClassVar[bool] = False
     # A new seed changes the light and crop, never the face.
     rerolls_help: ClassVar[bool] = False
+    repairs_crop: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

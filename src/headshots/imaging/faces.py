@@ -1,9 +1,11 @@
 """Face analysis on mediapipe's legacy solutions.
 
-Three models, all shipped inside the mediapipe 0.10.21 wheel: the
+Four models, all shipped inside the mediapipe 0.10.21 wheel: the
 full-range face detector (finds every face, also small ones in a group
-photo), the 478-point face mesh (eyes, iris, jaw; used for framing and
-pose), and the selfie segmenter (the person against the background).
+photo), the short-range detector (faces close to the camera, which the
+full-range one misses when the face fills the frame), the 478-point face
+mesh (eyes, iris, jaw; used for framing and pose), and the selfie segmenter
+(the person against the background).
 
 The models are loaded once per process, on first use. A mediapipe graph is
 not safe to call from two threads at once, and job workers are threads, so
@@ -12,14 +14,16 @@ each model is used under its own lock.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
@@ -37,6 +41,16 @@ FloatArray = npt.NDArray[np.float32]
 # sitter, a friend next to them is.
 SECOND_FACE_SHARE = 0.4
 DETECTION_CONFIDENCE = 0.5
+# The short-range detector runs on the photo inside a grey border of this
+# share of its long side on every side: a close-up whose face fills the
+# frame and touches its edges then looks like the selfies the model was
+# trained on, and a neighbour's face half cut by the edge is still seen.
+# Measured on the issue-14 set (bench/selfies.py): without the border 4 of
+# 17 close-ups and 3 of 4 half-faces of neighbours were missed; with it none.
+SHORT_RANGE_BORDER = 0.25
+# Two detections are one face when their boxes overlap this much (IoU).
+SAME_FACE_OVERLAP = 0.3
+GREY = (127, 127, 127)
 
 # Face-mesh indices used across the project.
 LEFT_EYE = (33, 133, 159, 145)  # the person's right eye, image left
@@ -99,6 +113,10 @@ class Box:
 class Detection:
     box: Box
     score: float
+    # Anticlockwise quarter turns that bring this face upright, read from
+    # the line through its eyes (a phone photo that lost its orientation tag
+    # shows the person lying on their side).
+    quarter_turns: int = 0
 
 
 @dataclass(frozen=True)
@@ -196,6 +214,11 @@ _detector = _Lazy(
         model_selection=1, min_detection_confidence=DETECTION_CONFIDENCE
     )
 )
+_short_range = _Lazy(
+    lambda: _solutions().face_detection.FaceDetection(
+        model_selection=0, min_detection_confidence=DETECTION_CONFIDENCE
+    )
+)
 _mesh = _Lazy(
     lambda: _solutions().face_mesh.FaceMesh(
         static_image_mode=True, max_num_faces=1, refine_landmarks=True
@@ -211,16 +234,62 @@ def as_array(image: Image.Image | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8
 
 
 def detect_faces(image: Image.Image | npt.NDArray[np.uint8]) -> list[Detection]:
-    """Every face the detector sees, largest first."""
+    """Every face either detector sees, largest first.
+
+    The full-range model finds small and distant faces; the short-range one,
+    run on the photo inside a grey border, finds faces that fill the frame
+    or are cut by its edge. A face both see counts once, with the full-range
+    model's box.
+    """
     pixels = as_array(image)
     height, width = pixels.shape[:2]
-    result = _detector.run(pixels)
+    found = _read(_detector.run(pixels), width, height, 0)
+    border = round(SHORT_RANGE_BORDER * max(width, height))
+    framed = np.asarray(
+        cv2.copyMakeBorder(pixels, border, border, border, border, cv2.BORDER_CONSTANT, value=GREY),
+        np.uint8,
+    )
+    for near in _read(_short_range.run(framed), width + 2 * border, height + 2 * border, border):
+        # Where both see a face, the full-range box is kept (the limits on
+        # face size were set on its boxes) with the short-range eye line,
+        # which stays right on a face lying on its side.
+        same = [d for d in found if _overlap(d.box, near.box) > SAME_FACE_OVERLAP]
+        if not same:
+            found.append(near)
+        for d in same:
+            found[found.index(d)] = replace(d, quarter_turns=near.quarter_turns)
+    return sorted(found, key=lambda d: d.box.width * d.box.height, reverse=True)
+
+
+def _read(result: Any, width: int, height: int, border: int) -> list[Detection]:
+    """Detections in pixels of the photo (less the border it was framed in)."""
     found = []
     for detection in result.detections or []:
         rel = detection.location_data.relative_bounding_box
-        box = Box(rel.xmin * width, rel.ymin * height, rel.width * width, rel.height * height)
-        found.append(Detection(box=box, score=float(detection.score[0])))
-    return sorted(found, key=lambda d: d.box.width * d.box.height, reverse=True)
+        box = Box(
+            rel.xmin * width - border,
+            rel.ymin * height - border,
+            rel.width * width,
+            rel.height * height,
+        )
+        # Keypoint 0 is the right eye (image left on an upright face), 1 the left.
+        right_eye, left_eye = detection.location_data.relative_keypoints[:2]
+        angle = math.degrees(
+            math.atan2((left_eye.y - right_eye.y) * height, (left_eye.x - right_eye.x) * width)
+        )
+        turns = round(angle / 90) % 4
+        found.append(Detection(box=box, score=float(detection.score[0]), quarter_turns=turns))
+    return found
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    w = min(a.right, b.right) - max(a.left, b.left)
+    h = min(a.bottom, b.bottom) - max(a.top, b.top)
+    if w <= 0 or h <= 0:
+        return 0.0
+    both = w * h
+    return both / (a.width * a.height + b.width * b.height - both)
 
 
 def sitters(detections: list[Detection]) -> list[Detection]:
@@ -234,7 +303,30 @@ def sitters(detections: list[Detection]) -> list[Detection]:
 def find_one_face(image: Image.Image | npt.NDArray[np.uint8]) -> Face:
     """The single face of a selfie, with its mesh; a typed error otherwise."""
     pixels = as_array(image)
-    people = sitters(detect_faces(pixels))
+    return _one_face(pixels, sitters(detect_faces(pixels)))
+
+
+def find_upright_face(image: Image.Image) -> tuple[Image.Image, Face]:
+    """The photo turned so its person stands upright, and their one face.
+
+    A phone photo that lost its orientation tag shows the person on their
+    side; the detectors still find the face and read its eye line, and the
+    photo is turned by the quarter turns that level it. Most photos are
+    returned as they are.
+    """
+    people = sitters(detect_faces(image))
+    if len(people) == 1 and people[0].quarter_turns:
+        turn = {
+            1: Image.Transpose.ROTATE_90,
+            2: Image.Transpose.ROTATE_180,
+            3: Image.Transpose.ROTATE_270,
+        }[people[0].quarter_turns]
+        image = image.transpose(turn)
+        people = sitters(detect_faces(image))
+    return image, _one_face(as_array(image), people)
+
+
+def _one_face(pixels: npt.NDArray[np.uint8], people: list[Detection]) -> Face:
     if not people:
         raise NoFaceError()
     if len(people) > 1:
@@ -253,16 +345,29 @@ def face_landmarks(pixels: npt.NDArray[np.uint8], box: Box) -> FloatArray | None
     """The 478-point mesh of the face in ``box``, in image pixels.
 
     The mesh runs on a square crop around the detected face, so a small face
-    in a large photo is seen as large as the model wants it.
+    in a large photo is seen as large as the model wants it. Where the square
+    reaches past the photo it is filled with grey, so a face that fills the
+    frame still sits in the middle of the model's view, and the points of a
+    part cut off by the edge are placed past it (which the preflight reads).
     """
     height, width = pixels.shape[:2]
     cx, cy = box.center
     side = max(box.width, box.height) * 2.2
-    x0 = int(max(0, cx - side / 2))
-    y0 = int(max(0, cy - side / 2))
-    x1 = int(min(width, cx + side / 2))
-    y1 = int(min(height, cy + side / 2))
-    crop = np.ascontiguousarray(pixels[y0:y1, x0:x1])
+    x0, y0 = int(cx - side / 2), int(cy - side / 2)
+    x1, y1 = int(cx + side / 2), int(cy + side / 2)
+    crop = np.ascontiguousarray(pixels[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)])
+    crop = np.asarray(
+        cv2.copyMakeBorder(
+            crop,
+            max(0, -y0),
+            max(0, y1 - height),
+            max(0, -x0),
+            max(0, x1 - width),
+            cv2.BORDER_CONSTANT,
+            value=GREY,
+        ),
+        np.uint8,
+    )
     result = _mesh.run(crop)
     if not result.multi_face_landmarks:
         return None

@@ -27,24 +27,51 @@ from headshots.imaging.faces import (
     FOREHEAD,
     LEFT_CHEEK,
     LEFT_EYE,
+    LEFT_IRIS,
     NOSE_TIP,
     RIGHT_CHEEK,
     RIGHT_EYE,
+    RIGHT_IRIS,
     Box,
     Face,
+    FaceError,
+    NoFaceError,
     as_array,
-    detect_faces,
-    face_landmarks,
-    sitters,
+    find_upright_face,
 )
+from headshots.imaging.medium import measure as measure_medium
 
 Severity = Literal["error", "warning"]
 Pixels = npt.NDArray[np.uint8]
 
 # --- limits -----------------------------------------------------------------
-# Share of the face size that may lie past the frame edge. The mesh of a whole
-# face stays inside the frame; obama_partial_face.jpg overshoots by 18%.
+# Two kinds of cut, told apart because engines differ in what they can mend.
+# Part of the face itself (an eye, the nose, the mouth, the chin) outside the
+# frame: no engine may invent it, so the photo is refused. The mesh places
+# the points of a missing part past the edge; a point counts as cut when it
+# lies more than this share of the face's height outside.
+FEATURE_OUT_SHARE = 0.01
+# The head or hair cut by the edge (a close-up, a crop of a profile picture):
+# the head is the mesh box grown upwards by HEAD_ABOVE_HAIRLINE of the face's
+# height (the mesh ends at the hairline). A generative engine extends it; the
+# studio engine cannot, and refuses it (decision 0008). The six fixture portraits have 0.42
+# to 1.0 of the face's height above the hairline; close-ups cut 4% of the
+# face into the hair reach 0.1-0.2 past the frame.
+HEAD_ABOVE_HAIRLINE = 0.15
 CUT_OFF_SHARE = 0.03
+# Eye corners and irises, nose tip, mouth corners and lips, chin.
+FEATURE_POINTS = [
+    *LEFT_EYE[:2],
+    *RIGHT_EYE[:2],
+    LEFT_IRIS,
+    RIGHT_IRIS,
+    NOSE_TIP,
+    61,
+    291,
+    13,
+    14,
+    CHIN,
+]
 # Face box height below which no engine can work: the mesh and the identity
 # descriptor need about this many pixels, and a face under 6% of the photo's
 # height is a person in the distance, not a selfie.
@@ -79,11 +106,9 @@ PITCH_MAX = 25.0
 # Eye aspect ratio (lid gap over eye width), mean of both eyes; open eyes on
 # the fixtures measure 0.20-0.37.
 EYES_OPEN_MIN = 0.12
-# Share of the face in perfectly flat 3x3 patches. Camera noise and skin
-# texture keep photos near 0 (fixtures <= 0.001, blurred or darkened selfies
-# <= 0.18); flat-colour drawings and posterised images measure 0.4-0.75.
-# Pencil sketches and painterly filters are not told apart by this cue.
-FLAT_SHARE_MAX = 0.3
+# Paintings, drawings and prints: imaging.medium's statistics, as a score
+# that passes 1 past the nearest of its limits.
+NOT_A_PHOTO_SCORE = 1.0
 
 
 @dataclass(frozen=True)
@@ -114,8 +139,15 @@ CHECKS: dict[str, Check] = {
             "face_cut_off",
             "error",
             "share of face",
-            "Part of your face is cut off by the edge of the photo: hold the camera further "
-            "away so your whole head fits in the frame.",
+            "Part of your face (an eye, your mouth or your chin) is outside the photo: use a "
+            "photo with your whole face in it, or crop with more room around it.",
+        ),
+        Check(
+            "tight_crop",
+            "warning",
+            "share of head",
+            "The photo is cropped tightly around your face: the engine will extend your hair "
+            "and shoulders; for the most faithful result, use a photo with room above your head.",
         ),
         Check(
             "face_too_small",
@@ -189,11 +221,27 @@ CHECKS: dict[str, Check] = {
         Check(
             "not_a_photo",
             "warning",
-            "share of face",
-            "This looks like a drawing or a painting rather than a photo: use a real photo "
-            "of your face.",
+            "score",
+            "This looks like a painting, a drawing or a print rather than a photo: use a real "
+            "photo of your face.",
         ),
     )
+}
+
+
+# The findings whose meaning depends on the engine, as an engine that cannot
+# extend a cropped head (``repairs_crop = False``: studio) gives them.
+WITHOUT_CROP_REPAIR: dict[str, Check] = {
+    # Refused rather than accepted: on every tight crop measured, the studio
+    # engine's headshot showed the head cut flat against the backdrop
+    # (bench/studio_crops.py, decision 0008).
+    "tight_crop": Check(
+        "tight_crop",
+        "error",
+        "share of head",
+        "The photo cuts off the top of your head, and the studio engine cannot add what is "
+        "not in the photo: use one with room above your head and your shoulders in it.",
+    ),
 }
 
 
@@ -261,33 +309,56 @@ def finding(code: str, value: float, limit: float) -> Finding:
     )
 
 
-def preflight(image: Image.Image | Pixels, face: Face | None = None) -> PreflightReport:
-    """Check a selfie; pass ``face`` when it is already known (a PreparedSelfie's)."""
+def preflight(
+    image: Image.Image | Pixels, face: Face | None = None, *, repairs_crop: bool = False
+) -> PreflightReport:
+    """Check a selfie; pass ``face`` when it is already known (a PreparedSelfie's).
+
+    ``repairs_crop`` is the capability of the engine that will make the
+    headshots (``Engine.repairs_crop``): a tight crop is a warning for an
+    engine that extends a cut head, a refusal for one that cannot.
+    Without ``face``, a photo lying on its side is checked turned upright,
+    as the service would use it.
+    """
+    if face is None:
+        photo = image if isinstance(image, Image.Image) else Image.fromarray(as_array(image))
+        width, height = photo.size
+        try:
+            photo, face = find_upright_face(photo)
+        except FaceError as error:
+            code = "no_face" if isinstance(error, NoFaceError) else "several_faces"
+            refused = finding(code, 0 if code == "no_face" else 2, 1)
+            # A drawing's face often escapes the detectors: say what it is.
+            return PreflightReport((refused, *_medium(as_array(photo))), (width, height))
+        image = photo
     pixels = as_array(image)
     height, width = pixels.shape[:2]
-    if face is None:
-        people = sitters(detect_faces(pixels))
-        if len(people) != 1:
-            code = "no_face" if not people else "several_faces"
-            return PreflightReport((finding(code, len(people), 1),), (width, height))
-        landmarks = face_landmarks(pixels, people[0].box)
-        if landmarks is None:
-            return PreflightReport((finding("no_face", 0, 1),), (width, height))
-        face = Face(box=people[0].box, score=people[0].score, landmarks=landmarks)
-    found = [*_framing(face, width, height), *_light_and_focus(pixels, face), *_pose(face)]
+    found = [
+        *_framing(face, width, height, repairs_crop),
+        *_light_and_focus(pixels, face),
+        *_pose(face),
+    ]
     return PreflightReport(tuple(found), (width, height), face.box)
 
 
-def _framing(face: Face, width: int, height: int) -> list[Finding]:
+def _framing(face: Face, width: int, height: int, repairs_crop: bool) -> list[Finding]:
     found = []
-    # The mesh is extrapolated past the frame edge when part of the face is
-    # missing, and the detector's box can be too.
-    overshoot = max(
-        _overshoot(face.mesh_box, width, height),
-        _overshoot(face.box, width, height) / 2,  # the detector's box is looser
+    mesh = face.mesh_box
+    # How far the eyes, nose, mouth and chin lie past the frame, as a share
+    # of the face's height (0 when they are all inside).
+    points = face.landmarks[FEATURE_POINTS, :2]
+    past = np.maximum.reduce(
+        [-points[:, 0], points[:, 0] - width, -points[:, 1], points[:, 1] - height]
     )
-    if overshoot > CUT_OFF_SHARE:
-        found.append(finding("face_cut_off", overshoot, CUT_OFF_SHARE))
+    missing = float(past.max()) / max(mesh.height, 1.0)
+    if missing > FEATURE_OUT_SHARE:
+        found.append(finding("face_cut_off", missing, FEATURE_OUT_SHARE))
+    else:
+        above = HEAD_ABOVE_HAIRLINE * mesh.height
+        head = Box(mesh.left, mesh.top - above, mesh.width, mesh.height + above)
+        overshoot = _overshoot(head, width, height)
+        if overshoot > CUT_OFF_SHARE:
+            found.append(_tight_crop(overshoot, repairs_crop))
     face_height = face.box.height
     smallest = max(FACE_MIN_PIXELS, FACE_MIN_SHARE * height)
     if face_height < smallest:
@@ -295,6 +366,20 @@ def _framing(face: Face, width: int, height: int) -> list[Finding]:
     elif face_height < FACE_DETAIL_PIXELS:
         found.append(finding("low_resolution", face_height, FACE_DETAIL_PIXELS))
     return found
+
+
+def _tight_crop(overshoot: float, repairs_crop: bool) -> Finding:
+    if repairs_crop:
+        return finding("tight_crop", overshoot, CUT_OFF_SHARE)
+    check = WITHOUT_CROP_REPAIR["tight_crop"]
+    return Finding(
+        code=check.code,
+        severity=check.severity,
+        value=round(overshoot, 3),
+        limit=CUT_OFF_SHARE,
+        unit=check.unit,
+        sentence=check.sentence,
+    )
 
 
 def _overshoot(box: Box, width: int, height: int) -> float:
@@ -347,9 +432,7 @@ def _light_and_focus(pixels: Pixels, face: Face) -> list[Finding]:
     if sharpness < SHARPNESS_MIN:
         found.append(finding("blurry", sharpness, SHARPNESS_MIN))
 
-    flat = _flat_share(gray, inside)
-    if flat > FLAT_SHARE_MAX:
-        found.append(finding("not_a_photo", flat, FLAT_SHARE_MAX))
+    found += _medium(np.ascontiguousarray(pixels[y0:y1, x0:x1]))
     return found
 
 
@@ -368,10 +451,11 @@ def _sharpness(gray: Pixels, mask: Pixels) -> float:
     return float(cv2.Laplacian(small, cv2.CV_32F)[inside].std()) / spread
 
 
-def _flat_share(gray: Pixels, inside: npt.NDArray[np.bool_]) -> float:
-    kernel = np.ones((3, 3), np.uint8)
-    spread = cv2.dilate(gray, kernel).astype(np.int16) - cv2.erode(gray, kernel)
-    return float(np.mean(spread[inside] <= 1))
+def _medium(pixels: Pixels) -> list[Finding]:
+    score = measure_medium(pixels).score
+    if score > NOT_A_PHOTO_SCORE:
+        return [finding("not_a_photo", score, NOT_A_PHOTO_SCORE)]
+    return []
 
 
 def _pose(face: Face) -> list[Finding]:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
-from headshots.imaging.faces import Face, FloatArray, find_one_face, segment_person
+from headshots.imaging.faces import Face, FloatArray, find_upright_face, segment_person
 from headshots.imaging.intake import Photo, read_photo
 from headshots.imaging.preflight import PreflightReport, preflight
 
@@ -80,9 +80,10 @@ class PreparedSelfie:
 
 
 def prepare_photo(photo: Photo) -> PreparedSelfie:
+    image, face = find_upright_face(photo.image)
     return PreparedSelfie(
-        image=photo.image,
-        face=find_one_face(photo.image),
+        image=image,
+        face=face,
         source_format=photo.source_format,
         source_size=photo.source_size,
     )
@@ -95,11 +96,15 @@ class SelfieRefused(HeadshotsError):
     code = "selfie_refused"
 
 
-def prepare_selfie(data: bytes, settings: Settings) -> PreparedSelfie:
+def prepare_selfie(
+    data: bytes, settings: Settings, *, repairs_crop: bool = False
+) -> PreparedSelfie:
     """Intake, face analysis and the preflight, as every upload goes through them.
 
     The typed errors of intake and face analysis pass through; a hard
     preflight finding (face cut off, too small) refuses with its sentence.
+    ``repairs_crop`` is the capability of the engine that will make the
+    headshots (``engines.base.engine_repairs_crop``).
     The report (``selfie.preflight``) keeps the warnings for the person to
     read before paying.
     """
@@ -110,7 +115,7 @@ def prepare_selfie(data: bytes, settings: Settings) -> PreparedSelfie:
         working_size=settings.working_size,
     )
     selfie = prepare_photo(photo)
-    report = preflight(selfie.image, selfie.face)
+    report = preflight(selfie.image, selfie.face, repairs_crop=repairs_crop)
     if not report.ok:
         first = report.errors[0]
         error = SelfieRefused(first.sentence)

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from headshots.engines.base import default_engine_name
+from headshots.engines.base import default_engine_name, engine_repairs_crop
 from headshots.errors import HeadshotsError
 from headshots.imaging.identity import LOOKS_DIFFERENT
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
@@ -128,7 +128,9 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
 
     def work() -> tuple[service.NewOrder, dict[str, Any], PreparedSelfie]:
         choose(runtime.tiers, tier_id, style_ids)  # refuse a bad choice before decoding
-        selfie = prepare_selfie(selfie_bytes, settings)
+        selfie = prepare_selfie(  # issue 14: the preflight judges for the order's engine
+            selfie_bytes, settings, repairs_crop=engine_repairs_crop(settings)
+        )
         warnings = selfie.preflight.warnings if selfie.preflight else []
         with transaction(runtime.sessions) as session:
             created = service.create_order(

@@ -25,7 +25,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from starlette.responses import StreamingResponse
 
-from headshots.engines.base import default_engine_name
+from headshots.engines.base import default_engine_name, engine_repairs_crop
 from headshots.errors import HeadshotsError
 from headshots.imaging.selfie import prepare_selfie
 from headshots.orders import drafts, service
@@ -205,7 +205,9 @@ async def upload(request: Request) -> Response:
             raise FormError("Choose a photo of yourself first.")
 
         def work() -> drafts.NewDraft:
-            selfie = prepare_selfie(photo, settings)
+            selfie = prepare_selfie(  # issue 14: the preflight judges for the order's engine
+                photo, settings, repairs_crop=engine_repairs_crop(settings)
+            )
             with transaction(runtime.sessions) as session:
                 return drafts.create_draft(session, runtime.blobs, settings, selfie)
 
