@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
+from headshots.orders import shredding
 from headshots.orders.models import (
     Order,
     OrderStatus,
@@ -282,7 +283,7 @@ def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderSt
     order.shredded_at = utcnow()
     order.variations.clear()
     session.flush()
-    blobs.shred(order.id)
+    shredding.delete_blobs(session, blobs, order.id)
 
 
 def sweep_expired(session: Session, blobs: EncryptedBlobs, now: datetime | None = None) -> int:
@@ -295,6 +296,8 @@ def sweep_expired(session: Session, blobs: EncryptedBlobs, now: datetime | None 
     ).all()
     for order in expired:
         shred(session, blobs, order, OrderStatus.EXPIRED)
+    # Blobs a store could not delete at an earlier shred (issue 11).
+    shredding.retry_pending(session, blobs)
     return len(expired)
 
 
