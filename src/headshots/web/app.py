@@ -20,9 +20,10 @@ from headshots.orders import db
 from headshots.runtime import Runtime, build_runtime
 from headshots.web import pages
 from headshots.web.api import error_body, router
+from headshots.web.limits import upload_limiter
 from headshots.web.replicate_webhook import build_replicate_webhook_router
 from headshots.web.samples import Samples
-from headshots.web.security import Csrf, RateLimiter, SecurityHeaders, csrf_key, error_headers
+from headshots.web.security import Csrf, SecurityHeaders, csrf_key, error_headers
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -84,7 +85,7 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
 def _install(app: FastAPI, runtime: Runtime) -> None:
     """The parts of the app that need settings: runtime, limiter, CSRF key, samples."""
     app.state.runtime = runtime
-    app.state.limiter = RateLimiter(runtime.settings.upload_rate_per_hour)
+    app.state.limiter = upload_limiter(runtime.settings)  # in Redis when the queue is
     app.state.csrf = Csrf(csrf_key(runtime.settings))
     app.state.samples = Samples(runtime.settings)
 
