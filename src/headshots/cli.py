@@ -200,10 +200,12 @@ def serve(
 def worker() -> None:
     """Run a job consumer (use with HEADSHOTS_QUEUE_URL=redis://...)."""
     from headshots.jobs.queue import make_consumer
+    from headshots.metrics import serve_worker_metrics
 
     settings = load_settings()
     runtime = _runtime(settings)
     consumer = make_consumer(runtime.queue, settings, embedded=False)
+    serve_worker_metrics(settings)  # issue 11: engine metrics on HEADSHOTS_METRICS_PORT
     if settings.queue_url:
         from headshots.engines.replicate_relay import CompletionRelay
 

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # process), otherwise in the process.
     upload_rate_per_hour: Annotated[int, Field(ge=1, le=100_000)] = 30
     host: str = "127.0.0.1"
+    # A `headshots worker` serves its engine metrics on this port when set
+    # (web processes serve them at /metrics).
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
 
     # Tiers as JSON (see tiers.py); empty means the three default tiers.

@@ -23,6 +23,7 @@ from PIL import Image
 from sqlalchemy import case, or_, update
 from sqlalchemy.orm import Session
 
+from headshots import metrics
 from headshots.engines.base import Failed, Outcome, Rendered
 from headshots.errors import HeadshotsError
 from headshots.imaging.intake import Photo
@@ -83,6 +84,8 @@ def generate_variation(runtime: Runtime, variation_id: str) -> None:
                 started = time.perf_counter()
                 outcome = _render(runtime, claim)
                 slot.release()
+                # issue 11 hook: engine latency, outcome and cost for /metrics.
+                metrics.engine_call(claim.engine_name, time.perf_counter() - started, outcome)
                 if not _store_made(runtime, claim, outcome, time.perf_counter() - started):
                     return
                 assert isinstance(outcome, Rendered)

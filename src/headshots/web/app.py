@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from headshots import metrics
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
 from headshots.jobs.queue import make_consumer
@@ -100,6 +101,7 @@ def wants_html(request: Request) -> bool:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HeadshotsError)
     async def headshots_error(request: Request, error: HeadshotsError) -> Response:
+        metrics.refused(error.code)
         if wants_html(request):
             return pages.error_page(request, error)
         return JSONResponse(
@@ -148,6 +150,11 @@ def _add_health(app: FastAPI) -> None:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        return Response(metrics.exposition(runtime), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/readyz", include_in_schema=False)
     def readyz(request: Request) -> JSONResponse:
