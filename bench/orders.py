@@ -53,8 +53,10 @@ def wait_ready(client: httpx.Client, created: dict[str, Any], poll: float) -> fl
         time.sleep(poll)
 
 
-def pipeline_overhead(runs: int) -> dict[str, Any]:
-    server = Server({"HEADSHOTS_ENGINE": "bench.engines:Instant", "HEADSHOTS_CONCURRENCY": "4"})
+def pipeline_overhead(runs: int, env: dict[str, str] | None = None) -> dict[str, Any]:
+    server = Server(
+        {"HEADSHOTS_ENGINE": "bench.engines:Instant", "HEADSHOTS_CONCURRENCY": "4", **(env or {})}
+    )
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
             wait_ready(client, order(client), 0.01)  # warm-up: models load once

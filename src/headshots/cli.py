@@ -200,10 +200,12 @@ def serve(
 def worker() -> None:
     """Run a job consumer (use with HEADSHOTS_QUEUE_URL=redis://...)."""
     from headshots.jobs import worker as jobs_worker
+    from headshots.metrics import serve_worker_metrics
 
     settings = load_settings()
     runtime = _runtime(settings)
     consumer = jobs_worker.start(runtime, embedded=False)
+    serve_worker_metrics(settings)
     if settings.queue_url:
         from headshots.engines.replicate_relay import CompletionRelay
 

@@ -79,6 +79,12 @@ class Settings(BaseSettings):
 
     # Orders, storage and jobs.
     master_key: SecretStr | None = None
+    # Where encrypted blobs live: unset (or file:///PATH) for the data dir,
+    # s3://BUCKET/PREFIX for an S3-compatible bucket, whose endpoint, region
+    # and credentials come from the AWS_* variables (see storage/s3.py).
+    blob_url: str | None = None
+    # The longest one request to the bucket may wait (it is tried 3 times).
+    blob_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
     database_url: str | None = None
     queue_url: str | None = None
     # Style jobs a process works on at once (its consumer threads); 0 means
@@ -101,10 +107,14 @@ class Settings(BaseSettings):
     selfie_cache_seconds: Annotated[float, Field(ge=1, le=3600)] = 120.0
     preview_max: Annotated[int, Field(ge=128, le=2048)] = 768
     public_url: str | None = None
-    # Uploads and new orders each client (IP address) may make per hour; the
-    # counter lives in each web process (one process in the embedded mode).
+    # Uploads and new orders each client (IP address) may make per hour,
+    # counted in Redis when HEADSHOTS_QUEUE_URL is redis (shared by every web
+    # process), otherwise in the process.
     upload_rate_per_hour: Annotated[int, Field(ge=1, le=100_000)] = 30
     host: str = "127.0.0.1"
+    # A `headshots worker` serves its engine metrics on this port when set
+    # (web processes serve them at /metrics).
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
 
     # Tiers as JSON (see tiers.py); empty means the three default tiers.
@@ -124,7 +134,14 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
 
     @field_validator(
-        "engine", "database_url", "queue_url", "public_url", "payments", "tiers", "stripe_api_base"
+        "engine",
+        "database_url",
+        "queue_url",
+        "blob_url",
+        "public_url",
+        "payments",
+        "tiers",
+        "stripe_api_base",
     )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:

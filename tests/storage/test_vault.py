@@ -157,7 +157,7 @@ def test_store_locations(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     store = blob_store_from_url(f"file://{tmp_path}/elsewhere", settings)
     assert isinstance(store, LocalBlobStore) and store.root == tmp_path / "elsewhere"
-    with pytest.raises(ConfigurationError, match="S3 blob storage is not available yet"):
-        blob_store_from_url("s3://bucket/prefix", settings)
+    with pytest.raises(ConfigurationError, match="must look like s3://BUCKET"):
+        blob_store_from_url("s3://ab/prefix", settings)
     with pytest.raises(ConfigurationError, match="ftp is not supported"):
         blob_store_from_url("ftp://host/path", settings)

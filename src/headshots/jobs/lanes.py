@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, cast
 
 from headshots.engines.base import Engine, Failed, Outcome, Size
@@ -25,6 +27,16 @@ from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import Style
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What one engine call gave: an outcome per seed, and how long it ran."""
+
+    outcomes: list[Outcome]
+    # From the call's start, not its submission: time waiting for a lane
+    # is not the engine's.
+    seconds: float
 
 
 class Lanes:
@@ -42,7 +54,7 @@ class Lanes:
         style: Style,
         seeds: Sequence[int],
         size: Size,
-    ) -> list[tuple[list[int], Future[list[Outcome]]]]:
+    ) -> list[tuple[list[int], Future[Call]]]:
         """Start every call for ``seeds``; (the call's seeds, its future) each."""
         shape = engine.shape()
         chunks = [list(seeds[i : i + shape.batch]) for i in range(0, len(seeds), shape.batch)]
@@ -95,25 +107,29 @@ class Lanes:
         style: Style,
         seeds: list[int],
         size: Size,
-    ) -> list[Outcome]:
+    ) -> Call:
         # Made on the loop itself, the only thread that touches it.
         limit = self._limits.setdefault(engine.name, asyncio.Semaphore(calls))
         async with limit:
+            started = time.perf_counter()
             try:
                 agenerate = cast(Any, engine).agenerate
                 outcomes: list[Outcome] = await agenerate(selfie, style, seeds, size)
-                return _checked(engine, seeds, outcomes)
+                outcomes = _checked(engine, seeds, outcomes)
             except Exception as error:
-                return _failed(engine, seeds, error)
+                outcomes = _failed(engine, seeds, error)
+            return Call(outcomes, time.perf_counter() - started)
 
 
 def _call(
     engine: Engine, selfie: PreparedSelfie, style: Style, seeds: list[int], size: Size
-) -> list[Outcome]:
+) -> Call:
+    started = time.perf_counter()
     try:
-        return _checked(engine, seeds, engine.generate(selfie, style, seeds, size))
+        outcomes = _checked(engine, seeds, engine.generate(selfie, style, seeds, size))
     except Exception as error:
-        return _failed(engine, seeds, error)
+        outcomes = _failed(engine, seeds, error)
+    return Call(outcomes, time.perf_counter() - started)
 
 
 def _checked(engine: Engine, seeds: list[int], outcomes: list[Outcome]) -> list[Outcome]:

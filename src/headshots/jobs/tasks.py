@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -24,11 +23,13 @@ from typing import Any
 
 from PIL import Image
 
+from headshots import metrics
 from headshots.engines.base import Engine, Failed, Outcome, Rendered
 from headshots.errors import HeadshotsError
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.imaging.watermark import watermarked_preview
+from headshots.jobs.lanes import Call
 from headshots.orders import service, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
@@ -90,7 +91,7 @@ class _StyleJob:
         self.stop = stop
         self.gate = IdentityGate.from_settings(runtime.settings)
         # Engine calls in flight: their future, and what to do with the result.
-        self.calls: dict[Future[list[Outcome]], tuple[list[Claim], float, _Made | None]] = {}
+        self.calls: dict[Future[Call], tuple[list[Claim], _Made | None]] = {}
         self.finishing: deque[_Made] = deque()
         self.used_seeds = {claim.seed for claim in claims}
 
@@ -142,26 +143,26 @@ class _StyleJob:
             by_seed = {claim.seed: claim for claim in claims}
         else:
             by_seed = {self._reroll_seed(reroll): reroll.claim}
-        started = time.perf_counter()
         for seeds, call in self.runtime.lanes.submit(
             self.engine, self.selfie, self.style, list(by_seed), self.settings.output_size
         ):
-            self.calls[call] = ([by_seed[seed] for seed in seeds], started, reroll)
+            self.calls[call] = ([by_seed[seed] for seed in seeds], reroll)
 
     def _reroll_seed(self, made: _Made) -> int:
         seed = reroll_seed(made.claim.seed, made.round, self.used_seeds)
         self.used_seeds.add(seed)
         return seed
 
-    def _arrived(self, call: Future[list[Outcome]]) -> None:
-        claims, started, reroll = self.calls.pop(call)
-        seconds = time.perf_counter() - started
-        outcomes = call.result()
+    def _arrived(self, call: Future[Call]) -> None:
+        claims, reroll = self.calls.pop(call)
+        made = call.result()
+        for outcome in made.outcomes:
+            metrics.engine_call(self.engine.name, made.seconds / len(made.outcomes), outcome)
         if reroll is not None:
-            self._rerolled(reroll, outcomes[0])
+            self._rerolled(reroll, made.outcomes[0])
             return
-        for claim, outcome in zip(claims, outcomes, strict=True):
-            self._record(claim, outcome, seconds / len(claims))
+        for claim, outcome in zip(claims, made.outcomes, strict=True):
+            self._record(claim, outcome, made.seconds / len(claims))
 
     def _record(self, claim: Claim, outcome: Outcome, seconds: float) -> None:
         if isinstance(outcome, Failed):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
 from headshots.imaging.selfie import PreparedSelfie
-from headshots.orders import service
+from headshots.orders import service, shredding
 from headshots.orders.models import Base, utcnow
 from headshots.storage.vault import EncryptedBlobs
 from headshots.tiers import Tier, choose
@@ -143,7 +143,7 @@ def discard_draft(session: Session, blobs: EncryptedBlobs, draft: Draft) -> None
     # the blob is unreadable, even one left behind by a failed delete.
     session.delete(draft)
     session.flush()
-    blobs.shred(draft.id)
+    shredding.delete_blobs(session, blobs, draft.id)
 
 
 def sweep_drafts(session: Session, blobs: EncryptedBlobs, now: datetime | None = None) -> int:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
+from headshots.orders import shredding
 from headshots.orders.models import (
     Order,
     OrderStatus,
@@ -286,7 +287,7 @@ def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderSt
     order.shredded_at = utcnow()
     order.variations.clear()
     session.flush()
-    blobs.shred(order.id)
+    shredding.delete_blobs(session, blobs, order.id)
 
 
 def sweep_expired(
@@ -302,6 +303,8 @@ def sweep_expired(
     ).all()
     for order in expired:
         shred(session, blobs, order, OrderStatus.EXPIRED)
+    # Blobs a store could not delete at an earlier shred.
+    shredding.retry_pending(session, blobs)
     return [order.id for order in expired]
 
 

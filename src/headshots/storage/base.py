@@ -47,6 +47,13 @@ class StorageFullError(HeadshotsError):
     message = "The server is out of storage space; try again later."
 
 
+class StorageRefused(StorageFullError):
+    """A bucket turned a write down (quota, permissions, object lock)."""
+
+    code = "storage_refused"
+    message = "The file storage refused to keep this file; try again later."
+
+
 class StorageUnavailable(HeadshotsError):
     status_code = 503
     code = "storage_unavailable"
@@ -99,3 +106,8 @@ class BlobStore(Protocol):
     def check(self) -> None:
         """Raise :class:`StorageUnavailable` unless a blob could be written now."""
         ...
+
+
+# What a bucket that cannot be reached answers: the same 503, with a
+# sentence about the bucket instead of the data directory.
+BUCKET_UNREACHABLE = "The file storage cannot be reached right now; try again in a minute."

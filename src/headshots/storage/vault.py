@@ -55,27 +55,23 @@ class EncryptedBlobs:
 
 
 def blob_store_from_settings(settings: Settings) -> BlobStore:
-    """The embedded store: encrypted files under ``data_dir/blobs``."""
-    return blob_store_from_url(None, settings)
+    """The store ``HEADSHOTS_BLOB_URL`` names; unset: files under ``data_dir/blobs``."""
+    return blob_store_from_url(settings.blob_url, settings)
 
 
 def blob_store_from_url(url: str | None, settings: Settings) -> BlobStore:
-    """The store a location names: empty for the data dir, ``file:///path``, later ``s3://``.
-
-    No setting feeds this yet; it is the single place where S3 will be added.
-    """
+    """The store a location names: empty for the data dir, ``file:///path`` or ``s3://``."""
     if not url:
         return LocalBlobStore(settings.data_dir / "blobs")
     parts = urlsplit(url)
     if parts.scheme == "file" and parts.path and not parts.netloc:
         return LocalBlobStore(Path(parts.path))
     if parts.scheme == "s3":
-        raise ConfigurationError(
-            "S3 blob storage is not available yet; leave the blob store unset to keep "
-            "encrypted files in the data directory."
-        )
+        from headshots.storage.s3 import S3BlobStore  # boto3 loads only when used
+
+        return S3BlobStore.from_url(url, timeout=settings.blob_timeout_seconds)
     raise ConfigurationError(
-        f"The blob store location must be empty or start with file:///; "
+        f"HEADSHOTS_BLOB_URL must be empty, file:///PATH or s3://BUCKET/PREFIX; "
         f"{parts.scheme or 'a plain path'} is not supported."
     )
 

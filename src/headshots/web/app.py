@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from headshots import metrics
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
 from headshots.jobs import worker
@@ -20,9 +21,10 @@ from headshots.orders import db
 from headshots.runtime import Runtime, build_runtime
 from headshots.web import pages
 from headshots.web.api import error_body, router
+from headshots.web.limits import upload_limiter
 from headshots.web.replicate_webhook import build_replicate_webhook_router
 from headshots.web.samples import Samples
-from headshots.web.security import Csrf, RateLimiter, SecurityHeaders, csrf_key, error_headers
+from headshots.web.security import Csrf, SecurityHeaders, csrf_key, error_headers
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -80,7 +82,7 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
 def _install(app: FastAPI, runtime: Runtime) -> None:
     """The parts of the app that need settings: runtime, limiter, CSRF key, samples."""
     app.state.runtime = runtime
-    app.state.limiter = RateLimiter(runtime.settings.upload_rate_per_hour)
+    app.state.limiter = upload_limiter(runtime.settings)  # in Redis when the queue is
     app.state.csrf = Csrf(csrf_key(runtime.settings))
     app.state.samples = Samples(runtime.settings)
 
@@ -95,6 +97,7 @@ def wants_html(request: Request) -> bool:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HeadshotsError)
     async def headshots_error(request: Request, error: HeadshotsError) -> Response:
+        metrics.refused(error.code)
         if wants_html(request):
             return pages.error_page(request, error)
         return JSONResponse(
@@ -143,6 +146,11 @@ def _add_health(app: FastAPI) -> None:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        return Response(metrics.exposition(runtime), media_type=metrics.CONTENT_TYPE)
 
     @app.get("/readyz", include_in_schema=False)
     def readyz(request: Request) -> JSONResponse:

@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -171,12 +171,18 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+class UploadLimiter(Protocol):
+    def take(self, client: str) -> None:
+        """Spend one upload for ``client``; RateLimited when none is left."""
+        ...
+
+
 class RateLimiter:
     """A token bucket per client address, in this process.
 
     Each address may spend ``per_hour`` at once and earns them back evenly
-    over the hour. Several web processes each keep their own buckets: a
-    deployment with replicas needs a shared limiter in front of them.
+    over the hour. With several web processes the buckets live in Redis
+    instead (web/limits.py).
     """
 
     MAX_CLIENTS = 50_000
@@ -209,8 +215,8 @@ class RateLimiter:
                 del self._buckets[client]
 
 
-def limiter_of(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.limiter
+def limiter_of(request: Request) -> UploadLimiter:
+    limiter: UploadLimiter = request.app.state.limiter
     return limiter
 
 
