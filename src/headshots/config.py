@@ -112,11 +112,33 @@ class Settings(BaseSettings):
     # point it at a local fake.
     stripe_api_base: str | None = None
 
+    # Content Credentials (C2PA) on every image a person can download. Off
+    # only when set off explicitly; outside development mode the operator's
+    # certificate chain and private key (PEM files) are required.
+    c2pa: bool = True
+    c2pa_cert: Path | None = None
+    c2pa_key: Path | None = None
+    # An RFC 3161 timestamp authority; without one the credentials still
+    # validate, for as long as the certificate does.
+    c2pa_tsa_url: str | None = None
+
     @field_validator(
-        "engine", "database_url", "queue_url", "public_url", "payments", "tiers", "stripe_api_base"
+        "engine",
+        "database_url",
+        "queue_url",
+        "public_url",
+        "payments",
+        "tiers",
+        "stripe_api_base",
+        "c2pa_tsa_url",
     )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("c2pa_cert", "c2pa_key", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
         return value or None
 
     @field_validator("data_dir")

@@ -23,6 +23,7 @@ from PIL import Image
 from sqlalchemy import case, or_, update
 from sqlalchemy.orm import Session
 
+from headshots.credentials import images as credentials
 from headshots.engines.base import Failed, Outcome, Rendered
 from headshots.errors import HeadshotsError
 from headshots.imaging.intake import Photo
@@ -180,6 +181,10 @@ def _store_made(runtime: Runtime, claim: Claim, outcome: Outcome, seconds: float
     """
     if isinstance(outcome, Rendered):
         preview = watermarked_preview(outcome.image, max_side=runtime.settings.preview_max)
+        # Hook (issue 12): Content Credentials on the preview.
+        preview = credentials.sign_preview(
+            runtime, claim.engine_name, claim.style_id, outcome.details, preview
+        )
         put = partial(runtime.blobs.put, claim.order_id, claim.wrapped_key)
         put(_preview_blob(claim), preview)
         put(_image_blob(claim), service.encode_pixels(outcome.image))
@@ -213,10 +218,10 @@ def _finish(runtime: Runtime, claim: Claim, image: Image.Image | None, *, scored
     checked: Outcome | None = None
     if not scored:
         checked = _check(runtime, claim, image)
+    # Hook (issue 12): Content Credentials on the final PNG.
+    png = credentials.sign_final_png(runtime, claim.variation_id, service.encode_png(image))
     # Replaces the raw pixels under the same name.
-    runtime.blobs.put(
-        claim.order_id, claim.wrapped_key, _image_blob(claim), service.encode_png(image)
-    )
+    runtime.blobs.put(claim.order_id, claim.wrapped_key, _image_blob(claim), png)
     with transaction(runtime.sessions) as session:
         current = _still_ours(session, runtime, claim, VariationStatus.FINISHING)
         if current is None:
