@@ -40,7 +40,8 @@ class Server:
             [sys.executable, "-m", "headshots", "serve"],
             env={
                 **os.environ,
-                "PYTHONPATH": str(ROOT),
+                # This checkout's source, also where another one is installed.
+                "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
                 "HEADSHOTS_DATA_DIR": self.data,
                 "HEADSHOTS_MASTER_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
                 "HEADSHOTS_PORT": str(self.port),
