@@ -17,6 +17,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def credentials_env(folder: Path) -> dict[str, str]:
+    from headshots.credentials.keys import write_development_chain
+
+    chain, key = write_development_chain(folder / "c2pa")
+    return {"HEADSHOTS_C2PA_CERT": str(chain), "HEADSHOTS_C2PA_KEY": str(key)}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -44,6 +51,8 @@ class Server:
                 "HEADSHOTS_PORT": str(self.port),
                 # A benchmark is one client sending many uploads.
                 "HEADSHOTS_UPLOAD_RATE_PER_HOUR": "100000",
+                # The operator's Content Credentials: a development chain.
+                **credentials_env(Path(self.data)),
                 **env,
             },
             cwd=ROOT,

@@ -11,6 +11,7 @@ import base64
 import io
 import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
 from headshots.config import Settings
+from headshots.credentials.keys import write_development_chain
 from headshots.engines.base import Failed, Outcome, Rendered, Shape, register_engine
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import Style
@@ -98,13 +100,33 @@ def new_master_key() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
+_CHAIN: list[tuple[Path, Path]] = []
+
+
+def signing_credentials() -> tuple[Path, Path]:
+    """An operator's certificate chain and key for tests: one CA and signer per run."""
+    if not _CHAIN:
+        folder = Path(tempfile.mkdtemp(prefix="headshots-c2pa-")) / "chain"
+        _CHAIN.append(write_development_chain(folder))
+    return _CHAIN[0]
+
+
+def credentials_env() -> dict[str, str]:
+    """The same chain as environment variables, for a service in a subprocess."""
+    chain, key = signing_credentials()
+    return {"HEADSHOTS_C2PA_CERT": str(chain), "HEADSHOTS_C2PA_KEY": str(key)}
+
+
 def make_settings(tmp_path: Path, database_url: str | None, **overrides: Any) -> Settings:
+    chain, key = signing_credentials()
     values: dict[str, Any] = {
         "data_dir": tmp_path / "data",
         "master_key": new_master_key(),
         "database_url": database_url,
         "engine": "instant",
         "concurrency": 2,
+        "c2pa_cert": chain,
+        "c2pa_key": key,
         **overrides,
     }
     return Settings(**values)

@@ -133,6 +133,16 @@ class Settings(BaseSettings):
     # point it at a local fake.
     stripe_api_base: str | None = None
 
+    # Content Credentials (C2PA) on every image a person can download. Off
+    # only when set off explicitly; outside development mode the operator's
+    # certificate chain and private key (PEM files) are required.
+    c2pa: bool = True
+    c2pa_cert: Path | None = None
+    c2pa_key: Path | None = None
+    # An RFC 3161 timestamp authority; without one the credentials still
+    # validate, for as long as the certificate does.
+    c2pa_tsa_url: str | None = None
+
     @field_validator(
         "engine",
         "database_url",
@@ -142,6 +152,7 @@ class Settings(BaseSettings):
         "payments",
         "tiers",
         "stripe_api_base",
+        "c2pa_tsa_url",
     )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:
@@ -155,6 +166,11 @@ class Settings(BaseSettings):
                 "so a live worker renews its lease before it runs out."
             )
         return self
+
+    @field_validator("c2pa_cert", "c2pa_key", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        return value or None
 
     @field_validator("data_dir")
     @classmethod

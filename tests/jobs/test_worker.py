@@ -21,7 +21,7 @@ from sqlalchemy import select
 from headshots.orders.models import Variation, VariationStatus
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
-from tests.support import InstantEngine, auth, make_settings, upload
+from tests.support import InstantEngine, auth, credentials_env, make_settings, upload
 
 ROOT = Path(__file__).parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -37,7 +37,7 @@ def start_worker(settings_env: dict[str, str], delay: float) -> subprocess.Popen
     return subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env={**os.environ, **settings_env},
+        env={**os.environ, **credentials_env(), **settings_env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

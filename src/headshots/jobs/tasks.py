@@ -24,6 +24,7 @@ from typing import Any
 from PIL import Image
 
 from headshots import metrics
+from headshots.credentials import images as credentials
 from headshots.engines.base import Engine, Failed, Outcome, Rendered
 from headshots.errors import HeadshotsError
 from headshots.imaging.intake import Photo
@@ -177,7 +178,7 @@ class _StyleJob:
                 )
             self._check_recorded(recorded)
             return
-        self._store_images(claim, outcome.image)
+        self._store_images(claim, outcome)
         with transaction(self.runtime.sessions) as session:
             recorded = variations.preview_stored(
                 session, claim, seed=outcome.seed, seconds=seconds, details=outcome.details
@@ -239,7 +240,7 @@ class _StyleJob:
                 made.tries.append(identity_try(scored))
                 if made.scored is None or better(scored, made.scored):
                     # The better try replaces the image and its preview.
-                    self._store_images(made.claim, scored.image)
+                    self._store_images(made.claim, scored)
                     with transaction(self.runtime.sessions) as session:
                         recorded = variations.replaced(
                             session, made.claim, seed=scored.seed, details=scored.details
@@ -261,15 +262,22 @@ class _StyleJob:
             return None
         return scored if scored.identity is not None else None
 
-    def _store_images(self, claim: Claim, image: Image.Image) -> None:
-        """The engine's image as raw pixels (fast) and its watermarked preview."""
-        preview = watermarked_preview(image, max_side=self.settings.preview_max)
+    def _store_images(self, claim: Claim, made: Rendered) -> None:
+        """The engine's image as raw pixels (fast) and its watermarked, signed preview."""
+        preview = watermarked_preview(made.image, max_side=self.settings.preview_max)
+        preview = credentials.sign_preview(
+            self.runtime, claim.engine_name, claim.style_id, made.details, preview
+        )
         self._put(claim.preview_blob, preview)
-        self._put(claim.image_blob, service.encode_pixels(image))
+        self._put(claim.image_blob, service.encode_pixels(made.image))
 
     def _store_final(self, claim: Claim, image: Image.Image) -> None:
-        # Replaces the raw pixels under the same name.
-        self._put(claim.image_blob, service.encode_png(image))
+        # Signed with what the variation's row says made it; replaces the raw
+        # pixels under the same name.
+        png = credentials.sign_final_png(
+            self.runtime, claim.variation_id, service.encode_png(image)
+        )
+        self._put(claim.image_blob, png)
 
     def _put(self, name: str, data: bytes) -> None:
         if self.stop.is_set():

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from headshots.credentials import images as credentials
 from headshots.engines.base import default_engine_name, engine_repairs_crop
 from headshots.errors import HeadshotsError
 from headshots.imaging.identity import LOOKS_DIFFERENT
@@ -178,9 +179,10 @@ def _image(
             raise service.NotReady()
         wrapped_key = order.wrapped_key
         name = f"headshot-{variation.style}-{variation.index}"
+        made = credentials.facts_of(runtime, order, variation)  # issue 12
     assert wrapped_key is not None
     data = runtime.blobs.get(order_id, wrapped_key, blob)
-    return (service.clean_png(data) if clean else data), name
+    return (credentials.downloadable_png(runtime, made, data) if clean else data), name
 
 
 @router.get("/orders/{order_id}/variations/{variation_id}/preview")
@@ -206,7 +208,11 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
         if not order.is_paid:
             raise service.PaymentRequired()
         wanted = [
-            (f"headshot-{v.style}-{v.index}.png", v.image_blob)
+            (
+                f"headshot-{v.style}-{v.index}.png",
+                v.image_blob,
+                credentials.facts_of(runtime, order, v),
+            )
             for v in order.variations
             if v.status in SHOWABLE and v.image_blob
         ]
@@ -217,10 +223,10 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
     buffer = io.BytesIO()
     # PNGs are already compressed; storing them keeps the zip fast.
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, blob in wanted:
+        for name, blob, made in wanted:
             assert blob is not None
             stored = runtime.blobs.get(order_id, wrapped_key, blob)
-            archive.writestr(name, service.clean_png(stored))
+            archive.writestr(name, credentials.downloadable_png(runtime, made, stored))
     return Response(
         buffer.getvalue(),
         media_type="application/zip",

@@ -1,0 +1,68 @@
+"""Where the service signs: each preview and each clean PNG as it is stored or served.
+
+jobs.tasks calls :func:`sign_preview` and :func:`sign_final_png`; web.api
+calls :func:`downloadable_png`. Each is one call, so the job code stays
+about jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from headshots.credentials.manifest import GENERATIVE_ENGINES, Facts, made_by
+from headshots.credentials.signing import sign_jpeg, sign_png, signer_for
+from headshots.orders import service
+from headshots.orders.db import transaction
+from headshots.orders.models import Order, Variation
+
+if TYPE_CHECKING:
+    from headshots.runtime import Runtime
+
+
+def facts(runtime: Runtime, engine: str, style: str, details: Mapping[str, Any]) -> Facts:
+    return made_by(engine, style, details, generative=_generative(runtime, engine))
+
+
+def _generative(runtime: Runtime, engine: str) -> bool | None:
+    if engine in GENERATIVE_ENGINES:
+        return True
+    if engine == "studio":
+        return False
+    try:
+        return bool(runtime.engine(engine).generative)
+    except Exception:
+        return None  # an engine that cannot be built here: made_by assumes generative
+
+
+def sign_preview(
+    runtime: Runtime, engine: str, style: str, details: Mapping[str, Any], jpeg: bytes
+) -> bytes:
+    """The watermarked preview JPEG, marked and signed."""
+    return sign_jpeg(signer_for(runtime.settings), facts(runtime, engine, style, details), jpeg)
+
+
+def sign_final_png(runtime: Runtime, variation_id: str, png: bytes) -> bytes:
+    """A variation's final PNG, marked and signed with what its row says made it."""
+    with transaction(runtime.sessions) as session:
+        variation = session.get(Variation, variation_id)
+        if variation is None:  # shredded meanwhile: the caller's check drops it
+            return png
+        made = facts_of(runtime, variation.order, variation)
+    return sign_png(signer_for(runtime.settings), made, png)
+
+
+def downloadable_png(runtime: Runtime, made: Facts, stored: bytes) -> bytes:
+    """The clean PNG a person downloads.
+
+    A final PNG was signed when stored. Raw pixels (a download before the
+    variation is finished) are encoded and signed now.
+    """
+    if stored.startswith(service.PNG_SIGNATURE):
+        return stored
+    return sign_png(signer_for(runtime.settings), made, service.clean_png(stored))
+
+
+def facts_of(runtime: Runtime, order: Order, variation: Variation) -> Facts:
+    """What made a stored variation (read inside the caller's transaction)."""
+    return facts(runtime, order.engine, variation.style, variation.details)
