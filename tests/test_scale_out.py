@@ -25,7 +25,13 @@ import httpx
 import pytest
 
 from tests.s3server import SeaweedS3
-from tests.support import DATABASES, auth, confirm_local_payment, new_master_key
+from tests.support import (
+    DATABASES,
+    auth,
+    confirm_local_payment,
+    credentials_env,
+    new_master_key,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SELFIE = ROOT / "tests" / "fixtures" / "obama.jpg"
@@ -119,6 +125,7 @@ def cluster(tmp_path: Path, s3_server: SeaweedS3, s3_url: str, redis_url: str) -
     keep = ("PATH", "HOME", "LANG", "CI")
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update(s3_server.env())
+    env.update(credentials_env())
     env.update(
         PYTHONPATH=str(ROOT / "src"),
         HEADSHOTS_DATABASE_URL=f"{POSTGRES_URL}?options=-csearch_path%3D{schema}",
@@ -132,6 +139,8 @@ def cluster(tmp_path: Path, s3_server: SeaweedS3, s3_url: str, redis_url: str) -
         HEADSHOTS_CONCURRENCY="1",
         HEADSHOTS_STUDIO_CALLS="1",
         HEADSHOTS_STUCK_AFTER_SECONDS="4",
+        HEADSHOTS_LEASE_SECONDS="4",
+        HEADSHOTS_LEASE_RENEW_SECONDS="1",
         HEADSHOTS_SWEEP_SECONDS="1",
         HEADSHOTS_UPLOAD_RATE_PER_HOUR=str(RATE_PER_HOUR),
     )

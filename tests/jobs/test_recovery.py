@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import free_port
+from tests.support import credentials_env, free_port
 
 ROOT = Path(__file__).parents[2]
 SELFIE = (ROOT / "tests" / "fixtures" / "obama.jpg").read_bytes()
@@ -35,7 +35,7 @@ def serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, **credentials_env(), **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
