@@ -28,16 +28,17 @@ from PIL import Image
 from headshots.config import Settings
 from headshots.engines.base import Engine, EngineFailure, Failed, Rendered, get_engine
 from headshots.engines.flux_local import (
-    COMPONENTS,
     INSTALL_COMMAND,
     FluxLocalEngine,
     Tuning,
     generation_size,
     input_image,
 )
+from headshots.engines.flux_models import KONTEXT
 from headshots.errors import ConfigurationError
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
 from headshots.styles import get_style
+from tests.engines.test_flux_models import weights_folder
 from tests.support import unavailable
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -165,13 +166,8 @@ def flux_settings(weights: Path | None, **values: Any) -> Settings:
 
 
 def fake_weights(folder: Path, pipeline: str = "FluxKontextPipeline") -> Path:
-    """A folder shaped like the weights (no real ones): enough for the cheap checks."""
-    folder.mkdir(parents=True)
-    (folder / "model_index.json").write_text(json.dumps({"_class_name": pipeline}))
-    for name in COMPONENTS:
-        (folder / name).mkdir()
-        (folder / name / "model.safetensors").write_bytes(b"not weights")
-    return folder
+    """A Kontext folder shaped like the weights (no real ones): enough for the cheap checks."""
+    return weights_folder(folder, KONTEXT, _class_name=pipeline)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +215,10 @@ def test_no_weights_setting_is_explained() -> None:
 
 
 def test_a_missing_weights_folder_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"is not a folder\. Download FLUX\.1 Kontext"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"is not a folder\. Download FLUX\.2 \[klein\] 4B or FLUX\.1 Kontext",
+    ):
         FluxLocalEngine(flux_settings(tmp_path / "nowhere"))
 
 
