@@ -611,10 +611,10 @@ def bench_family(
             "image_tokens": image_tokens,
             "text_tokens": text_tokens,
             "flop_per_call": flops,
-            "tflop_per_call": round(flops / 1e12, 3),
-            "s_per_call": round(per_call, 4),
-            "tflops": round(flops / per_call / 1e12, 1),
-            "mfu_vs_bf16_peak": round(flops / per_call / (peak_tflops * 1e12), 4),
+            "tflop_per_call": _figure(flops / 1e12),
+            "s_per_call": _figure(per_call),
+            "tflops": _figure(flops / per_call / 1e12),
+            "mfu_vs_bf16_peak": _figure(flops / per_call / (peak_tflops * 1e12)),
             "share_of_style_s": round(per_call * steps / statistics.median(style), 3),
         },
         "peak_gpu_gib": (
@@ -622,6 +622,11 @@ def bench_family(
         ),
         "runs": runs,
     }
+
+
+def _figure(value: float) -> float:
+    """Three significant digits: enough for a GPU's figures and a CPU's tiny ones."""
+    return float(f"{value:.3g}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
