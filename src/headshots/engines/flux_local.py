@@ -266,6 +266,10 @@ class FluxLocalEngine:
         """The model and its licence, for /readyz and the start-up log."""
         return self.family.describe()
 
+    def licence_line(self) -> str:
+        """One line for the start-up log: the model, and whether its images may be sold."""
+        return f"flux-local: {self.family.title}; licence {self.family.licence.summary()}"
+
     def check_ready(self) -> None:
         """Cheap: the weights folder and the installed packages, without loading anything."""
         self.family = check_weights_dir(self.weights_dir)
