@@ -351,3 +351,12 @@ def test_a_failing_model_gives_one_failure_per_seed(tmp_path: Path, selfie: Prep
         assert outcome.code == "generation_failed"
         assert outcome.reason.startswith("The local image model failed on this variation")
         assert outcome.reason.endswith(").")
+
+
+def test_the_selfie_never_goes_over_its_pixel_budget() -> None:
+    # Rounding to 16 up on both sides would pass a reference FLUX.2 shrinks again.
+    for size in [(1024, 1280), (1536, 2048), (3000, 1000), (1023, 1025)]:
+        width, height = input_image(Image.new("RGB", size)).size
+        assert width % 16 == 0 and height % 16 == 0
+        assert width * height <= 1024 * 1024
+        assert (width / height) / (size[0] / size[1]) == pytest.approx(1, abs=0.03)
