@@ -127,3 +127,27 @@ def test_cleanup_runs_one_sweep(
     refused = runner.invoke(app, ["cleanup"])
     assert refused.exit_code == 1
     assert "HEADSHOTS_MASTER_KEY" in refused.output
+
+
+def test_serve_names_the_local_model_and_its_licence(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import uvicorn
+
+    from headshots.config import get_settings
+    from tests.engines.test_flux_models import KLEIN_4B, weights_folder
+    from tests.support import new_master_key
+
+    weights = weights_folder(tmp_path / "FLUX.2-klein-4B", transformer=KLEIN_4B, is_distilled=True)
+    monkeypatch.setenv("HEADSHOTS_MASTER_KEY", new_master_key())
+    monkeypatch.setenv("HEADSHOTS_ENGINE", "flux-local")
+    monkeypatch.setenv("HEADSHOTS_FLUX_WEIGHTS_DIR", str(weights))
+    get_settings.cache_clear()
+    # The server itself is not started: what it prints before is the point.
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    result = runner.invoke(app, ["serve"])
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "flux-local: FLUX.2 [klein] 4B; licence Apache-2.0: commercial use allowed" in (
+        " ".join(result.output.split())
+    )

@@ -198,6 +198,20 @@ def _runtime(settings: Settings) -> Any:
         fail(error.detail)
 
 
+def _print_model_licence(runtime: Any, settings: Settings) -> None:
+    """Which model a local engine runs and what its licence allows, before anyone pays."""
+    from headshots.engines.base import default_engine_name
+
+    try:
+        engine = runtime.engine(default_engine_name(settings))
+    except HeadshotsError:
+        return  # /readyz says what is wrong
+    line = getattr(engine, "licence_line", None)
+    if line is not None:
+        # markup off: "[klein]" is part of the name, not a style tag.
+        console.print(line(), highlight=False, markup=False, soft_wrap=True)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -213,6 +227,7 @@ def serve(
     runtime = _runtime(settings)
     host, port = host or settings.host, port or settings.port
     console.print(f"headshots on http://{host}:{port} (engine and queue: see /readyz)")
+    _print_model_licence(runtime, settings)  # issue 15
     uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", access_log=False)
     runtime.close()
 

@@ -62,12 +62,13 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REPLICATE_BASE_URL", "HEADSHOTS_REPLICATE_BASE_URL"),
     )
 
-    # Local GPU engine: a folder with FLUX.1 Kontext [dev] in diffusers layout.
+    # Local GPU engine: a folder with FLUX.2 [klein] or FLUX.1 Kontext [dev]
+    # in diffusers layout. Steps and guidance left unset take the model's own
+    # defaults (engines/flux_models.py): 4 and 1.0 for [klein], 28 and 2.5
+    # for Kontext.
     flux_weights_dir: Path | None = None
-    flux_steps: Annotated[int, Field(ge=1, le=100)] = 28
-    # 2.5 is what Kontext [dev] is usually run with; higher follows the prompt
-    # more literally and looks harsher.
-    flux_guidance: Annotated[float, Field(ge=0, le=20)] = 2.5
+    flux_steps: Annotated[int | None, Field(ge=1, le=100)] = None
+    flux_guidance: Annotated[float | None, Field(ge=0, le=20)] = None
     flux_device: Literal["auto", "cuda", "cpu"] = "auto"
 
     # Studio engine: calls at once per process; 0 means one per CPU core.

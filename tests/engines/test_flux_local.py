@@ -28,16 +28,17 @@ from PIL import Image
 from headshots.config import Settings
 from headshots.engines.base import Engine, EngineFailure, Failed, Rendered, get_engine
 from headshots.engines.flux_local import (
-    COMPONENTS,
     INSTALL_COMMAND,
     FluxLocalEngine,
     Tuning,
     generation_size,
     input_image,
 )
+from headshots.engines.flux_models import KONTEXT
 from headshots.errors import ConfigurationError
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
 from headshots.styles import get_style
+from tests.engines.test_flux_models import weights_folder
 from tests.support import unavailable
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -165,13 +166,8 @@ def flux_settings(weights: Path | None, **values: Any) -> Settings:
 
 
 def fake_weights(folder: Path, pipeline: str = "FluxKontextPipeline") -> Path:
-    """A folder shaped like the weights (no real ones): enough for the cheap checks."""
-    folder.mkdir(parents=True)
-    (folder / "model_index.json").write_text(json.dumps({"_class_name": pipeline}))
-    for name in COMPONENTS:
-        (folder / name).mkdir()
-        (folder / name / "model.safetensors").write_bytes(b"not weights")
-    return folder
+    """A Kontext folder shaped like the weights (no real ones): enough for the cheap checks."""
+    return weights_folder(folder, KONTEXT, _class_name=pipeline)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +215,10 @@ def test_no_weights_setting_is_explained() -> None:
 
 
 def test_a_missing_weights_folder_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"is not a folder\. Download FLUX\.1 Kontext"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"is not a folder\. Download FLUX\.2 \[klein\] 4B or FLUX\.1 Kontext",
+    ):
         FluxLocalEngine(flux_settings(tmp_path / "nowhere"))
 
 
@@ -352,3 +351,12 @@ def test_a_failing_model_gives_one_failure_per_seed(tmp_path: Path, selfie: Prep
         assert outcome.code == "generation_failed"
         assert outcome.reason.startswith("The local image model failed on this variation")
         assert outcome.reason.endswith(").")
+
+
+def test_the_selfie_never_goes_over_its_pixel_budget() -> None:
+    # Rounding to 16 up on both sides would pass a reference FLUX.2 shrinks again.
+    for size in [(1024, 1280), (1536, 2048), (3000, 1000), (1023, 1025)]:
+        width, height = input_image(Image.new("RGB", size)).size
+        assert width % 16 == 0 and height % 16 == 0
+        assert width * height <= 1024 * 1024
+        assert (width / height) / (size[0] / size[1]) == pytest.approx(1, abs=0.03)

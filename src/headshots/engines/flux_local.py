@@ -1,7 +1,9 @@
-"""The local engine: FLUX.1 Kontext [dev] through diffusers on the operator's GPU.
+"""The local engine: FLUX.2 [klein] or FLUX.1 Kontext [dev] through diffusers on the operator's GPU.
 
 The weights come from a folder in diffusers layout (``HEADSHOTS_FLUX_WEIGHTS_DIR``)
-and never from a hub: loading is ``local_files_only``. Torch and diffusers are
+and never from a hub: loading is ``local_files_only``. Which model it holds
+is read from the folder (``flux_models.detect_family``), and with it the
+defaults, sizes, prompt wording and licence of that family. Torch and diffusers are
 imported on first use, so importing this module costs nothing for a user of
 another engine, and a missing install is a sentence with the command to fix it.
 
@@ -20,7 +22,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import json
 import logging
 import math
 import threading
@@ -44,6 +45,7 @@ from headshots.engines.base import (
     Size,
     check_seeds,
 )
+from headshots.engines.flux_models import Family, detect_family
 from headshots.errors import ConfigurationError
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import Style
@@ -53,24 +55,10 @@ log = logging.getLogger(__name__)
 # The lock first, with --no-deps: nothing then pulls torch from the index,
 # and torch's own install finds its pure-Python requirements already pinned.
 INSTALL_COMMAND = "pip install --no-deps -r requirements-local.lock && pip install torch==2.13.0"
-PIPELINE_CLASS = "FluxKontextPipeline"
-# What a FLUX.1 Kontext [dev] folder in diffusers layout holds; the models
-# among them must have weight files, or the download stopped half way.
-COMPONENTS = (
-    "scheduler",
-    "text_encoder",
-    "text_encoder_2",
-    "tokenizer",
-    "tokenizer_2",
-    "transformer",
-    "vae",
-)
-MODELS = ("text_encoder", "text_encoder_2", "transformer", "vae")
-WEIGHT_SUFFIXES = (".safetensors", ".bin")
-# FLUX's latents are packed 2x2 over a VAE that downsamples 8x: every side
+# Both families pack latents 2x2 over a VAE that downsamples 8x: every side
 # must be a multiple of 16.
 MULTIPLE = 16
-# Kontext is trained on images of about one megapixel; the selfie is given at
+# Both are trained on images of about one megapixel; the selfie is given at
 # that size, and outputs are made at the order's size up to about two
 # megapixels (FLUX.1's upper range), then scaled to fit.
 INPUT_PIXELS = 1024 * 1024
@@ -81,15 +69,16 @@ MAX_SIDE = 4096
 
 @dataclass(frozen=True)
 class Tuning:
-    """Sizes the engine works at. Tests shrink them; operators never need to."""
+    """Sizes over the family's own. Tests shrink them; operators never need to."""
 
-    input_pixels: int = INPUT_PIXELS
-    max_generation_pixels: int = MAX_GENERATION_PIXELS
+    input_pixels: int | None = None
+    max_generation_pixels: int | None = None
 
 
 @dataclass
 class _Loaded:
     pipeline: Any
+    family: Family
     device: str
     # Which optional call arguments this diffusers version takes.
     accepts: frozenset[str]
@@ -115,43 +104,9 @@ def import_ml() -> tuple[ModuleType, ModuleType]:
     return modules[0], modules[1]
 
 
-def check_weights_dir(path: Path) -> None:
-    """Refuse, with a sentence, a folder that cannot be FLUX.1 Kontext [dev] weights."""
-    where = f"HEADSHOTS_FLUX_WEIGHTS_DIR ({path})"
-    if not path.is_dir():
-        raise ConfigurationError(
-            f"{where} is not a folder. Download FLUX.1 Kontext [dev] in diffusers "
-            "layout into it (see docs/flux-local.md)."
-        )
-    index_path = path / "model_index.json"
-    if not index_path.is_file():
-        raise ConfigurationError(
-            f"{where} has no model_index.json, so it is not a diffusers pipeline folder. "
-            "Download black-forest-labs/FLUX.1-Kontext-dev with all its files "
-            "(see docs/flux-local.md)."
-        )
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        raise ConfigurationError(f"The model_index.json in {where} cannot be read.") from None
-    found = index.get("_class_name") if isinstance(index, dict) else None
-    if found != PIPELINE_CLASS:
-        raise ConfigurationError(
-            f"{where} holds a {str(found)[:60]} pipeline, not {PIPELINE_CLASS}: the "
-            "flux-local engine needs FLUX.1 Kontext [dev]."
-        )
-    missing = [name for name in COMPONENTS if not (path / name).is_dir()]
-    missing += [
-        name
-        for name in MODELS
-        if name not in missing
-        and not any(p.name.endswith(WEIGHT_SUFFIXES) for p in (path / name).iterdir())
-    ]
-    if missing:
-        raise ConfigurationError(
-            f"{where} is incomplete: {', '.join(missing)} missing or without weights. "
-            "Finish the download (see docs/flux-local.md)."
-        )
+def check_weights_dir(path: Path) -> Family:
+    """The family of the weights in ``path``; a sentence if they cannot be used."""
+    return detect_family(path)
 
 
 def check_size(size: Size) -> Size:
@@ -175,9 +130,15 @@ def generation_size(size: Size, max_pixels: int = MAX_GENERATION_PIXELS) -> Size
 
 
 def input_image(image: Image.Image, pixels: int = INPUT_PIXELS) -> Image.Image:
-    """The selfie at about ``pixels``, its own shape, sides in multiples of 16."""
+    """The selfie at about ``pixels`` and never more, its own shape, sides in multiples of 16."""
     aspect = image.width / image.height
     size = (_to_multiple(math.sqrt(pixels * aspect)), _to_multiple(math.sqrt(pixels / aspect)))
+    if size[0] * size[1] > pixels:
+        # FLUX.2 shrinks a reference over its budget again, blurring it twice.
+        size = (
+            max(MULTIPLE, int(math.sqrt(pixels * aspect)) // MULTIPLE * MULTIPLE),
+            max(MULTIPLE, int(math.sqrt(pixels / aspect)) // MULTIPLE * MULTIPLE),
+        )
     rgb = image.convert("RGB")
     return rgb if rgb.size == size else rgb.resize(size, Image.Resampling.LANCZOS)
 
@@ -200,8 +161,7 @@ def _pick_device(torch: ModuleType, wanted: str) -> str:
             "NVIDIA driver and that the CUDA build of torch is installed (docs/flux-local.md)."
         )
     log.warning(
-        "flux-local: no CUDA GPU found, running FLUX.1 Kontext on the CPU; "
-        "expect many minutes per image"
+        "flux-local: no CUDA GPU found, running the model on the CPU; expect many minutes per image"
     )
     return "cpu"
 
@@ -215,10 +175,56 @@ def _is_out_of_memory(torch: ModuleType, error: BaseException) -> bool:
     return isinstance(error, kinds) or "out of memory" in str(error).lower()
 
 
+@dataclass(frozen=True)
+class Batch:
+    """One pipeline call: a style's seeds on one selfie."""
+
+    image: Image.Image
+    prompt: str
+    seeds: tuple[int, ...]
+    width: int
+    height: int
+    steps: int
+    guidance: float
+
+
+def call_pipeline(
+    torch: ModuleType,
+    pipeline: Any,
+    family: Family,
+    accepts: frozenset[str],
+    batch: Batch,
+    device: str,
+) -> list[Image.Image]:
+    """One image per seed, in order: the call the engine makes (bench/gpu.py times it too)."""
+    # A generator per seed is how diffusers batches different seeds: each
+    # image's noise comes from its own seed, whatever else is in the batch.
+    generators = [torch.Generator(device=device).manual_seed(s) for s in batch.seeds]
+    options = family.call_options(accepts, batch.width, batch.height)
+    with torch.inference_mode():
+        # Both families take the selfie as ``image``: Kontext as the picture
+        # it edits, FLUX.2 as its (only) reference image.
+        result = pipeline(
+            image=batch.image,
+            prompt=[batch.prompt] * len(batch.seeds),
+            generator=generators,
+            guidance_scale=batch.guidance,
+            num_inference_steps=batch.steps,
+            width=batch.width,
+            height=batch.height,
+            output_type="pil",
+            **options,
+        )
+    images = list(result.images)
+    if len(images) != len(batch.seeds):
+        raise RuntimeError(f"the pipeline returned {len(images)} of {len(batch.seeds)} images")
+    return images
+
+
 class FluxLocalEngine:
     name: ClassVar[str] = "flux-local"
     description: ClassVar[str] = (
-        "FLUX.1 Kontext [dev] through diffusers on your own GPU (generative)."
+        "FLUX.2 [klein] or FLUX.1 Kontext [dev] through diffusers on your own GPU (generative)."
     )
     generative: ClassVar[bool] = True
     # A new seed draws a new face: the identity check may re-roll.
@@ -229,26 +235,45 @@ class FluxLocalEngine:
         if settings.flux_weights_dir is None:
             raise ConfigurationError(
                 "The flux-local engine needs HEADSHOTS_FLUX_WEIGHTS_DIR: a folder with "
-                "FLUX.1 Kontext [dev] in diffusers layout (see docs/flux-local.md)."
+                "FLUX.2 [klein] 4B or FLUX.1 Kontext [dev] in diffusers layout "
+                "(see docs/flux-local.md)."
             )
         self.weights_dir = settings.flux_weights_dir.expanduser().resolve()
-        self.steps = settings.flux_steps
-        self.guidance = settings.flux_guidance
+        self.family = check_weights_dir(self.weights_dir)
+        # Unset means the family's own: 4 steps suit [klein], 28 Kontext.
+        self.steps = settings.flux_steps or self.family.steps
+        self.guidance = (
+            self.family.guidance if settings.flux_guidance is None else settings.flux_guidance
+        )
         self.device_setting = settings.flux_device
         self.batch = settings.variations
-        self.tuning = tuning or Tuning()
-        check_weights_dir(self.weights_dir)
+        tuning = tuning or Tuning()
+        self.input_pixels = tuning.input_pixels or self.family.input_pixels
+        self.max_generation_pixels = (
+            tuning.max_generation_pixels or self.family.max_generation_pixels
+        )
 
     def shape(self) -> Shape:
         # One GPU, one batch at a time: a style's seeds go through together.
         return Shape(calls=1, batch=self.batch)
 
     def __repr__(self) -> str:
-        return f"FluxLocalEngine(weights={self.weights_dir.name!r}, steps={self.steps})"
+        return (
+            f"FluxLocalEngine(model={self.family.title!r}, weights={self.weights_dir.name!r}, "
+            f"steps={self.steps})"
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The model and its licence, for /readyz and the start-up log."""
+        return self.family.describe()
+
+    def licence_line(self) -> str:
+        """One line for the start-up log: the model, and whether its images may be sold."""
+        return f"flux-local: {self.family.title}; licence {self.family.licence.summary()}"
 
     def check_ready(self) -> None:
         """Cheap: the weights folder and the installed packages, without loading anything."""
-        check_weights_dir(self.weights_dir)
+        self.family = check_weights_dir(self.weights_dir)
         for name in ("torch", "diffusers", "transformers"):
             if importlib.util.find_spec(name) is None:
                 raise ConfigurationError(
@@ -270,21 +295,22 @@ class FluxLocalEngine:
         return loaded
 
     def _load(self, torch: ModuleType, diffusers: ModuleType, device: str) -> _Loaded:
-        check_weights_dir(self.weights_dir)
+        family = check_weights_dir(self.weights_dir)
         started = time.monotonic()
         # Half the memory and the speed GPUs are built for; CPUs lack fast bf16.
         dtype = torch.bfloat16 if device == "cuda" else torch.float32
-        pipeline_class = getattr(diffusers, PIPELINE_CLASS, None)
+        pipeline_class = getattr(diffusers, family.pipeline_class, None)
         if pipeline_class is None:
             raise ConfigurationError(
-                f"diffusers {diffusers.__version__} has no {PIPELINE_CLASS}; the flux-local "
-                f"engine needs 0.34 or later. Install it with: {INSTALL_COMMAND}."
+                f"diffusers {diffusers.__version__} has no {family.pipeline_class}, which "
+                f"{family.title} needs. Install the locked version with: {INSTALL_COMMAND}."
             )
         # Progress bars are for notebooks; a server's log gets one line per load.
         diffusers.utils.logging.disable_progress_bar()
         importlib.import_module("transformers").utils.logging.disable_progress_bar()
         # The style prompts are longer than CLIP's 77 tokens on purpose (T5
         # reads them whole); without this every call logs the cut-off text.
+        # FLUX.2's pipeline warns the same way about sizes we already round.
         for name in (pipeline_class.__module__, "transformers.tokenization_utils_base"):
             logging.getLogger(name).setLevel(logging.ERROR)
         try:
@@ -299,8 +325,8 @@ class FluxLocalEngine:
         except Exception as error:
             if _is_out_of_memory(torch, error):
                 raise ConfigurationError(
-                    "FLUX.1 Kontext [dev] does not fit in this GPU's memory; it needs about "
-                    "35 GB (see docs/flux-local.md)."
+                    f"{family.title} does not fit in this GPU's memory "
+                    "(see docs/flux-local.md for what each model needs)."
                 ) from None
             raise ConfigurationError(
                 f"The weights in HEADSHOTS_FLUX_WEIGHTS_DIR ({self.weights_dir}) could not be "
@@ -309,12 +335,13 @@ class FluxLocalEngine:
         pipeline.set_progress_bar_config(disable=True)
         accepts = frozenset(inspect.signature(pipeline.__call__).parameters)
         log.info(
-            "flux-local: loaded %s on %s in %.1f s",
+            "flux-local: loaded %s (%s) on %s in %.1f s",
+            family.title,
             self.weights_dir.name,
             device,
             time.monotonic() - started,
         )
-        return _Loaded(pipeline, device, accepts, threading.Lock())
+        return _Loaded(pipeline, family, device, accepts, threading.Lock())
 
     # --- generation ------------------------------------------------------------
 
@@ -326,12 +353,13 @@ class FluxLocalEngine:
         size = check_size(size)
         loaded = self.load()
         torch, _ = import_ml()
-        width, height = generation_size(size, self.tuning.max_generation_pixels)
-        image = input_image(selfie.image, self.tuning.input_pixels)
+        width, height = generation_size(size, self.max_generation_pixels)
+        image = input_image(selfie.image, self.input_pixels)
+        prompt = loaded.family.prompt(style)
         with loaded.run_lock:
             started = time.monotonic()
             try:
-                images = self._run(torch, loaded, image, style.prompt, seeds, width, height)
+                images = self._run(torch, loaded, image, prompt, seeds, width, height)
             except Exception as error:
                 if not _is_out_of_memory(torch, error):
                     return self._failed(torch, style, seeds, error, time.monotonic() - started)
@@ -365,7 +393,9 @@ class FluxLocalEngine:
     ) -> Outcome:
         started = time.monotonic()
         try:
-            (out,) = self._run(torch, loaded, image, style.prompt, [seed], width, height)
+            (out,) = self._run(
+                torch, loaded, image, loaded.family.prompt(style), [seed], width, height
+            )
         except Exception as error:
             self._free(torch, loaded)
             return self._failed(torch, style, [seed], error, time.monotonic() - started)[0]
@@ -383,32 +413,14 @@ class FluxLocalEngine:
         width: int,
         height: int,
     ) -> list[Image.Image]:
-        # A generator per seed is how diffusers batches different seeds: each
-        # image's noise comes from its own seed, whatever else is in the batch.
-        generators = [torch.Generator(device=loaded.device).manual_seed(s) for s in seeds]
-        options: dict[str, Any] = {}
-        if "max_area" in loaded.accepts:
-            # Without it the pipeline rescales every request to one megapixel.
-            options["max_area"] = width * height
-        if "_auto_resize" in loaded.accepts:
-            # The selfie is already at Kontext's size; keep its exact shape.
-            options["_auto_resize"] = False
-        with torch.inference_mode():
-            result = loaded.pipeline(
-                image=image,
-                prompt=[prompt] * len(seeds),
-                generator=generators,
-                guidance_scale=self.guidance,
-                num_inference_steps=self.steps,
-                width=width,
-                height=height,
-                output_type="pil",
-                **options,
-            )
-        images = list(result.images)
-        if len(images) != len(seeds):
-            raise RuntimeError(f"the pipeline returned {len(images)} of {len(seeds)} images")
-        return images
+        return call_pipeline(
+            torch,
+            loaded.pipeline,
+            loaded.family,
+            loaded.accepts,
+            Batch(image, prompt, tuple(seeds), width, height, self.steps, self.guidance),
+            loaded.device,
+        )
 
     @staticmethod
     def _free(torch: ModuleType, loaded: _Loaded) -> None:
@@ -451,6 +463,7 @@ class FluxLocalEngine:
     ) -> dict[str, Any]:
         return {
             "engine": self.name,
+            "family": loaded.family.key,
             # The folder's name only: the rest of the path is the operator's.
             "model": self.weights_dir.name,
             "style": style.id,

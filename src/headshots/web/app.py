@@ -171,10 +171,19 @@ def _add_health(app: FastAPI) -> None:
             except Exception as error:
                 checks[name] = f"unavailable ({type(error).__name__})"
         ready = all(value == "ok" for value in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
+        # issue 15: which model a local engine runs, and its licence.
+        model = _engine_model(runtime) if checks["engine"] == "ok" else None
+        if model:
+            body["model"] = model
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _engine_model(runtime: Runtime) -> dict[str, object] | None:
+    from headshots.engines.base import default_engine_name
+
+    describe = getattr(runtime.engine(default_engine_name(runtime.settings)), "describe", None)
+    return describe() if describe is not None else None
 
 
 def _engine_ready(runtime: Runtime) -> None:
