@@ -82,6 +82,14 @@ class GenerativeInstant(InstantEngine):
 register_engine("generative-instant", GenerativeInstant)
 
 
+def wait_for_png(runtime: Runtime, order_id: str, variation_id: str) -> None:
+    """The final PNG replaces the raw pixels just after the variation is done."""
+    deadline = time.monotonic() + 30
+    while not stored_image(runtime, order_id, variation_id).startswith(b"\x89PNG"):
+        assert time.monotonic() < deadline, "the raw pixels were never replaced by a PNG"
+        time.sleep(0.05)
+
+
 def test_previews_show_while_the_images_are_checked(
     tmp_path: Path, database_url: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -122,7 +130,7 @@ def test_previews_show_while_the_images_are_checked(
             assert [v["status"] for v in ready["variations"]] == ["done"] * 4
             # Checked against the selfie: the instant engine shows the selfie's own face.
             assert all(v["identity"]["distance"] < 0.3 for v in ready["variations"])
-            assert stored_image(runtime, order["id"], first["id"]).startswith(b"\x89PNG")
+            wait_for_png(runtime, order["id"], first["id"])
             late = client.get(download_url, headers=auth(order["token"]))
     finally:
         runtime.close()
@@ -160,7 +168,7 @@ def finish_after_a_dead_worker(
     assert [v["status"] for v in ready["variations"]] == ["done"] * 4
     assert all(v["identity"]["distance"] is not None for v in ready["variations"])
     for variation in ready["variations"]:
-        assert stored_image(runtime, order["id"], variation["id"]).startswith(b"\x89PNG")
+        wait_for_png(runtime, order["id"], variation["id"])
     # The engine ran once per variation: finishing did not make the image again.
     assert InstantEngine.calls == {"corporate": 4}
 

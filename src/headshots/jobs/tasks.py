@@ -4,8 +4,9 @@ A job is one style of one order: the ids of its variations. It claims them
 (orders.variations), hands their seeds to the engine as the engine's shape
 asks (jobs.lanes), and stores each image with its watermarked preview the
 moment its call ends, so a preview never waits for anything but its own
-image. The identity check and the final PNG come after; a drifted face is
-re-rolled in the background and the better try replaces the preview. A job
+image. The identity check comes after; a drifted face is re-rolled in the
+background and the better try replaces the preview; the final PNG replaces
+the raw pixels once the variation is done. A job
 can run twice or after a crash: only claims the job holds are worked on, and
 every result is recorded only while the claim still stands.
 """
@@ -94,6 +95,8 @@ class _StyleJob:
         # Engine calls in flight: their future, and what to do with the result.
         self.calls: dict[Future[Call], tuple[list[Claim], _Made | None]] = {}
         self.finishing: deque[_Made] = deque()
+        # Done variations whose image is still stored as raw pixels.
+        self.compacting: deque[tuple[Claim, Image.Image]] = deque()
         self.used_seeds = {claim.seed for claim in claims}
 
     def run(self) -> None:
@@ -118,17 +121,19 @@ class _StyleJob:
             return
         self._start(fresh, None)
         self.finishing.extend(_Made(claim, None) for claim in self.claims if claim.finishing)
-        while self.calls or self.finishing:
+        while self.calls or self.finishing or self.compacting:
             if self.stop.is_set():
                 raise _Stop()
             ended = [call for call in self.calls if call.done()]
             if ended:
                 # Previews first: an image that has arrived is shown before
-                # any other image is checked or encoded.
+                # any other image is checked, and checks before any encoding.
                 for call in ended:
                     self._arrived(call)
             elif self.finishing:
                 self._finish(self.finishing.popleft())
+            elif self.compacting:
+                self._store_final(*self.compacting.popleft())
             else:
                 wait(list(self.calls), timeout=1.0, return_when=FIRST_COMPLETED)
 
@@ -215,7 +220,6 @@ class _StyleJob:
                 made.round += 1
                 self._start([claim], made)
             return
-        self._store_final(claim, image)
         identity = scored.identity if scored is not None else None
         details: dict[str, Any] = {}
         if made.tries:
@@ -231,7 +235,8 @@ class _StyleJob:
                 scored=identity is not None,
                 details=details,
             )
-        self._check_recorded(recorded)
+        if self._check_recorded(recorded):
+            self.compacting.append((claim, image))
 
     def _rerolled(self, made: _Made, outcome: Outcome) -> None:
         if isinstance(outcome, Rendered):
@@ -272,8 +277,12 @@ class _StyleJob:
         self._put(claim.image_blob, service.encode_pixels(made.image))
 
     def _store_final(self, claim: Claim, image: Image.Image) -> None:
-        # Signed with what the variation's row says made it; replaces the raw
-        # pixels under the same name.
+        """The final, signed PNG in place of the raw pixels, under the same name.
+
+        It comes after the variation is done: the image is final then, and a
+        download before this encodes and signs the raw pixels itself, so the
+        PNG (about 90 ms an image) is never what a person waits for.
+        """
         png = credentials.sign_final_png(
             self.runtime, claim.variation_id, service.encode_png(image)
         )
