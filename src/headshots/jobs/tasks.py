@@ -17,7 +17,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,6 +102,10 @@ class _StyleJob:
     def run(self) -> None:
         try:
             self._run()
+        except CancelledError:
+            # The process is shutting down and its engine lanes with it: the
+            # leases run out and another process takes the work over.
+            return
         except _Stop:
             for call in self.calls:
                 call.cancel()
