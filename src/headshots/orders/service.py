@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
+from headshots.orders import shredding
 from headshots.orders.models import (
     Order,
     OrderStatus,
@@ -295,6 +296,7 @@ def sweep_expired(session: Session, blobs: EncryptedBlobs, now: datetime | None 
     ).all()
     for order in expired:
         shred(session, blobs, order, OrderStatus.EXPIRED)
+    shredding.scrub_if_owed(session)
     return len(expired)
 
 

@@ -1,0 +1,51 @@
+"""data_keys: wrapped data keys in a table of their own
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-25 10:00:00
+
+The keys of orders and drafts move out of their rows so that a shredded key
+can be scrubbed from the database's files at once (docs/decisions/0012).
+Keys of live orders and drafts are copied over. On PostgreSQL the dropped
+columns' old values stay in the table files until they are rewritten: run
+``VACUUM FULL orders, drafts`` once after upgrading.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "data_keys",
+        sa.Column("owner_id", sa.String(length=32), nullable=False),
+        sa.Column("wrapped_key", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("owner_id"),
+    )
+    for table in ("orders", "drafts"):
+        op.execute(
+            f"INSERT INTO data_keys (owner_id, wrapped_key) "
+            f"SELECT id, wrapped_key FROM {table} WHERE wrapped_key IS NOT NULL"
+        )
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_column("wrapped_key")
+
+
+def downgrade() -> None:
+    for table, nullable in (("orders", True), ("drafts", False)):
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.add_column(sa.Column("wrapped_key", sa.LargeBinary(), nullable=True))
+        op.execute(
+            f"UPDATE {table} SET wrapped_key = "
+            f"(SELECT wrapped_key FROM data_keys WHERE owner_id = {table}.id)"
+        )
+        if not nullable:
+            op.execute(f"DELETE FROM {table} WHERE wrapped_key IS NULL")
+            with op.batch_alter_table(table, schema=None) as batch_op:
+                batch_op.alter_column("wrapped_key", nullable=False)
+    op.drop_table("data_keys")
