@@ -30,7 +30,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import Engine, event, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from headshots.errors import HeadshotsError
 from headshots.orders.models import DataKey
@@ -60,7 +60,6 @@ class ScrubFailed(HeadshotsError):
 
 def install(factory: sessionmaker[Session]) -> None:
     """Scrub after every commit, through sessions of ``factory``, that deleted a key."""
-    event.listen(factory, "after_flush", _note_deleted_keys)
     event.listen(factory, "after_commit", _scrub_after_commit)
     event.listen(factory, "after_rollback", _forget)
 
@@ -71,8 +70,12 @@ def scrub_if_owed(session: Session) -> None:
         session.info[_PENDING] = True
 
 
-def _note_deleted_keys(session: Session, _context: Any) -> None:
-    if any(isinstance(instance, DataKey) for instance in session.deleted):
+@event.listens_for(DataKey, "after_delete")
+def _note_deleted_key(_mapper: Any, _connection: Any, key: DataKey) -> None:
+    # Orphaned keys (an order's key set to None) are deleted by the flush
+    # without ever being listed in session.deleted; this sees every one.
+    session = object_session(key)
+    if session is not None:
         session.info[_PENDING] = True
 
 

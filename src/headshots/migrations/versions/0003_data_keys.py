@@ -27,25 +27,29 @@ def upgrade() -> None:
         sa.Column("wrapped_key", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("owner_id"),
     )
+    op.execute(
+        "INSERT INTO data_keys (owner_id, wrapped_key) "
+        "SELECT id, wrapped_key FROM orders WHERE wrapped_key IS NOT NULL"
+    )
+    op.execute("INSERT INTO data_keys (owner_id, wrapped_key) SELECT id, wrapped_key FROM drafts")
     for table in ("orders", "drafts"):
-        op.execute(
-            f"INSERT INTO data_keys (owner_id, wrapped_key) "
-            f"SELECT id, wrapped_key FROM {table} WHERE wrapped_key IS NOT NULL"
-        )
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("wrapped_key")
 
 
 def downgrade() -> None:
-    for table, nullable in (("orders", True), ("drafts", False)):
+    for table in ("orders", "drafts"):
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.add_column(sa.Column("wrapped_key", sa.LargeBinary(), nullable=True))
-        op.execute(
-            f"UPDATE {table} SET wrapped_key = "
-            f"(SELECT wrapped_key FROM data_keys WHERE owner_id = {table}.id)"
-        )
-        if not nullable:
-            op.execute(f"DELETE FROM {table} WHERE wrapped_key IS NULL")
-            with op.batch_alter_table(table, schema=None) as batch_op:
-                batch_op.alter_column("wrapped_key", nullable=False)
+    op.execute(
+        "UPDATE orders SET wrapped_key = "
+        "(SELECT wrapped_key FROM data_keys WHERE owner_id = orders.id)"
+    )
+    op.execute(
+        "UPDATE drafts SET wrapped_key = "
+        "(SELECT wrapped_key FROM data_keys WHERE owner_id = drafts.id)"
+    )
+    op.execute("DELETE FROM drafts WHERE wrapped_key IS NULL")
+    with op.batch_alter_table("drafts", schema=None) as batch_op:
+        batch_op.alter_column("wrapped_key", existing_type=sa.LargeBinary(), nullable=False)
     op.drop_table("data_keys")
