@@ -103,7 +103,7 @@ def create_draft(
 
 def open_draft(session: Session, draft_id: str, token: str | None) -> Draft:
     """The draft if ``token`` opens it and it has not expired."""
-    if not token or not service.ORDER_ID.match(draft_id):
+    if not token or not service.is_order_id(draft_id):
         raise DraftGone()
     draft = session.get(Draft, draft_id)
     if not service.token_opens(draft.token_hash if draft else None, token) or draft is None:

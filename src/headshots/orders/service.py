@@ -41,7 +41,16 @@ from headshots.tiers import Tier, choose
 log = logging.getLogger(__name__)
 
 SELFIE_BLOB = "selfie.png"
-ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
+ORDER_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
+
+
+def is_order_id(value: str) -> bool:
+    """Whether ``value`` can be an order's or a draft's id.
+
+    fullmatch, never match with ``$``, which also accepts a trailing newline
+    (the rule storage.base writes down).
+    """
+    return ORDER_ID.fullmatch(value) is not None
 
 
 class OrderNotFound(HeadshotsError):
@@ -50,15 +59,6 @@ class OrderNotFound(HeadshotsError):
     status_code = 404
     code = "not_found"
     message = "There is no order here, or your link is not valid for it."
-
-
-class OrderGone(HeadshotsError):
-    status_code = 410
-    code = "gone"
-    message = (
-        "This order has been deleted: its photos were destroyed after 24 hours "
-        "or when you asked. Start a new order to make more headshots."
-    )
 
 
 class PaymentRequired(HeadshotsError):
@@ -199,7 +199,7 @@ def token_opens(token_hash: str | None, token: str | None) -> bool:
 
 def find_order(session: Session, order_id: str, token: str | None) -> Order:
     """The order if ``token`` opens it; OrderNotFound otherwise (same answer)."""
-    if not token or not ORDER_ID.match(order_id):
+    if not token or not is_order_id(order_id):
         raise OrderNotFound()
     order = session.get(Order, order_id)
     if not token_opens(order.token_hash if order else None, token) or order is None:
@@ -208,10 +208,14 @@ def find_order(session: Session, order_id: str, token: str | None) -> Order:
 
 
 def open_order(session: Session, order_id: str, token: str | None) -> Order:
-    """Like find_order, but a shredded order is 410 Gone."""
+    """A live order that ``token`` opens; OrderNotFound otherwise.
+
+    A destroyed order is 404 like any other, not 410: shredding removed the
+    token's hash, so nobody can prove it was theirs (decision 0003).
+    """
     order = find_order(session, order_id, token)
-    if order.is_tombstone:
-        raise OrderGone()
+    if order.is_tombstone:  # unreachable while shred clears token_hash; kept as a guard
+        raise OrderNotFound()
     return order
 
 
@@ -360,7 +364,7 @@ def apply_payment(session: Session, event: PaymentEvent) -> PaymentApplied:
     """
     if session.get(PaymentRecord, event.event_id) is not None:
         return PaymentApplied(event.order_id, unlocked=False, duplicate=True, needs_refund=False)
-    order = session.get(Order, event.order_id) if ORDER_ID.match(event.order_id) else None
+    order = session.get(Order, event.order_id) if is_order_id(event.order_id) else None
     paid = event.outcome == "paid"
     needs_refund = paid and (order is None or order.is_tombstone)
     session.add(
