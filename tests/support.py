@@ -104,6 +104,8 @@ def make_settings(tmp_path: Path, database_url: str | None, **overrides: Any) ->
         "database_url": database_url,
         "engine": "instant",
         "concurrency": 2,
+        # Starlette's TestClient sends "Host: testserver"; one test poses as https.
+        "allowed_hosts": "testserver,127.0.0.1,localhost,headshots.example",
         **overrides,
     }
     return Settings(**values)

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     # counter lives in each web process (one process in the embedded mode).
     upload_rate_per_hour: Annotated[int, Field(ge=1, le=100_000)] = 30
     host: str = "127.0.0.1"
+    # Host names the service answers for, comma-separated ("*": any). Empty:
+    # 127.0.0.1, localhost, [::1], the host of public_url and the bind host.
+    allowed_hosts: str | None = None
+    # Seconds a request body may take to arrive before it is answered 408.
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60
+    # Request bodies one client address may be sending at once (429 beyond).
+    uploads_per_client: Annotated[int, Field(ge=1, le=10_000)] = 4
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
 
     # Tiers as JSON (see tiers.py); empty means the three default tiers.
@@ -113,7 +120,14 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
 
     @field_validator(
-        "engine", "database_url", "queue_url", "public_url", "payments", "tiers", "stripe_api_base"
+        "engine",
+        "database_url",
+        "queue_url",
+        "public_url",
+        "payments",
+        "tiers",
+        "stripe_api_base",
+        "allowed_hosts",
     )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:

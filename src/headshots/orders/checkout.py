@@ -27,7 +27,11 @@ def open_checkout(
     base_url: str,
     cancel_query: str,
 ) -> str:
-    """Open the provider's checkout for an order; the absolute URL to send the person to."""
+    """Open the provider's checkout for an order; the URL to send the person to.
+
+    The provider's own URL (Stripe's) is absolute; the local checkout's is a
+    path on this service, left relative so a redirect never names a host.
+    """
     order = service.open_order(session, order_id, token)
     if order.is_paid:
         raise service.AlreadyPaid()
@@ -47,7 +51,7 @@ def open_checkout(
         )
     )
     order.checkout_session_id = opened.session_id
-    return opened.url if "://" in opened.url else f"{base}{opened.url}"
+    return opened.url
 
 
 def receive_payment(

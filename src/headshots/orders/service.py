@@ -279,15 +279,32 @@ def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderSt
     """
     if order.is_tombstone:
         return
+    # Claim the shred with a conditional UPDATE: of two requests deleting
+    # the same order at once, the second waits for the first's row lock and
+    # then matches nothing, and leaves the order alone (404 to its caller).
+    now = utcnow()
+    claimed = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.shredded_at.is_(None))
+        .values(shredded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        session.expire(order)
+        raise OrderNotFound()
     order.wrapped_key = None
     order.token_hash = None
     order.preflight = None
     order.checkout_session_id = None
     order.status = status
-    order.shredded_at = utcnow()
+    order.shredded_at = now
     order.variations.clear()
     session.flush()
     blobs.shred(order.id)
+
+
+# Longer than any engine call plus storing its image.
+LATE_WRITES_WINDOW = timedelta(minutes=15)
 
 
 def sweep_expired(session: Session, blobs: EncryptedBlobs, now: datetime | None = None) -> int:
@@ -300,6 +317,15 @@ def sweep_expired(session: Session, blobs: EncryptedBlobs, now: datetime | None 
     ).all()
     for order in expired:
         shred(session, blobs, order, OrderStatus.EXPIRED)
+    # A job that was storing an image when its order was shredded can write
+    # it after the blobs were deleted: sealed with a key that no longer
+    # exists, unreadable, but a file all the same. Delete again what recent
+    # shreds may have left.
+    recent = session.scalars(
+        select(Order.id).where(Order.shredded_at >= now - LATE_WRITES_WINDOW)
+    ).all()
+    for order_id in recent:
+        blobs.shred(order_id)
     shredding.scrub_if_owed(session)
     return len(expired)
 

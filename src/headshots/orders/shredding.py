@@ -27,6 +27,7 @@ the expiry sweep, drafts) gets it without calling anything.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import Engine, event, text
@@ -109,9 +110,16 @@ def scrub(engine: Engine) -> None:
         if engine.dialect.name == "sqlite":
             # Readers still on an older snapshot make the checkpoint wait
             # (the busy timeout), then report busy rather than truncate.
-            busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
-            if busy:
-                raise ScrubFailed()
+            # Two checkpoints at once (two shreds) make one answer busy at
+            # once, without waiting: try again until the deadline.
+            deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+            while True:
+                busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+                if not busy:
+                    break
+                if time.monotonic() > deadline:
+                    raise ScrubFailed()
+                time.sleep(0.02)
             log.debug("shredded keys scrubbed (SQLite checkpoint, log truncated)")
         elif engine.dialect.name == "postgresql":
             connection.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"))
