@@ -271,14 +271,14 @@ def finish_stalled(session: Session) -> int:
     return len(stalled)
 
 
-def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderStatus) -> None:
+def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderStatus) -> bool:
     """Destroy everything of a person in an order; keep its tombstone.
 
     The wrapped key goes first (crypto-shredding makes every copy of every
     blob unreadable, also in backups), then the blobs and the variations.
     """
     if order.is_tombstone:
-        return
+        return False
     # Claim the shred with a conditional UPDATE: of two requests deleting
     # the same order at once, the second waits for the first's row lock and
     # then matches nothing, and leaves the order alone (404 to its caller).
@@ -291,7 +291,7 @@ def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderSt
     )
     if not claimed.rowcount:  # type: ignore[attr-defined]
         session.expire(order)
-        raise OrderNotFound()
+        return False
     order.wrapped_key = None
     order.token_hash = None
     order.preflight = None
@@ -301,6 +301,7 @@ def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderSt
     order.variations.clear()
     session.flush()
     blobs.shred(order.id)
+    return True
 
 
 # Longer than any engine call plus storing its image.

@@ -257,7 +257,8 @@ def start_checkout(
 def delete_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
     with transaction(runtime.sessions) as session:
         order = service.find_order(session, order_id, token)
-        service.shred(session, runtime.blobs, order, OrderStatus.DELETED)
+        if not service.shred(session, runtime.blobs, order, OrderStatus.DELETED):
+            raise service.OrderNotFound()  # another request shredded it first
     return Response(status_code=204)
 
 
