@@ -127,6 +127,8 @@ def make_settings(tmp_path: Path, database_url: str | None, **overrides: Any) ->
         "concurrency": 2,
         "c2pa_cert": chain,
         "c2pa_key": key,
+        # Starlette's TestClient sends "Host: testserver"; one test poses as https.
+        "allowed_hosts": "testserver,127.0.0.1,localhost,headshots.example",
         **overrides,
     }
     return Settings(**values)

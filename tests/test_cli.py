@@ -151,3 +151,25 @@ def test_serve_names_the_local_model_and_its_licence(
     assert "flux-local: FLUX.2 [klein] 4B; licence Apache-2.0: commercial use allowed" in (
         " ".join(result.output.split())
     )
+
+
+def test_generate_takes_the_number_of_variations_from_the_settings(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HEADSHOTS_VARIATIONS", "2")
+    out = tmp_path / "out"
+    photo = str(FIXTURES / "obama.jpg")
+    result = runner.invoke(
+        app, ["generate", photo, "--style", "minimal", "--out", str(out), "--seed", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert [v["seed"] for v in report["variations"]] == [5, 6]
+    assert sorted(p.name for p in out.glob("*.png")) == ["minimal-1.png", "minimal-2.png"]
+    # The option still wins over the setting.
+    again = runner.invoke(
+        app,
+        ["generate", photo, "--style", "minimal", "--out", str(out), "--variations", "1"],
+    )
+    assert again.exit_code == 0, again.output
+    assert len(json.loads((out / "report.json").read_text())["variations"]) == 1

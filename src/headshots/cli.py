@@ -76,7 +76,10 @@ def generate(
     engine: Annotated[
         str | None, typer.Option(help="studio, replicate or flux-local (default: from settings).")
     ] = None,
-    variations: Annotated[int, typer.Option(min=1, max=8, help="Variations per style.")] = 4,
+    variations: Annotated[
+        int | None,
+        typer.Option(min=1, max=8, help="Variations per style (default: HEADSHOTS_VARIATIONS)."),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option(min=0, max=2**31 - 1, help="First seed (default: random).")
     ] = None,
@@ -101,6 +104,8 @@ def generate(
         fail(error.detail)
         return
 
+    if variations is None:
+        variations = settings.variations
     first_seed = seed if seed is not None else random.SystemRandom().randrange(2**31 - 64)
     seeds = [(first_seed + i) % 2**31 for i in range(variations)]
     out.mkdir(parents=True, exist_ok=True)

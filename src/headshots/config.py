@@ -116,6 +116,13 @@ class Settings(BaseSettings):
     # A `headshots worker` serves its engine metrics on this port when set
     # (web processes serve them at /metrics).
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    # Host names the service answers for, comma-separated ("*": any). Empty:
+    # 127.0.0.1, localhost, [::1], the host of public_url and the bind host.
+    allowed_hosts: str | None = None
+    # Seconds a request body may take to arrive before it is answered 408.
+    body_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60
+    # Request bodies one client address may be sending at once (429 beyond).
+    uploads_per_client: Annotated[int, Field(ge=1, le=10_000)] = 4
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
 
     # Tiers as JSON (see tiers.py); empty means the three default tiers.
@@ -154,6 +161,7 @@ class Settings(BaseSettings):
         "tiers",
         "stripe_api_base",
         "c2pa_tsa_url",
+        "allowed_hosts",
     )
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:

@@ -232,3 +232,43 @@ def test_two_workers_finishing_the_last_variations_at_once_finish_the_order(
     assert errors == []  # no deadlock
     with runtime.sessions() as session:
         assert (session.get(Order, order["id"]) or Order()).status == "ready"
+
+
+def test_checkout_still_opens_after_the_operator_removed_the_orders_tier(
+    client: TestClient, runtime: Runtime
+) -> None:
+    order = upload(client, SELFIE, tier="professional", styles=("corporate",)).json()
+    runtime.tiers = tuple(tier for tier in runtime.tiers if tier.id != "professional")
+    answer = client.post(f"/api/orders/{order['id']}/checkout", headers=auth(order["token"]))
+    assert answer.status_code == 200, answer.text
+    # The order keeps the price it was made with.
+    confirm_local_payment(client, answer.json()["checkout_url"])
+    body = client.get(f"/api/orders/{order['id']}", headers=auth(order["token"])).json()
+    assert body["paid"] is True and body["amount_cents"] == 1900
+
+
+@pytest.mark.parametrize("suffix", ["\n", "\r\n", " ", "\x00"])
+def test_an_order_id_with_anything_after_it_is_not_an_id(suffix: str) -> None:
+    real = service.new_id()
+    assert service.is_order_id(real)
+    assert not service.is_order_id(real + suffix)
+
+
+def test_a_deleted_order_is_404_to_its_former_owner_everywhere(
+    client: TestClient, runtime: Runtime
+) -> None:
+    order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
+    body = wait_ready(client, order["id"], order["token"])
+    preview = body["variations"][0]["preview_url"]
+    headers = auth(order["token"])
+    assert client.delete(f"/api/orders/{order['id']}", headers=headers).status_code == 204
+    base = f"/api/orders/{order['id']}"
+    answers = [
+        client.get(base, headers=headers),
+        client.get(preview, headers=headers),
+        client.get(f"{base}/download.zip", headers=headers),
+        client.post(f"{base}/checkout", headers=headers),
+        client.delete(base, headers=headers),
+    ]
+    assert [answer.status_code for answer in answers] == [404] * len(answers)
+    assert all(answer.json()["error"] == "not_found" for answer in answers)

@@ -211,12 +211,47 @@ def test_without_a_configured_secret_the_account_secret_is_fetched_once(
     assert len(fake.calls("GET", r"^/v1/webhooks/default/secret$")) == 1
 
 
-def test_without_any_secret_webhooks_are_refused(settings: Settings) -> None:
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({}, BODY),
+        ({"webhook-id": "x", "webhook-timestamp": "1", "webhook-signature": "v1,Zm9v"}, BODY),
+        (None, b"\xff not json"),
+    ],
+    ids=["unsigned", "garbage-signature", "not-json"],
+)
+def test_a_service_without_replicate_refuses_its_webhooks_as_not_here(
+    settings: Settings, headers: dict[str, str] | None, body: bytes
+) -> None:
     app = FastAPI()
     app.include_router(build_replicate_webhook_router(settings))
     with TestClient(app) as client:
-        response = client.post(PATH, headers=signed(), content=BODY)
-    assert response.status_code == 503
+        response = client.post(PATH, headers=signed() if headers is None else headers, content=body)
+    assert response.status_code == 404
+    assert response.json()["status"] == "not_configured"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [({}, BODY), (None, b"\xff not json"), (None, b"[1, 2]")],
+    ids=["unsigned", "not-json", "not-a-prediction"],
+)
+def test_a_malformed_webhook_is_400_even_when_the_secret_cannot_be_fetched(
+    settings: Settings, headers: dict[str, str] | None, body: bytes
+) -> None:
+    # Replicate is configured (a token) but its API is unreachable: a
+    # malformed webhook is still the sender's fault, never a 503.
+    configured = settings.model_copy(
+        update={
+            "replicate_api_token": SecretStr(TOKEN),
+            "replicate_base_url": "http://127.0.0.1:9",
+        }
+    )
+    app = FastAPI()
+    app.include_router(build_replicate_webhook_router(configured))
+    with TestClient(app) as client:
+        response = client.post(PATH, headers=signed() if headers is None else headers, content=body)
+    assert response.status_code == 400
 
 
 def test_the_service_app_mounts_the_webhook(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ from headshots.engines.replicate_models import (
     model_spec,
 )
 from headshots.engines.replicate_transport import RetryingTransport, RetryPolicy, tls_context
-from headshots.engines.replicate_webhooks import WAITERS
+from headshots.engines.replicate_webhooks import WAITERS, WEBHOOK_PATH
 from headshots.errors import ConfigurationError, HeadshotsError
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import Style
@@ -58,7 +58,6 @@ logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("http
 
 T = TypeVar("T")
 
-WEBHOOK_PATH = "/api/webhooks/replicate"
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 # The selfie sent to the provider: enough for Kontext (it works at about one
 # megapixel), small enough to travel inline.

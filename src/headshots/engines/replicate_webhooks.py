@@ -25,10 +25,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TOLERANCE_SECONDS = 300
+# Where Replicate is told to send them (engines.replicate) and where the web
+# app listens (web.replicate_webhook). Defined here, not in engines.replicate,
+# so the app can mount the route without importing the Replicate client.
+WEBHOOK_PATH = "/api/webhooks/replicate"
 
 
 class WebhookRejected(Exception):
     """Why a webhook was refused; the message is safe to log and to answer."""
+
+
+def check_headers(
+    headers: Mapping[str, str], *, now: float | None = None, tolerance: int = TOLERANCE_SECONDS
+) -> tuple[str, str, str]:
+    """The webhook's id, timestamp and signatures, if present, well formed and fresh.
+
+    Needs no secret, so a malformed webhook is refused before one is fetched.
+    """
+    webhook_id = headers.get("webhook-id", "")
+    timestamp = headers.get("webhook-timestamp", "")
+    signatures = headers.get("webhook-signature", "")
+    if not webhook_id or not timestamp or not signatures:
+        raise WebhookRejected("missing webhook headers")
+    if len(webhook_id) > 200 or not timestamp.isdigit() or len(timestamp) > 12:
+        raise WebhookRejected("malformed webhook headers")
+    current = time.time() if now is None else now
+    if abs(current - int(timestamp)) > tolerance:
+        raise WebhookRejected("stale webhook timestamp")
+    return webhook_id, timestamp, signatures
 
 
 def verify_signature(
@@ -40,16 +64,7 @@ def verify_signature(
     tolerance: int = TOLERANCE_SECONDS,
 ) -> str:
     """Check a webhook's signature and freshness; return its ``webhook-id``."""
-    webhook_id = headers.get("webhook-id", "")
-    timestamp = headers.get("webhook-timestamp", "")
-    signatures = headers.get("webhook-signature", "")
-    if not webhook_id or not timestamp or not signatures:
-        raise WebhookRejected("missing webhook headers")
-    if len(webhook_id) > 200 or not timestamp.isdigit():
-        raise WebhookRejected("malformed webhook headers")
-    current = time.time() if now is None else now
-    if abs(current - int(timestamp)) > tolerance:
-        raise WebhookRejected("stale webhook timestamp")
+    webhook_id, timestamp, signatures = check_headers(headers, now=now, tolerance=tolerance)
     prefix, _, encoded = secret.partition("_")
     if prefix != "whsec" or not encoded:
         raise WebhookRejected("the webhook signing secret is not a whsec_ secret")

@@ -27,24 +27,31 @@ def open_checkout(
     base_url: str,
     cancel_query: str,
 ) -> str:
-    """Open the provider's checkout for an order; the absolute URL to send the person to."""
+    """Open the provider's checkout for an order; the URL to send the person to.
+
+    The provider's own URL (Stripe's) is absolute; the local checkout's is a
+    path on this service, left relative so a redirect never names a host.
+    """
     order = service.open_order(session, order_id, token)
     if order.is_paid:
         raise service.AlreadyPaid()
-    tier = next(t for t in tiers if t.id == order.tier)
+    # An operator may have removed the order's tier from HEADSHOTS_TIERS
+    # since; the order keeps the price it was made with.
+    tier = next((t for t in tiers if t.id == order.tier), None)
+    title = tier.title if tier is not None else order.tier.replace("_", " ").title()
     base = base_url.rstrip("/")
     opened = payments.create_checkout(
         CheckoutRequest(
             order_id=order.id,
             amount_cents=order.amount_cents,
             currency=order.currency,
-            product_name=f"Headshots: {tier.title} ({len(order.styles)} styles)",
+            product_name=f"Headshots: {title} ({len(order.styles)} styles)",
             success_url=f"{base}/orders/{order.id}?paid=1",
             cancel_url=f"{base}/orders/{order.id}{cancel_query}",
         )
     )
     order.checkout_session_id = opened.session_id
-    return opened.url if "://" in opened.url else f"{base}{opened.url}"
+    return opened.url
 
 
 def receive_payment(

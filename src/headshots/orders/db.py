@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from headshots.config import Settings
 from headshots.errors import ConfigurationError
+from headshots.orders import scrubbing
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -58,6 +59,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted content is overwritten with zeros, so a shredded key does not
+    # linger in a freed part of a page (see orders.scrubbing).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -71,7 +75,9 @@ def migrate(engine: Engine) -> None:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    scrubbing.install(factory)
+    return factory
 
 
 @contextmanager

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, LargeBinary, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import JSON, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.orders import service, shredding
-from headshots.orders.models import Base, utcnow
+from headshots.orders.models import Base, DataKey, utcnow
 from headshots.storage.vault import EncryptedBlobs
 from headshots.tiers import Tier, choose
 
@@ -44,11 +44,28 @@ class Draft(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64))
-    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     # Preflight warnings (codes, measurements, sentences): nothing of the photo.
     findings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # The draft's data key, apart like an order's (see models.DataKey).
+    data_key: Mapped[DataKey | None] = relationship(
+        primaryjoin="Draft.id == foreign(DataKey.owner_id)",
+        # Orders and drafts share the table; an id belongs to one or the other.
+        overlaps="data_key",
+        cascade="all, delete-orphan",
+        single_parent=True,
+    )
+
+    @property
+    def wrapped_key(self) -> bytes:
+        if self.data_key is None:
+            raise DraftGone()
+        return self.data_key.wrapped_key
+
+    @wrapped_key.setter
+    def wrapped_key(self, value: bytes) -> None:
+        self.data_key = DataKey(wrapped_key=value)
 
 
 @dataclass(frozen=True)
@@ -86,7 +103,7 @@ def create_draft(
 
 def open_draft(session: Session, draft_id: str, token: str | None) -> Draft:
     """The draft if ``token`` opens it and it has not expired."""
-    if not token or not service.ORDER_ID.match(draft_id):
+    if not token or not service.is_order_id(draft_id):
         raise DraftGone()
     draft = session.get(Draft, draft_id)
     if not service.token_opens(draft.token_hash if draft else None, token) or draft is None:

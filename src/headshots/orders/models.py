@@ -89,9 +89,6 @@ class Order(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
     finished_at: Mapped[datetime | None]
     shredded_at: Mapped[datetime | None]
-    # The order's data key, wrapped by the master key. Setting it to NULL is
-    # the crypto-shred: every copy of every blob becomes unreadable.
-    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     amount_cents: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3), default="usd")
     paid_at: Mapped[datetime | None]
@@ -106,6 +103,23 @@ class Order(Base):
         cascade="all, delete-orphan",
         order_by="(Variation.style_position, Variation.index)",
     )
+    # The order's data key, wrapped by the master key, in a table of its own
+    # (see DataKey). Setting wrapped_key to None is the crypto-shred.
+    data_key: Mapped[DataKey | None] = relationship(
+        primaryjoin="Order.id == foreign(DataKey.owner_id)",
+        cascade="all, delete-orphan",
+        single_parent=True,
+    )
+
+    @property
+    def wrapped_key(self) -> bytes | None:
+        return self.data_key.wrapped_key if self.data_key is not None else None
+
+    @wrapped_key.setter
+    def wrapped_key(self, value: bytes | None) -> None:
+        # Load the current key first, so that replacing it deletes its row.
+        _ = self.data_key
+        self.data_key = DataKey(wrapped_key=value) if value is not None else None
 
     @property
     def is_tombstone(self) -> bool:
@@ -114,6 +128,21 @@ class Order(Base):
     @property
     def is_paid(self) -> bool:
         return self.paid_at is not None
+
+
+class DataKey(Base):
+    """A data key (an order's or a draft's), wrapped by the master key.
+
+    Kept apart from the rows that describe orders, in a table that holds
+    nothing else, so that deleting one can be made to reach every file of
+    the database at once: see orders.scrubbing and docs/decisions/0012.
+    """
+
+    __tablename__ = "data_keys"
+
+    # The id of the order or draft whose blobs the key encrypts.
+    owner_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 # Variations whose preview can be shown (and, once paid, downloaded).

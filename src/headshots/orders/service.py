@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
-from headshots.orders import shredding
+from headshots.orders import scrubbing, shredding
 from headshots.orders.models import (
     Order,
     OrderStatus,
@@ -41,7 +41,16 @@ from headshots.tiers import Tier, choose
 log = logging.getLogger(__name__)
 
 SELFIE_BLOB = "selfie.png"
-ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
+ORDER_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
+
+
+def is_order_id(value: str) -> bool:
+    """Whether ``value`` can be an order's or a draft's id.
+
+    fullmatch, never match with ``$``, which also accepts a trailing newline
+    (the rule storage.base writes down).
+    """
+    return ORDER_ID.fullmatch(value) is not None
 
 
 class OrderNotFound(HeadshotsError):
@@ -50,15 +59,6 @@ class OrderNotFound(HeadshotsError):
     status_code = 404
     code = "not_found"
     message = "There is no order here, or your link is not valid for it."
-
-
-class OrderGone(HeadshotsError):
-    status_code = 410
-    code = "gone"
-    message = (
-        "This order has been deleted: its photos were destroyed after 24 hours "
-        "or when you asked. Start a new order to make more headshots."
-    )
 
 
 class PaymentRequired(HeadshotsError):
@@ -203,7 +203,7 @@ def token_opens(token_hash: str | None, token: str | None) -> bool:
 
 def find_order(session: Session, order_id: str, token: str | None) -> Order:
     """The order if ``token`` opens it; OrderNotFound otherwise (same answer)."""
-    if not token or not ORDER_ID.match(order_id):
+    if not token or not is_order_id(order_id):
         raise OrderNotFound()
     order = session.get(Order, order_id)
     if not token_opens(order.token_hash if order else None, token) or order is None:
@@ -212,10 +212,14 @@ def find_order(session: Session, order_id: str, token: str | None) -> Order:
 
 
 def open_order(session: Session, order_id: str, token: str | None) -> Order:
-    """Like find_order, but a shredded order is 410 Gone."""
+    """A live order that ``token`` opens; OrderNotFound otherwise.
+
+    A destroyed order is 404 like any other, not 410: shredding removed the
+    token's hash, so nobody can prove it was theirs (decision 0003).
+    """
     order = find_order(session, order_id, token)
-    if order.is_tombstone:
-        raise OrderGone()
+    if order.is_tombstone:  # unreachable while shred clears token_hash; kept as a guard
+        raise OrderNotFound()
     return order
 
 
@@ -271,23 +275,43 @@ def finish_stalled(session: Session) -> int:
     return len(stalled)
 
 
-def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderStatus) -> None:
+def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderStatus) -> bool:
     """Destroy everything of a person in an order; keep its tombstone.
 
     The wrapped key goes first (crypto-shredding makes every copy of every
     blob unreadable, also in backups), then the blobs and the variations.
     """
     if order.is_tombstone:
-        return
+        return False
+    # Claim the shred with a conditional UPDATE: of two requests deleting
+    # the same order at once, the second waits for the first's row lock and
+    # then matches nothing, and leaves the order alone (404 to its caller).
+    now = utcnow()
+    claimed = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.shredded_at.is_(None))
+        .values(shredded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if not claimed.rowcount:  # type: ignore[attr-defined]
+        session.expire(order)
+        return False
     order.wrapped_key = None
     order.token_hash = None
     order.preflight = None
     order.checkout_session_id = None
     order.status = status
-    order.shredded_at = utcnow()
+    order.shredded_at = now
     order.variations.clear()
     session.flush()
     shredding.delete_blobs(session, blobs, order.id)
+    return True
+
+
+# A job that stores an image just as its order is shredded stops within a
+# lease renewal (seconds) and deletes what it wrote; this catches a job that
+# died in between.
+LATE_WRITES_WINDOW = timedelta(minutes=2)
 
 
 def sweep_expired(
@@ -303,8 +327,18 @@ def sweep_expired(
     ).all()
     for order in expired:
         shred(session, blobs, order, OrderStatus.EXPIRED)
+    # A job that was storing an image when its order was shredded can write
+    # it after the blobs were deleted: sealed with a key that no longer
+    # exists, unreadable, but a file all the same. Delete again what recent
+    # shreds may have left.
+    recent = session.scalars(
+        select(Order.id).where(Order.shredded_at >= now - LATE_WRITES_WINDOW)
+    ).all()
+    for order_id in recent:
+        shredding.delete_blobs(session, blobs, order_id)
     # Blobs a store could not delete at an earlier shred.
     shredding.retry_pending(session, blobs)
+    scrubbing.scrub_if_owed(session)
     return [order.id for order in expired]
 
 
@@ -368,7 +402,7 @@ def apply_payment(session: Session, event: PaymentEvent) -> PaymentApplied:
     """
     if session.get(PaymentRecord, event.event_id) is not None:
         return PaymentApplied(event.order_id, unlocked=False, duplicate=True, needs_refund=False)
-    order = session.get(Order, event.order_id) if ORDER_ID.match(event.order_id) else None
+    order = session.get(Order, event.order_id) if is_order_id(event.order_id) else None
     paid = event.outcome == "paid"
     needs_refund = paid and (order is None or order.is_tombstone)
     session.add(

@@ -11,6 +11,7 @@ import logging
 import zipfile
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urljoin
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -237,13 +238,19 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
 @router.post("/orders/{order_id}/checkout")
 def checkout(order_id: str, request: Request, runtime: RuntimeDep, token: TokenDep) -> JSONResponse:
     url = start_checkout(runtime, request, order_id, token, cancel_query="")
+    # API clients get an absolute URL; the host is an allowed one (web.guards).
+    url = urljoin(runtime.settings.public_url or str(request.base_url), url)
     return JSONResponse({"checkout_url": url, "test_mode": runtime.payments.test_mode})
 
 
 def start_checkout(
     runtime: Runtime, request: Request, order_id: str, token: str | None, *, cancel_query: str
 ) -> str:
-    """The checkout URL for an order, with links back to this service."""
+    """The checkout URL for an order, with links back to this service.
+
+    Without HEADSHOTS_PUBLIC_URL the links back are built from the request's
+    host, which web.guards has checked against the allowed hosts.
+    """
     base_url = runtime.settings.public_url or str(request.base_url)
     with transaction(runtime.sessions) as session:
         return checkout_service.open_checkout(
@@ -261,7 +268,8 @@ def start_checkout(
 def delete_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
     with transaction(runtime.sessions) as session:
         order = service.find_order(session, order_id, token)
-        service.shred(session, runtime.blobs, order, OrderStatus.DELETED)
+        if not service.shred(session, runtime.blobs, order, OrderStatus.DELETED):
+            raise service.OrderNotFound()  # another request shredded it first
     runtime.shredded([order_id])
     return Response(status_code=204)
 

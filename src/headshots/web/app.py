@@ -21,6 +21,7 @@ from headshots.orders import db
 from headshots.runtime import Runtime, build_runtime
 from headshots.web import pages
 from headshots.web.api import error_body, router
+from headshots.web.guards import RequestGuards
 from headshots.web.limits import upload_limiter
 from headshots.web.replicate_webhook import build_replicate_webhook_router
 from headshots.web.samples import Samples
@@ -66,12 +67,15 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
     )
     if runtime is not None:
         _install(app, runtime)
+    settings = runtime.settings if runtime else Settings()
+    # Added first, so the headers middleware also covers its refusals.
+    app.add_middleware(RequestGuards, settings=settings)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Replicate's completion webhooks (used when HEADSHOTS_PUBLIC_URL is set;
     # polling covers a webhook that never arrives). Mounted before the API,
     # whose /api/webhooks/{provider} would otherwise take the path.
-    app.include_router(build_replicate_webhook_router(runtime.settings if runtime else Settings()))
+    app.include_router(build_replicate_webhook_router(settings))
     app.include_router(router)
     app.include_router(pages.router)
     _add_error_handlers(app)

@@ -518,7 +518,8 @@ async def delete(request: Request, order_id: str) -> Response:
         def work() -> None:
             with transaction(runtime.sessions) as session:
                 order = service.open_order(session, order_id, token)
-                service.shred(session, runtime.blobs, order, OrderStatus.DELETED)
+                if not service.shred(session, runtime.blobs, order, OrderStatus.DELETED):
+                    raise service.OrderNotFound()  # another request shredded it first
             runtime.shredded([order_id])
 
         await run_in_threadpool(work)

@@ -9,7 +9,13 @@ the workers through Redis (engines.replicate_relay); their polling remains
 the fallback.
 
 The signing secret is ``HEADSHOTS_REPLICATE_WEBHOOK_SECRET`` or, if unset,
-the account's default secret fetched once from the API.
+the account's default secret fetched once from the API. A service without
+either does not use Replicate: its webhooks get 404. A malformed webhook is
+refused (400) before any secret is needed; 503 means only that Replicate is
+configured and its secret cannot be had right now.
+
+The Replicate client is imported only to fetch that secret (decision 0001:
+a user of another engine never loads it).
 """
 
 from __future__ import annotations
@@ -21,18 +27,16 @@ import logging
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from replicate.client import Client
-from replicate.exceptions import ReplicateError
 
 from headshots.config import Settings
-from headshots.engines.replicate import WEBHOOK_PATH
 from headshots.engines.replicate_relay import CompletionRelay
-from headshots.engines.replicate_transport import RetryingTransport
 from headshots.engines.replicate_webhooks import (
     WAITERS,
+    WEBHOOK_PATH,
     SeenIds,
     Waiters,
     WebhookRejected,
+    check_headers,
     verify_signature,
 )
 
@@ -50,6 +54,11 @@ class _Secret:
         self._value = configured.get_secret_value() if configured else None
         self._lock = asyncio.Lock()
 
+    @property
+    def configured(self) -> bool:
+        """Whether this service uses Replicate at all (a secret or a token)."""
+        return self._value is not None or self._settings.replicate_api_token is not None
+
     async def get(self) -> str | None:
         if self._value is not None:
             return self._value
@@ -59,6 +68,11 @@ class _Secret:
         return self._value
 
     async def _fetch(self) -> str | None:
+        from replicate.client import Client
+        from replicate.exceptions import ReplicateError
+
+        from headshots.engines.replicate_transport import RetryingTransport
+
         token = self._settings.replicate_api_token
         if token is None:
             return None
@@ -88,9 +102,21 @@ def build_replicate_webhook_router(
 
     @router.post(WEBHOOK_PATH, include_in_schema=False)
     async def replicate_webhook(request: Request) -> JSONResponse:
+        if not secret.configured:
+            return _answer(404, "not_configured", "This service does not use Replicate.")
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return _answer(413, "rejected", "The webhook body is too large.")
+        try:
+            check_headers(request.headers)
+            prediction = json.loads(body)
+        except WebhookRejected as error:
+            log.warning("replicate webhook rejected: %s", error)
+            return _answer(400, "rejected", f"The webhook was rejected: {error}.")
+        except ValueError:
+            return _answer(400, "rejected", "The webhook body is not JSON.")
+        if not isinstance(prediction, dict) or not isinstance(prediction.get("id"), str):
+            return _answer(400, "rejected", "The webhook body is not a prediction.")
         key = await secret.get()
         if key is None:
             return _answer(503, "unavailable", "The Replicate webhook secret is not available.")
@@ -99,12 +125,6 @@ def build_replicate_webhook_router(
         except WebhookRejected as error:
             log.warning("replicate webhook rejected: %s", error)
             return _answer(400, "rejected", f"The webhook was rejected: {error}.")
-        try:
-            prediction = json.loads(body)
-        except ValueError:
-            return _answer(400, "rejected", "The webhook body is not JSON.")
-        if not isinstance(prediction, dict) or not isinstance(prediction.get("id"), str):
-            return _answer(400, "rejected", "The webhook body is not a prediction.")
         # Remembered only once verified: an attacker cannot burn real ids.
         if not accepted.first_time(webhook_id):
             return _answer(409, "duplicate", "This webhook was already received.")

@@ -1,0 +1,132 @@
+"""Scrubbing shredded keys out of the database's files, the moment the shred commits.
+
+Setting a key to NULL or deleting its row is not enough on its own: the
+bytes stay where the database wrote them. SQLite keeps them in the freed
+part of the page and in older frames of its write-ahead log until a
+checkpoint; PostgreSQL keeps the old row version in the table file until
+VACUUM reuses its space (and a plain VACUUM does not zero it).
+
+So keys live in a table of their own (``data_keys``) and, after every
+commit that deleted one, this module scrubs it from the files:
+
+- SQLite runs with ``secure_delete``, which overwrites deleted content with
+  zeros, and a ``wal_checkpoint(TRUNCATE)`` after the commit writes the
+  zeroed pages into the database file and empties the log.
+- PostgreSQL runs ``VACUUM FULL data_keys``, which writes the live keys to a
+  new file and removes the old one; the table is small (one row per live
+  order or draft), so this takes milliseconds.
+
+What remains is written in docs/decisions/0012-shredding-reaches-every-file.md:
+on PostgreSQL the write-ahead log segments that recorded the key's insert,
+until the server recycles them, and any backup or WAL archive.
+
+The hook is a pair of session events, so every path that shreds (DELETE,
+the expiry sweep, drafts) gets it without calling anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session, object_session, sessionmaker
+
+from headshots.errors import HeadshotsError
+from headshots.orders.models import DataKey
+
+log = logging.getLogger(__name__)
+
+_PENDING = "headshots.keys_deleted"
+# A scrub waits at most this long for another transaction's lock on
+# data_keys (PostgreSQL) or for readers to leave the log (SQLite).
+LOCK_TIMEOUT_SECONDS = 10
+
+
+# Set when a scrub failed in this process; the next sweep scrubs again.
+_owed = False
+
+
+class ScrubFailed(HeadshotsError):
+    """The shred committed, but a copy of the key may still be in a database file."""
+
+    status_code = 503
+    code = "scrub_pending"
+    message = (
+        "Your order is deleted and can no longer be opened, but wiping its key from the "
+        "database files has not finished; it is retried within minutes."
+    )
+
+
+def install(factory: sessionmaker[Session]) -> None:
+    """Scrub after every commit, through sessions of ``factory``, that deleted a key."""
+    event.listen(factory, "after_commit", _scrub_after_commit)
+    event.listen(factory, "after_rollback", _forget)
+
+
+def scrub_if_owed(session: Session) -> None:
+    """Have the commit of ``session`` scrub again if an earlier scrub here failed."""
+    if _owed:
+        session.info[_PENDING] = True
+
+
+@event.listens_for(DataKey, "after_delete")
+def _note_deleted_key(_mapper: Any, _connection: Any, key: DataKey) -> None:
+    # Orphaned keys (an order's key set to None) are deleted by the flush
+    # without ever being listed in session.deleted; this sees every one.
+    session = object_session(key)
+    if session is not None:
+        session.info[_PENDING] = True
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def _scrub_after_commit(session: Session) -> None:
+    if not session.info.pop(_PENDING, False):
+        return
+    global _owed
+    bind = session.get_bind()
+    try:
+        scrub(bind if isinstance(bind, Engine) else bind.engine)
+    except ScrubFailed:
+        _owed = True
+        log.error("a shredded key is not yet scrubbed from the database files")
+        raise
+    _owed = False
+
+
+def scrub(engine: Engine) -> None:
+    """Remove every deleted key's bytes from the database's files, now.
+
+    Raises ScrubFailed when it could not, so the request that shredded
+    answers an error instead of a promise that does not hold; the shred
+    itself stays committed, and the next scrub (the next shred or the
+    periodic sweep) removes what is left.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        if engine.dialect.name == "sqlite":
+            # Readers still on an older snapshot make the checkpoint wait
+            # (the busy timeout), then report busy rather than truncate.
+            # Two checkpoints at once (two shreds) make one answer busy at
+            # once, without waiting: try again until the deadline.
+            deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+            while True:
+                busy, _, _ = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+                if not busy:
+                    break
+                if time.monotonic() > deadline:
+                    raise ScrubFailed()
+                time.sleep(0.02)
+            log.debug("shredded keys scrubbed (SQLite checkpoint, log truncated)")
+        elif engine.dialect.name == "postgresql":
+            connection.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"))
+            try:
+                connection.execute(text("VACUUM FULL data_keys"))
+            except Exception as error:
+                log.error("VACUUM FULL data_keys failed: %s", type(error).__name__)
+                raise ScrubFailed() from error
+            finally:
+                connection.execute(text("RESET lock_timeout"))
