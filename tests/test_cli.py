@@ -136,10 +136,12 @@ def test_serve_names_the_local_model_and_its_licence(
 
     from headshots.config import get_settings
     from tests.engines.test_flux_models import KLEIN_4B, weights_folder
-    from tests.support import new_master_key
+    from tests.support import credentials_env, new_master_key
 
     weights = weights_folder(tmp_path / "FLUX.2-klein-4B", transformer=KLEIN_4B, is_distilled=True)
     monkeypatch.setenv("HEADSHOTS_MASTER_KEY", new_master_key())
+    for name, value in credentials_env().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("HEADSHOTS_ENGINE", "flux-local")
     monkeypatch.setenv("HEADSHOTS_FLUX_WEIGHTS_DIR", str(weights))
     get_settings.cache_clear()

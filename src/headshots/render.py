@@ -114,13 +114,13 @@ def _gate(
     rerolls = gate.rerolls if rerolls_help(engine) else 0
     used = {outcome.seed for outcome in outcomes}
     for round_ in range(1, rerolls + 1):
-        flagged = [i for i, outcome in enumerate(kept) if flagged(outcome)]
-        if not flagged:
+        drifted = [i for i, outcome in enumerate(kept) if flagged(outcome)]
+        if not drifted:
             break
-        new_seeds = [reroll_seed(kept[i].seed, round_, used) for i in flagged]
+        new_seeds = [reroll_seed(kept[i].seed, round_, used) for i in drifted]
         used.update(new_seeds)
         again = _generate(engine, selfie, style, new_seeds, size)
-        for index, outcome in zip(flagged, again, strict=True):
+        for index, outcome in zip(drifted, again, strict=True):
             scored = _scored(outcome, reference, gate.threshold)
             if isinstance(scored, Rendered):
                 tries[index].append(identity_try(scored))

@@ -105,7 +105,8 @@ def test_a_tiny_klein_order_runs_on_the_cpu() -> None:
     result = bench_family(TINY_KLEIN, device="cpu", runs=1, steps=1, styles=2)
     assert result["family"] == "FLUX.2 [klein]"
     assert result["size"] == [64, 80]
-    assert result["executive_6x4_s"] >= result["style_x4_s"] > 0
+    # Times are reported, never compared here (benchmarks, not timed tests).
+    assert result["executive_6x4_s"] > 0 and result["style_x4_s"] > 0
     assert result["executive_s_per_image"] == pytest.approx(result["executive_6x4_s"] / 8, abs=1e-3)
     transformer = result["transformer"]
     # Four seeds per call; the drawn image's 20 tokens and the selfie's.

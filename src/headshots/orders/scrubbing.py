@@ -30,7 +30,8 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from headshots.errors import HeadshotsError
@@ -42,6 +43,8 @@ _PENDING = "headshots.keys_deleted"
 # A scrub waits at most this long for another transaction's lock on
 # data_keys (PostgreSQL) or for readers to leave the log (SQLite).
 LOCK_TIMEOUT_SECONDS = 10
+# One try of the PostgreSQL scrub waits this long for its lock.
+ATTEMPT_LOCK_MS = 200
 
 
 # Set when a scrub failed in this process; the next sweep scrubs again.
@@ -122,11 +125,29 @@ def scrub(engine: Engine) -> None:
                 time.sleep(0.02)
             log.debug("shredded keys scrubbed (SQLite checkpoint, log truncated)")
         elif engine.dialect.name == "postgresql":
-            connection.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"))
+            _vacuum_keys(connection)
+
+
+def _vacuum_keys(connection: Connection) -> None:
+    """VACUUM FULL data_keys, in short tries.
+
+    Its exclusive lock, while it waits, queues every other transaction that
+    reads a key behind it; one of those may hold a row another key reader
+    needs, and the deadlock detector would then kill a request. So each try
+    gives up long before the detector looks (deadlock_timeout, 1 s by
+    default), and the tries go on until the deadline.
+    """
+    deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    connection.execute(text(f"SET lock_timeout = '{ATTEMPT_LOCK_MS}ms'"))
+    try:
+        while True:
             try:
                 connection.execute(text("VACUUM FULL data_keys"))
-            except Exception as error:
-                log.error("VACUUM FULL data_keys failed: %s", type(error).__name__)
-                raise ScrubFailed() from error
-            finally:
-                connection.execute(text("RESET lock_timeout"))
+                return
+            except OperationalError as error:
+                if time.monotonic() > deadline:
+                    log.error("VACUUM FULL data_keys failed: %s", type(error.orig).__name__)
+                    raise ScrubFailed() from error
+                time.sleep(0.05)
+    finally:
+        connection.execute(text("RESET lock_timeout"))
