@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from headshots.channel import Channel
 from headshots.config import Settings
 from headshots.engines.base import Engine, get_engine
+from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Lanes
 from headshots.jobs.queue import Queue, build_queue
 from headshots.orders import db
 from headshots.orders.selfies import SelfieCache
-from headshots.orders.variations import process_owner
+from headshots.orders.variations import Claim, process_owner
 from headshots.payments.base import Payments
 from headshots.payments.factory import payments_from_settings
 from headshots.storage.vault import EncryptedBlobs, encrypted_blobs_from_settings
@@ -57,6 +58,9 @@ class Runtime:
     local_consumer: bool = False
     # Every process is told when an order is shredded (Redis in scale-out).
     shreds: Channel | None = None
+    # Makes done variations' final PNGs off the waiting path; set where a
+    # consumer runs (jobs.worker), else each job stores its own.
+    compactor: Compactor[Claim] | None = None
     _engines: dict[str, Engine] = field(default_factory=dict)
     _engines_lock: threading.Lock = field(default_factory=threading.Lock)
     # Stop signals of the jobs working on each order in this process.
@@ -103,6 +107,8 @@ class Runtime:
         return self.shreds.listen(self.forget) if self.shreds is not None else None
 
     def close(self) -> None:
+        if self.compactor is not None:
+            self.compactor.stop()
         self.lanes.close()
         self.selfies.close()
         self.database.dispose()

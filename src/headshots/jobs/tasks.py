@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,21 +125,27 @@ class _StyleJob:
             return
         self._start(fresh, None)
         self.finishing.extend(_Made(claim, None) for claim in self.claims if claim.finishing)
-        while self.calls or self.finishing or self.compacting:
-            if self.stop.is_set():
-                raise _Stop()
-            ended = [call for call in self.calls if call.done()]
-            if ended:
-                # Previews first: an image that has arrived is shown before
-                # any other image is checked, and checks before any encoding.
-                for call in ended:
-                    self._arrived(call)
-            elif self.finishing:
-                self._finish(self.finishing.popleft())
-            elif self.compacting:
-                self._store_final(*self.compacting.popleft())
+        compactor = self.runtime.compactor
+        with compactor.busy() if compactor else nullcontext():
+            while self.calls or self.finishing:
+                if self.stop.is_set():
+                    raise _Stop()
+                ended = [call for call in self.calls if call.done()]
+                if ended:
+                    # Previews first: an image that has arrived is shown
+                    # before any other image is checked.
+                    for call in ended:
+                        self._arrived(call)
+                elif self.finishing:
+                    self._finish(self.finishing.popleft())
+                else:
+                    wait(list(self.calls), timeout=1.0, return_when=FIRST_COMPLETED)
+        # The final PNGs, once nothing of this job is left to show or check.
+        for claim, image in self.compacting:
+            if compactor is not None:
+                compactor.add(claim)
             else:
-                wait(list(self.calls), timeout=1.0, return_when=FIRST_COMPLETED)
+                self._store_final(claim, image)
 
     def _load_selfie(self) -> PreparedSelfie:
         stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, service.SELFIE_BLOB)
@@ -281,16 +287,11 @@ class _StyleJob:
         self._put(claim.image_blob, service.encode_pixels(made.image))
 
     def _store_final(self, claim: Claim, image: Image.Image) -> None:
-        """The final, signed PNG in place of the raw pixels, under the same name.
-
-        It comes after the variation is done: the image is final then, and a
-        download before this encodes and signs the raw pixels itself, so the
-        PNG (about 90 ms an image) is never what a person waits for.
-        """
-        png = credentials.sign_final_png(
-            self.runtime, claim.variation_id, service.encode_png(image)
+        """The final PNG in place of the raw pixels (no compactor in this process)."""
+        png = service.encode_png(image)
+        self._put(
+            claim.image_blob, credentials.sign_final_png(self.runtime, claim.variation_id, png)
         )
-        self._put(claim.image_blob, png)
 
     def _put(self, name: str, data: bytes) -> None:
         if self.stop.is_set():
@@ -305,6 +306,32 @@ class _StyleJob:
         if recorded is Recorded.GONE:
             raise _Stop()
         return recorded is Recorded.OK
+
+
+def compact(runtime: Runtime, claim: Claim) -> None:
+    """Replace a done variation's raw pixels with its final, signed PNG.
+
+    It comes after the variation is done: the image is final then, and a
+    download before this encodes and signs the raw pixels itself, so the PNG
+    (about 90 ms an image) is never what a person waits for.
+    """
+    blobs = runtime.blobs
+    try:
+        stored = blobs.get(claim.order_id, claim.wrapped_key, claim.image_blob)
+    except HeadshotsError:
+        return  # the order was deleted meanwhile
+    if stored.startswith(service.PNG_SIGNATURE):
+        return
+    png = service.encode_png(service.decode_image(stored))
+    signed = credentials.sign_final_png(runtime, claim.variation_id, png)
+    try:
+        blobs.put(claim.order_id, claim.wrapped_key, claim.image_blob, signed)
+    except OrderDeleted:
+        return
+    with transaction(runtime.sessions) as session:
+        gone = variations.order_gone(session, claim.order_id)
+    if gone:  # shredded while this was written: what was written goes too
+        blobs.shred(claim.order_id)
 
 
 def _failure(error: Exception, order_id: str) -> Failed:

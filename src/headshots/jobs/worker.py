@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from headshots.engines.base import default_engine_name
 from headshots.jobs import tasks
+from headshots.jobs.compactor import Compactor
 from headshots.jobs.queue import SweepingConsumer, make_consumer
 from headshots.orders import variations
 from headshots.orders.db import transaction
@@ -63,6 +64,8 @@ def bind(runtime: Runtime) -> None:
     runtime.queue.bind(
         render=partial(tasks.render_style, runtime), sweep=partial(tasks.sweep, runtime)
     )
+    if runtime.compactor is None:
+        runtime.compactor = Compactor(partial(tasks.compact, runtime))
 
 
 def start(runtime: Runtime, *, embedded: bool) -> Consumer:

@@ -265,10 +265,13 @@ def renew(session: Session, claims: Iterable[Claim], *, lease_seconds: float) ->
             .values(lease_until=lease)
             .execution_options(synchronize_session=False)
         )
-    if order_id is None:
-        return True
+    return order_id is None or not order_gone(session, order_id)
+
+
+def order_gone(session: Session, order_id: str) -> bool:
+    """Whether the order was shredded (or never existed)."""
     status = session.scalar(select(Order.status).where(Order.id == order_id))
-    return status in (OrderStatus.QUEUED, OrderStatus.READY)
+    return status not in (OrderStatus.QUEUED, OrderStatus.READY)
 
 
 def orphaned(session: Session, *, owner_alive: Callable[[str], bool]) -> list[str]:

@@ -1,0 +1,61 @@
+"""The compactor makes final PNGs only when no job is making or checking images."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from headshots.jobs.compactor import Compactor
+
+
+def test_it_waits_for_busy_jobs_then_works() -> None:
+    done: list[int] = []
+    finished = threading.Event()
+
+    def work(item: int) -> None:
+        done.append(item)
+        if len(done) == 2:
+            finished.set()
+
+    compactor: Compactor[int] = Compactor(work, patience=30)
+    try:
+        with compactor.busy():
+            compactor.add(1)
+            compactor.add(2)
+            time.sleep(0.3)
+            assert done == []  # a job is still checking images
+        assert finished.wait(5)
+        assert done == [1, 2]
+    finally:
+        compactor.stop()
+
+
+def test_a_busy_process_still_gets_its_pngs_after_the_patience() -> None:
+    done = threading.Event()
+    compactor: Compactor[str] = Compactor(lambda item: done.set(), patience=0.2)
+    try:
+        with compactor.busy():
+            compactor.add("image")
+            assert done.wait(5)  # not starved by a job that never ends
+    finally:
+        compactor.stop()
+
+
+def test_a_failing_item_does_not_stop_the_others() -> None:
+    done: list[int] = []
+
+    def work(item: int) -> None:
+        if item == 1:
+            raise OSError("disk gone")
+        done.append(item)
+
+    compactor: Compactor[int] = Compactor(work)
+    try:
+        compactor.add(1)
+        compactor.add(2)
+        deadline = time.monotonic() + 5
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert done == [2]
+    finally:
+        compactor.stop()
