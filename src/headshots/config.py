@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Identity check.
     identity_threshold: Annotated[float, Field(gt=0, lt=2)] = 0.6
     identity_rerolls: Annotated[int, Field(ge=0, le=3)] = 1
+    # Worker processes that compute identity scores in parallel (dlib holds
+    # the GIL); empty means one per CPU core, 0 scores in the job's process.
+    identity_processes: Annotated[int, Field(ge=0, le=64)] | None = None
 
     # Orders, storage and jobs.
     master_key: SecretStr | None = None

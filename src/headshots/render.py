@@ -66,14 +66,9 @@ def rerolls_help(engine: Engine) -> bool:
     return bool(getattr(engine, "rerolls_help", engine.generative))
 
 
-def identity_of(selfie: PreparedSelfie, outcome: Rendered, gate: IdentityGate) -> Rendered:
-    """The outcome with its face scored against the selfie's (unscored if it has none)."""
-    reference = _reference(selfie)
-    if reference is None:
-        return outcome
-    scored = _scored(outcome, reference, gate.threshold)
-    assert isinstance(scored, Rendered)
-    return scored
+def reference_face(selfie: PreparedSelfie) -> FaceDescriptor | None:
+    """The selfie's face descriptor, None if dlib finds no face in it."""
+    return _reference(selfie)
 
 
 def _reference(selfie: PreparedSelfie) -> FaceDescriptor | None:

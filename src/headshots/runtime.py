@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from headshots.channel import Channel
 from headshots.config import Settings
 from headshots.engines.base import Engine, get_engine
+from headshots.imaging.scoring import ScorePool
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Lanes
 from headshots.jobs.queue import Queue, build_queue
@@ -61,6 +62,9 @@ class Runtime:
     # Makes done variations' final PNGs off the waiting path; set where a
     # consumer runs (jobs.worker), else each job stores its own.
     compactor: Compactor[Claim] | None = None
+    # Identity scores in worker processes (dlib holds the GIL); set where a
+    # consumer runs, else scored in this process.
+    scores: ScorePool | None = None
     _engines: dict[str, Engine] = field(default_factory=dict)
     _engines_lock: threading.Lock = field(default_factory=threading.Lock)
     # Stop signals of the jobs working on each order in this process.

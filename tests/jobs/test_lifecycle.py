@@ -132,14 +132,14 @@ def test_delete_between_the_preview_and_the_final_image(
     client, runtime = gated
     checking = threading.Event()
     release = threading.Event()
-    score = tasks.identity_of
+    score = tasks.submit_score
 
     def held(*args: Any) -> Any:
         checking.set()
         release.wait(30)
         return score(*args)
 
-    monkeypatch.setattr(tasks, "identity_of", held)
+    monkeypatch.setattr(tasks, "submit_score", held)
     GatedEngine.gate.set()
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
     assert checking.wait(30)

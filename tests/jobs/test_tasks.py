@@ -94,13 +94,13 @@ def test_previews_show_while_the_images_are_checked(
     tmp_path: Path, database_url: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checks_may_run = threading.Event()
-    checked = tasks.identity_of
+    checked = tasks.submit_score
 
     def held_check(*args: Any) -> Any:
         checks_may_run.wait(60)
         return checked(*args)
 
-    monkeypatch.setattr(tasks, "identity_of", held_check)
+    monkeypatch.setattr(tasks, "submit_score", held_check)
     InstantEngine.reset()
     runtime = build_runtime(make_settings(tmp_path, database_url, engine="generative-instant"))
     try:

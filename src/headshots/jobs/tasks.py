@@ -13,6 +13,7 @@ every result is recorded only while the claim still stands.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import deque
@@ -28,6 +29,7 @@ from headshots import metrics
 from headshots.credentials import images as credentials
 from headshots.engines.base import Engine, Failed, Outcome, Rendered
 from headshots.errors import HeadshotsError
+from headshots.imaging.identity import IdentityScore, score
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.imaging.watermark import watermarked_preview
@@ -40,8 +42,8 @@ from headshots.render import (
     IdentityGate,
     better,
     flagged,
-    identity_of,
     identity_try,
+    reference_face,
     reroll_seed,
     rerolls_help,
 )
@@ -75,6 +77,9 @@ class _Made:
     claim: Claim
     image: Image.Image | None  # None: read it back from the store
     scored: Rendered | None = None
+    # A try whose face is being checked: the first image, or a re-roll.
+    candidate: Rendered | None = None
+    checked: bool = False
     round: int = 0
     tries: list[dict[str, Any]] = field(default_factory=list)
 
@@ -95,6 +100,8 @@ class _StyleJob:
         # Engine calls in flight: their future, and what to do with the result.
         self.calls: dict[Future[Call], tuple[list[Claim], _Made | None]] = {}
         self.finishing: deque[_Made] = deque()
+        # Face checks in flight (in the scoring processes), several at once.
+        self.checks: dict[Future[IdentityScore | None], _Made] = {}
         # Done variations whose image is still stored as raw pixels.
         self.compacting: deque[tuple[Claim, Image.Image]] = deque()
         self.used_seeds = {claim.seed for claim in claims}
@@ -127,19 +134,24 @@ class _StyleJob:
         self.finishing.extend(_Made(claim, None) for claim in self.claims if claim.finishing)
         compactor = self.runtime.compactor
         with compactor.busy() if compactor else nullcontext():
-            while self.calls or self.finishing:
+            while self.calls or self.finishing or self.checks:
                 if self.stop.is_set():
                     raise _Stop()
                 ended = [call for call in self.calls if call.done()]
+                checked = [check for check in self.checks if check.done()]
                 if ended:
                     # Previews first: an image that has arrived is shown
                     # before any other image is checked.
                     for call in ended:
                         self._arrived(call)
+                elif checked:
+                    for check in checked:
+                        self._checked(self.checks.pop(check), check)
                 elif self.finishing:
                     self._finish(self.finishing.popleft())
                 else:
-                    wait(list(self.calls), timeout=1.0, return_when=FIRST_COMPLETED)
+                    waiting: list[Future[Any]] = [*self.calls, *self.checks]
+                    wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
         # The final PNGs, once nothing of this job is left to show or check.
         for claim, image in self.compacting:
             if compactor is not None:
@@ -202,19 +214,54 @@ class _StyleJob:
             self.finishing.append(_Made(claim, outcome.image))
 
     def _finish(self, made: _Made) -> None:
-        """Check the face; re-roll a drifted one in the background, else store the PNG."""
-        claim = made.claim
-        image = made.image
-        if image is None:
-            stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, claim.image_blob)
-            image = made.image = service.decode_image(stored)
+        """Start the face check of a stored image, or conclude if there is none to make."""
+        if made.image is None:
+            stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, made.claim.image_blob)
+            made.image = service.decode_image(stored)
         # Only a generative engine can change the face; a retouch of the
         # photo itself has the selfie's face by construction.
-        if made.scored is None and self.engine.generative:
-            made.scored = self._score(Rendered(seed=claim.seed, image=image, seconds=0.0))
-            if made.scored is not None:
-                made.tries.append(identity_try(made.scored))
-        scored = made.scored
+        if self.engine.generative and not made.checked:
+            self._check(made, Rendered(seed=made.claim.seed, image=made.image, seconds=0.0))
+            return
+        self._conclude(made)
+
+    def _check(self, made: _Made, candidate: Rendered) -> None:
+        made.candidate = candidate
+        self.checks[submit_score(self.runtime, self.selfie, candidate.image, self.gate)] = made
+
+    def _checked(self, made: _Made, check: Future[IdentityScore | None]) -> None:
+        """A face check ended: keep the better try, then re-roll or conclude."""
+        candidate, made.candidate, made.checked = made.candidate, None, True
+        assert candidate is not None
+        try:
+            identity = check.result()
+        except Exception as error:
+            # The image is good whatever the check says; a check that cannot
+            # run leaves the variation unscored rather than lost.
+            log.warning(
+                "identity check of order %s skipped: %s", self.order_id, type(error).__name__
+            )
+            identity = None
+        if identity is not None:
+            scored = dataclasses.replace(candidate, identity=identity)
+            made.tries.append(identity_try(scored))
+            if made.round == 0:
+                made.scored = scored
+            elif made.scored is None or better(scored, made.scored):
+                # The better re-roll replaces the image and its preview.
+                self._store_images(made.claim, scored)
+                with transaction(self.runtime.sessions) as session:
+                    recorded = variations.replaced(
+                        session, made.claim, seed=scored.seed, details=scored.details
+                    )
+                if not self._check_recorded(recorded):
+                    return
+                made.image, made.scored = scored.image, scored
+        self._conclude(made)
+
+    def _conclude(self, made: _Made) -> None:
+        """Re-roll a drifted face in the background, or record the variation done."""
+        claim, scored = made.claim, made.scored
         if (
             scored is not None
             and flagged(scored)
@@ -234,7 +281,7 @@ class _StyleJob:
         details: dict[str, Any] = {}
         if made.tries:
             details["identity_tries"] = made.tries
-        elif scored is None and self.engine.generative:
+        elif self.engine.generative:
             details["identity_check"] = "skipped"
         with transaction(self.runtime.sessions) as session:
             recorded = variations.done(
@@ -246,36 +293,14 @@ class _StyleJob:
                 details=details,
             )
         if self._check_recorded(recorded):
-            self.compacting.append((claim, image))
+            assert made.image is not None
+            self.compacting.append((claim, made.image))
 
     def _rerolled(self, made: _Made, outcome: Outcome) -> None:
         if isinstance(outcome, Rendered):
-            scored = self._score(outcome)
-            if scored is not None:
-                made.tries.append(identity_try(scored))
-                if made.scored is None or better(scored, made.scored):
-                    # The better try replaces the image and its preview.
-                    self._store_images(made.claim, scored)
-                    with transaction(self.runtime.sessions) as session:
-                        recorded = variations.replaced(
-                            session, made.claim, seed=scored.seed, details=scored.details
-                        )
-                    if not self._check_recorded(recorded):
-                        return
-                    made.image, made.scored = scored.image, scored
-        self.finishing.append(made)
-
-    def _score(self, outcome: Rendered) -> Rendered | None:
-        try:
-            scored = identity_of(self.selfie, outcome, self.gate)
-        except Exception as error:
-            # The image is good whatever the check says; a check that cannot
-            # run leaves the variation unscored rather than lost.
-            log.warning(
-                "identity check of order %s skipped: %s", self.order_id, type(error).__name__
-            )
-            return None
-        return scored if scored.identity is not None else None
+            self._check(made, outcome)
+        else:
+            self._conclude(made)  # the re-roll failed: keep what there is
 
     def _store_images(self, claim: Claim, made: Rendered) -> None:
         """The engine's image as raw pixels (fast) and its watermarked, signed preview."""
@@ -306,6 +331,24 @@ class _StyleJob:
         if recorded is Recorded.GONE:
             raise _Stop()
         return recorded is Recorded.OK
+
+
+def submit_score(
+    runtime: Runtime, selfie: PreparedSelfie, image: Image.Image, gate: IdentityGate
+) -> Future[IdentityScore | None]:
+    """Check a face against the selfie's: in the scoring processes, or here.
+
+    None when the selfie has no face dlib can describe (nothing to compare).
+    """
+    reference = reference_face(selfie)
+    if reference is not None and runtime.scores is not None:
+        return runtime.scores.submit(reference, image, gate.threshold)
+    done: Future[IdentityScore | None] = Future()
+    try:
+        done.set_result(None if reference is None else score(reference, image, gate.threshold))
+    except Exception as error:
+        done.set_exception(error)
+    return done
 
 
 def compact(runtime: Runtime, claim: Claim) -> None:

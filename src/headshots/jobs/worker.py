@@ -18,6 +18,7 @@ from functools import partial
 from sqlalchemy import select
 
 from headshots.engines.base import default_engine_name
+from headshots.imaging.scoring import default_processes, shared_pool
 from headshots.jobs import tasks
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.queue import SweepingConsumer, make_consumer
@@ -66,6 +67,9 @@ def bind(runtime: Runtime) -> None:
     )
     if runtime.compactor is None:
         runtime.compactor = Compactor(partial(tasks.compact, runtime))
+    processes = runtime.settings.identity_processes
+    if runtime.scores is None and processes != 0:
+        runtime.scores = shared_pool(processes or default_processes())
 
 
 def start(runtime: Runtime, *, embedded: bool) -> Consumer:
@@ -74,6 +78,9 @@ def start(runtime: Runtime, *, embedded: bool) -> Consumer:
     threads = consumer_threads(runtime)
     consumer = make_consumer(runtime.queue, runtime.settings, embedded=embedded, workers=threads)
     listening = runtime.listen_for_shreds()
+    if runtime.scores is not None:
+        # Children load their models now, not when the first order needs them.
+        threading.Thread(target=runtime.scores.warm, name="warm-scores", daemon=True).start()
     resume(runtime, embedded=embedded)
     if embedded:
         consumer.start()

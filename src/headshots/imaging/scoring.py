@@ -1,0 +1,105 @@
+"""Identity scores of many outputs at once, in worker processes.
+
+dlib holds the GIL while it computes a face descriptor (about 80-110 ms an
+image here), so the checks of an order's 24 outputs ran one after another
+whatever the number of threads or cores. A pool of processes, one per core,
+scores them in parallel. Only the output's pixels (shrunk to the size the
+scorer works at) and the selfie's 128 numbers cross to a child; the children
+keep nothing between calls and die with the pool.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from headshots.imaging.faces import Box
+from headshots.imaging.identity import (
+    FaceDescriptor,
+    IdentityScore,
+    Pixels,
+    score,
+    working_pixels,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ScorePool:
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(
+        self, reference: FaceDescriptor, image: Image.Image, threshold: float
+    ) -> Future[IdentityScore | None]:
+        """identity.score in a worker process; its future."""
+        pixels = working_pixels(image)
+        try:
+            return self._executor().submit(_score, reference.vector, pixels, threshold)
+        except BrokenProcessPool:
+            # A child died (out of memory, killed): start afresh.
+            log.warning("identity scoring pool broke; starting a new one")
+            with self._lock:
+                self._pool = None
+            return self._executor().submit(_score, reference.vector, pixels, threshold)
+
+    def warm(self) -> None:
+        """Start the children and load their models now, not at the first order."""
+        pool = self._executor()
+        for waiting in [pool.submit(_warm) for _ in range(self.processes)]:
+            waiting.result()
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn, not fork: the parent runs threads (and a server).
+                self._pool = ProcessPoolExecutor(
+                    max_workers=self.processes, mp_context=multiprocessing.get_context("spawn")
+                )
+            return self._pool
+
+
+def default_processes() -> int:
+    return os.cpu_count() or 1
+
+
+_shared: dict[int, ScorePool] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_pool(processes: int) -> ScorePool:
+    """One pool per process and size: its children keep nothing, so runtimes share it."""
+    with _shared_lock:
+        if processes not in _shared:
+            _shared[processes] = ScorePool(processes)
+            atexit.register(_shared[processes].close)
+        return _shared[processes]
+
+
+def _score(
+    vector: npt.NDArray[np.float64], pixels: Pixels, threshold: float
+) -> IdentityScore | None:
+    reference = FaceDescriptor(vector=vector, box=Box(0.0, 0.0, 0.0, 0.0))
+    return score(reference, pixels, threshold)
+
+
+def _warm() -> None:
+    blank = np.zeros((64, 64, 3), dtype=np.uint8)
+    score(FaceDescriptor(vector=np.zeros(128), box=Box(0.0, 0.0, 0.0, 0.0)), blank, 0.6)
