@@ -51,6 +51,7 @@ class Server:
                 "HEADSHOTS_PORT": str(self.port),
                 # A benchmark is one client sending many uploads.
                 "HEADSHOTS_UPLOAD_RATE_PER_HOUR": "100000",
+                "HEADSHOTS_UPLOADS_PER_CLIENT": "1000",
                 # The operator's Content Credentials: a development chain.
                 **credentials_env(Path(self.data)),
                 **env,

@@ -102,7 +102,7 @@ class _StyleJob:
         self.finishing: deque[_Made] = deque()
         # Face checks in flight (in the scoring processes), several at once.
         self.checks: dict[Future[IdentityScore | None], _Made] = {}
-        # Done variations whose image is still stored as raw pixels.
+        # Done variations whose PNG this job makes (no compactor here).
         self.compacting: deque[tuple[Claim, Image.Image]] = deque()
         self.used_seeds = {claim.seed for claim in claims}
 
@@ -152,12 +152,9 @@ class _StyleJob:
                 else:
                     waiting: list[Future[Any]] = [*self.calls, *self.checks]
                     wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
-        # The final PNGs, once nothing of this job is left to show or check.
+        # Without a compactor, the final PNGs once nothing is left to show or check.
         for claim, image in self.compacting:
-            if compactor is not None:
-                compactor.add(claim)
-            else:
-                self._store_final(claim, image)
+            self._store_final(claim, image)
 
     def _load_selfie(self) -> PreparedSelfie:
         stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, service.SELFIE_BLOB)
@@ -294,7 +291,13 @@ class _StyleJob:
             )
         if self._check_recorded(recorded):
             assert made.image is not None
-            self.compacting.append((claim, made.image))
+            if self.runtime.compactor is not None:
+                # It reads the image back when it gets to it: holding every
+                # image of the job until then would be memory for nothing.
+                self.runtime.compactor.add(claim)
+            else:
+                self.compacting.append((claim, made.image))
+            made.image = None
 
     def _rerolled(self, made: _Made, outcome: Outcome) -> None:
         if isinstance(outcome, Rendered):
