@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,11 +94,37 @@ class Runtime:
                     self._working.pop(order_id, None)
 
     def shredded(self, order_ids: Iterable[str]) -> None:
-        """Call after an order's shred committed: every process lets go of it now."""
-        for order_id in order_ids:
+        """Call after an order's shred committed: every process lets go of it now.
+
+        This process's own jobs on the order are stopped and waited for
+        (briefly: they stop at their next step), then whatever one of them
+        wrote after the blobs were deleted is deleted too. So when a DELETE
+        answers in the embedded mode, no file of the order is left; jobs in
+        other processes do the same on their side when told.
+        """
+        ids = list(order_ids)
+        for order_id in ids:
             self.forget(order_id)
             if self.shreds is not None:
                 self.shreds.publish(order_id)
+        for order_id in ids:
+            if self._let_go(order_id):
+                try:
+                    self.blobs.shred(order_id)
+                except Exception as error:  # the sweep deletes late writes again
+                    log.warning("late writes of an order not deleted: %s", type(error).__name__)
+
+    def _let_go(self, order_id: str, timeout: float = 5.0) -> bool:
+        """Wait until no job of this process works on the order; True if one did."""
+        deadline = time.monotonic() + timeout
+        waited = False
+        while time.monotonic() < deadline:
+            with self._working_lock:
+                if order_id not in self._working:
+                    return waited
+            waited = True
+            time.sleep(0.01)
+        return waited
 
     def forget(self, order_id: str) -> None:
         """Drop this process's copy of the order's selfie and stop its jobs."""

@@ -8,11 +8,13 @@ from fastapi.testclient import TestClient
 
 from headshots.runtime import build_runtime
 from headshots.web.app import create_app
+from tests.engines.test_flux_local import needs_ml
 from tests.engines.test_flux_models import KLEIN_4B, weights_folder
 from tests.support import make_settings
 
 
 def test_ready_names_the_local_model_and_its_licence(tmp_path: Path) -> None:
+    needs_ml()  # the engine is ready only where torch and diffusers are installed
     weights = weights_folder(tmp_path / "FLUX.2-klein-4B", transformer=KLEIN_4B, is_distilled=True)
     settings = make_settings(tmp_path, None, engine="flux-local", flux_weights_dir=weights)
     runtime = build_runtime(settings)
