@@ -13,6 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -60,6 +61,10 @@ class Runtime:
     local_consumer: bool = False
     # Every process is told when an order is shredded (Redis in scale-out).
     shreds: Channel | None = None
+    # Stores the images a job received at once side by side.
+    storing: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
+    )
     # Makes done variations' final PNGs off the waiting path; set where a
     # consumer runs (jobs.worker), else each job stores its own.
     compactor: Compactor[Claim] | None = None
@@ -141,6 +146,7 @@ class Runtime:
         if self.compactor is not None:
             self.compactor.stop()
         self.lanes.close()
+        self.storing.shutdown(wait=False, cancel_futures=True)
         self.selfies.close()
         self.database.dispose()
 

@@ -142,8 +142,7 @@ class _StyleJob:
                 if ended:
                     # Previews first: an image that has arrived is shown
                     # before any other image is checked.
-                    for call in ended:
-                        self._arrived(call)
+                    self._arrived(ended)
                 elif checked:
                     for check in checked:
                         self._checked(self.checks.pop(check), check)
@@ -178,16 +177,25 @@ class _StyleJob:
         self.used_seeds.add(seed)
         return seed
 
-    def _arrived(self, call: Future[Call]) -> None:
-        claims, reroll = self.calls.pop(call)
-        made = call.result()
-        for outcome in made.outcomes:
-            metrics.engine_call(self.engine.name, made.seconds / len(made.outcomes), outcome)
-        if reroll is not None:
-            self._rerolled(reroll, made.outcomes[0])
-            return
-        for claim, outcome in zip(claims, made.outcomes, strict=True):
-            self._record(claim, outcome, made.seconds / len(claims))
+    def _arrived(self, ended: list[Future[Call]]) -> None:
+        """Record what the ended calls made; their images are stored side by side."""
+        results: list[tuple[Claim, Outcome, float]] = []
+        for call in ended:
+            claims, reroll = self.calls.pop(call)
+            made = call.result()
+            for outcome in made.outcomes:
+                metrics.engine_call(self.engine.name, made.seconds / len(made.outcomes), outcome)
+            if reroll is not None:
+                self._rerolled(reroll, made.outcomes[0])
+                continue
+            share = made.seconds / len(claims)
+            results.extend((c, o, share) for c, o in zip(claims, made.outcomes, strict=True))
+        if len(results) == 1:
+            self._record(*results[0])
+        elif results:
+            # Encoding a preview, sealing and writing (to a bucket, too) mostly
+            # wait or run outside the GIL: several images at once show sooner.
+            list(self.runtime.storing.map(lambda result: self._record(*result), results))
 
     def _record(self, claim: Claim, outcome: Outcome, seconds: float) -> None:
         if isinstance(outcome, Failed):
