@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
+from sqlalchemy.orm.exc import StaleDataError
 
 from headshots import metrics
 from headshots.credentials import images as credentials
@@ -114,10 +115,20 @@ class _StyleJob:
             # leases run out and another process takes the work over.
             return
         except _Stop:
-            for call in self.calls:
-                call.cancel()
-            # Anything stored after the shred must go too.
-            self.runtime.blobs.shred(self.order_id)
+            self._stopped()
+        except StaleDataError:
+            # A row changed between this job's read and its write: its order
+            # was deleted, or (rarely) its lease was taken over meanwhile.
+            with transaction(self.runtime.sessions) as session:
+                gone = variations.order_gone(session, self.order_id)
+            if gone:
+                self._stopped()
+
+    def _stopped(self) -> None:
+        for call in self.calls:
+            call.cancel()
+        # Anything stored after the shred must go too.
+        self.runtime.blobs.shred(self.order_id)
 
     def _run(self) -> None:
         fresh = [claim for claim in self.claims if not claim.finishing]
@@ -195,7 +206,12 @@ class _StyleJob:
         elif results:
             # Encoding a preview, sealing and writing (to a bucket, too) mostly
             # wait or run outside the GIL: several images at once show sooner.
-            list(self.runtime.storing.map(lambda result: self._record(*result), results))
+            storing = [self.runtime.storing.submit(self._record, *result) for result in results]
+            # All of them end before this job goes on or stops: a write still
+            # under way after the job deleted its order's files would stay.
+            wait(storing)
+            for stored in storing:
+                stored.result()
 
     def _record(self, claim: Claim, outcome: Outcome, seconds: float) -> None:
         if isinstance(outcome, Failed):
