@@ -386,18 +386,22 @@ def compact(runtime: Runtime, claim: Claim) -> None:
     (about 90 ms an image) is never what a person waits for.
     """
     blobs = runtime.blobs
-    try:
-        stored = blobs.get(claim.order_id, claim.wrapped_key, claim.image_blob)
-    except HeadshotsError:
-        return  # the order was deleted meanwhile
-    if stored.startswith(service.PNG_SIGNATURE):
-        return
-    png = service.encode_png(service.decode_image(stored))
-    signed = credentials.sign_final_png(runtime, claim.variation_id, png)
-    try:
-        blobs.put(claim.order_id, claim.wrapped_key, claim.image_blob, signed)
-    except OrderDeleted:
-        return
+    # Registered like a job, so a shred here stops it and waits for it.
+    with runtime.working_on(claim.order_id) as stop:
+        try:
+            stored = blobs.get(claim.order_id, claim.wrapped_key, claim.image_blob)
+        except HeadshotsError:
+            return  # the order was deleted meanwhile
+        if stored.startswith(service.PNG_SIGNATURE):
+            return
+        png = service.encode_png(service.decode_image(stored))
+        signed = credentials.sign_final_png(runtime, claim.variation_id, png)
+        if stop.is_set():
+            return
+        try:
+            blobs.put(claim.order_id, claim.wrapped_key, claim.image_blob, signed)
+        except OrderDeleted:
+            return
     with transaction(runtime.sessions) as session:
         gone = variations.order_gone(session, claim.order_id)
     if gone:  # shredded while this was written: what was written goes too
@@ -460,8 +464,11 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
         sweep_drafts(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
         stuck = service.stuck_variations(session, runtime.settings)
-        service.finish_stalled(session)
         jobs = variations.styles_of(session, stuck)
+    # Apart: it locks orders, and a transaction holding variation rows must
+    # not wait for an order row (a shred takes them the other way round).
+    with transaction(runtime.sessions) as session:
+        service.finish_stalled(session)
     runtime.queue.enqueue_styles(jobs)
     if expired or stuck:
         log.info("sweep: %d orders expired, %d variations re-enqueued", len(expired), len(stuck))

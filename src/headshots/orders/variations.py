@@ -84,8 +84,13 @@ def claim(
     now = utcnow()
     lease = now + timedelta(seconds=lease_seconds)
     finishing = Variation.status == VariationStatus.FINISHING
+    ids = list(variation_ids)
+    order_id = session.scalar(select(Variation.order_id).where(Variation.id.in_(ids)).limit(1))
+    if order_id is None:
+        return []  # shredded: its variations are gone
+    _lock_order(session, order_id)
     claimed: list[str] = []
-    for variation_id in variation_ids:
+    for variation_id in ids:
         changed = session.execute(
             update(Variation)
             .where(
@@ -137,6 +142,17 @@ def claim(
     return claims
 
 
+def _lock_order(session: Session, order_id: str) -> None:
+    """Take the order's row lock before any of its variations' (PostgreSQL).
+
+    A shred updates the order, then deletes its variations; a job that
+    updated a variation and then locked the order to finish it took the two
+    the other way round, and the two deadlocked. Every transaction that
+    ends in finish_if_complete takes the order first.
+    """
+    session.execute(select(Order.id).where(Order.id == order_id).with_for_update(key_share=True))
+
+
 def _give_up(variation: Variation, now: datetime) -> None:
     variation.finished_at = now
     variation.lease_until = None
@@ -186,6 +202,7 @@ def failed(
     seconds: float,
     details: dict[str, Any],
 ) -> Recorded:
+    _lock_order(session, claim.order_id)
     recorded, variation = _current(session, claim, VariationStatus.RUNNING)
     if variation is None:
         return recorded
@@ -232,7 +249,8 @@ def done(
     scored: bool,
     details: dict[str, Any],
 ) -> Recorded:
-    """The final PNG is stored and the identity known (or not checkable)."""
+    """The image is final and its identity known (or not checkable)."""
+    _lock_order(session, claim.order_id)
     recorded, variation = _current(session, claim, VariationStatus.FINISHING)
     if variation is None:
         return recorded
