@@ -113,23 +113,22 @@ class Runtime:
             if self.shreds is not None:
                 self.shreds.publish(order_id)
         for order_id in ids:
-            if self._let_go(order_id):
-                try:
-                    self.blobs.shred(order_id)
-                except Exception as error:  # the sweep deletes late writes again
-                    log.warning("late writes of an order not deleted: %s", type(error).__name__)
+            # Also when no job is left: one may have written between the
+            # blobs' deletion and the shred's commit, and it saw a live order.
+            self._let_go(order_id)
+            try:
+                self.blobs.shred(order_id)
+            except Exception as error:  # the sweep deletes late writes again
+                log.warning("late writes of an order not deleted: %s", type(error).__name__)
 
-    def _let_go(self, order_id: str, timeout: float = 5.0) -> bool:
-        """Wait until no job of this process works on the order; True if one did."""
+    def _let_go(self, order_id: str, timeout: float = 5.0) -> None:
+        """Wait (briefly) until no job of this process works on the order."""
         deadline = time.monotonic() + timeout
-        waited = False
         while time.monotonic() < deadline:
             with self._working_lock:
                 if order_id not in self._working:
-                    return waited
-            waited = True
+                    return
             time.sleep(0.01)
-        return waited
 
     def forget(self, order_id: str) -> None:
         """Drop this process's copy of the order's selfie and stop its jobs."""
