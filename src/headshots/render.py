@@ -55,7 +55,7 @@ def render_style(
     outcomes = _generate(engine, selfie, style, seeds, size)
     if identity is None:
         return outcomes
-    reference = _reference(selfie)
+    reference = reference_face(selfie)
     if reference is None:
         return outcomes
     return _gate(engine, selfie, style, size, identity, reference, outcomes)
@@ -68,10 +68,6 @@ def rerolls_help(engine: Engine) -> bool:
 
 def reference_face(selfie: PreparedSelfie) -> FaceDescriptor | None:
     """The selfie's face descriptor, None if dlib finds no face in it."""
-    return _reference(selfie)
-
-
-def _reference(selfie: PreparedSelfie) -> FaceDescriptor | None:
     try:
         return selfie.descriptor
     except HeadshotsError:

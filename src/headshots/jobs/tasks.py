@@ -103,8 +103,9 @@ class _StyleJob:
         self.finishing: deque[_Made] = deque()
         # Face checks in flight (in the scoring processes), several at once.
         self.checks: dict[Future[IdentityScore | None], _Made] = {}
-        # Done variations whose PNG this job makes (no compactor here).
-        self.compacting: deque[tuple[Claim, Image.Image]] = deque()
+        # Done variations whose PNG this job makes itself, at its end, where
+        # the process has no compactor.
+        self.compacting: list[Claim] = []
         self.used_seeds = {claim.seed for claim in claims}
 
     def run(self) -> None:
@@ -163,8 +164,8 @@ class _StyleJob:
                     waiting: list[Future[Any]] = [*self.calls, *self.checks]
                     wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
         # Without a compactor, the final PNGs once nothing is left to show or check.
-        for claim, image in self.compacting:
-            self._store_final(claim, image)
+        for claim in self.compacting:
+            compact(self.runtime, claim)
 
     def _load_selfie(self) -> PreparedSelfie:
         stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, service.SELFIE_BLOB)
@@ -314,13 +315,12 @@ class _StyleJob:
                 details=details,
             )
         if self._check_recorded(recorded):
-            assert made.image is not None
             if self.runtime.compactor is not None:
                 # It reads the image back when it gets to it: holding every
                 # image of the job until then would be memory for nothing.
                 self.runtime.compactor.add(claim)
             else:
-                self.compacting.append((claim, made.image))
+                self.compacting.append(claim)
             made.image = None
 
     def _rerolled(self, made: _Made, outcome: Outcome) -> None:
@@ -337,13 +337,6 @@ class _StyleJob:
         )
         self._put(claim.preview_blob, preview)
         self._put(claim.image_blob, service.encode_pixels(made.image))
-
-    def _store_final(self, claim: Claim, image: Image.Image) -> None:
-        """The final PNG in place of the raw pixels (no compactor in this process)."""
-        png = service.encode_png(image)
-        self._put(
-            claim.image_blob, credentials.sign_final_png(self.runtime, claim.variation_id, png)
-        )
 
     def _put(self, name: str, data: bytes) -> None:
         if self.stop.is_set():

@@ -116,7 +116,6 @@ def claim(
     for variation_id in claimed:
         variation = session.get(Variation, variation_id)
         assert variation is not None
-        session.refresh(variation)
         order = variation.order
         if order.is_tombstone or order.wrapped_key is None:
             return []
