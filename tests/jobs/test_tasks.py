@@ -120,6 +120,12 @@ def test_previews_show_while_the_images_are_checked(
                 pay(client, order)
                 download_url = order_body(client, order)["variations"][0]["download_url"]
                 early = client.get(download_url, headers=auth(order["token"]))
+                deadline = time.monotonic() + 30
+                while early.status_code == 409 and time.monotonic() < deadline:
+                    # Shown a moment before its pixels are stored: "try again".
+                    assert "still being stored" in early.json()["detail"]
+                    time.sleep(0.05)
+                    early = client.get(download_url, headers=auth(order["token"]))
                 assert early.status_code == 200
                 assert Image.open(io.BytesIO(early.content)).format == "PNG"
                 assert not stored_image(runtime, order["id"], first["id"]).startswith(b"\x89PNG")
@@ -171,6 +177,29 @@ def finish_after_a_dead_worker(
         wait_for_png(runtime, order["id"], variation["id"])
     # The engine ran once per variation: finishing did not make the image again.
     assert InstantEngine.calls == {"corporate": 4}
+
+
+def test_an_image_lost_after_its_preview_showed_is_made_again(
+    client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker records each preview, then dies before the raw pixels are written.
+    monkeypatch.setattr(tasks._StyleJob, "_store_pixels", lambda *args, **kwargs: None)
+    monkeypatch.setattr(tasks._StyleJob, "_finish", lambda *args, **kwargs: None)
+    InstantEngine.reset()
+    order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
+    wait_until(client, order, all_finishing, "all finishing")
+    monkeypatch.undo()
+    with transaction(runtime.sessions) as session:
+        for variation in session.query(Variation).filter_by(order_id=order["id"]):
+            variation.lease_until = utcnow() - timedelta(seconds=1)
+
+    tasks.run_sweep(runtime)
+    ready = wait_ready(client, order["id"], order["token"])
+    assert [v["status"] for v in ready["variations"]] == ["done"] * 4
+    # Each image was made a second time, and that one is what is stored.
+    assert InstantEngine.calls == {"corporate": 8}
+    for variation in ready["variations"]:
+        wait_for_png(runtime, order["id"], variation["id"])
 
 
 def test_a_check_that_keeps_failing_keeps_the_image(

@@ -17,11 +17,11 @@ import dataclasses
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from PIL import Image
 from sqlalchemy.orm.exc import StaleDataError
@@ -49,10 +49,11 @@ from headshots.render import (
     rerolls_help,
 )
 from headshots.runtime import Runtime
-from headshots.storage.base import OrderDeleted
+from headshots.storage.base import BlobNotFound, OrderDeleted
 from headshots.styles import Style, get_style
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def render_style(runtime: Runtime, variation_ids: list[str]) -> None:
@@ -202,19 +203,32 @@ class _StyleJob:
                 continue
             share = made.seconds / len(claims)
             results.extend((c, o, share) for c, o in zip(claims, made.outcomes, strict=True))
-        if len(results) == 1:
-            self._record(*results[0])
-        elif results:
-            # Encoding a preview, sealing and writing (to a bucket, too) mostly
-            # wait or run outside the GIL: several images at once show sooner.
-            storing = [self.runtime.storing.submit(self._record, *result) for result in results]
-            # All of them end before this job goes on or stops: a write still
-            # under way after the job deleted its order's files would stay.
-            wait(storing)
-            for stored in storing:
-                stored.result()
+        # Every preview of the batch first, then the raw pixels behind them.
+        shown = [made for made in self._side_by_side(self._record, results) if made is not None]
+        self._side_by_side(self._store_pixels, [(made,) for made in shown])
+        self.finishing.extend(shown)
 
-    def _record(self, claim: Claim, outcome: Outcome, seconds: float) -> None:
+    def _side_by_side(self, step: Callable[..., _T], items: list[tuple[Any, ...]]) -> list[_T]:
+        """``step`` for each item, several at once: its results, in order.
+
+        Encoding a preview, sealing and writing (to a bucket, too) mostly wait
+        or run outside the GIL: several images at once show sooner.
+        """
+        if len(items) <= 1:
+            return [step(*item) for item in items]
+        running = [self.runtime.storing.submit(step, *item) for item in items]
+        # All of them end before this job goes on or stops: a write still
+        # under way after the job deleted its order's files would stay.
+        wait(running)
+        return [done.result() for done in running]
+
+    def _record(self, claim: Claim, outcome: Outcome, seconds: float) -> _Made | None:
+        """Record an engine call's outcome; an image shows as soon as its preview is stored.
+
+        The raw pixels are stored right after (_store_pixels): a preview
+        waits for no 4 MB write. A worker that dies between the two leaves
+        a variation whose image is lost, and the next claim renders it again.
+        """
         if isinstance(outcome, Failed):
             with transaction(self.runtime.sessions) as session:
                 recorded = variations.failed(
@@ -226,19 +240,28 @@ class _StyleJob:
                     details=outcome.details,
                 )
             self._check_recorded(recorded)
-            return
-        self._store_images(claim, outcome)
+            return None
+        self._put(claim.preview_blob, self._preview(claim, outcome))
         with transaction(self.runtime.sessions) as session:
             recorded = variations.preview_stored(
                 session, claim, seed=outcome.seed, seconds=seconds, details=outcome.details
             )
-        if self._check_recorded(recorded):
-            self.finishing.append(_Made(claim, outcome.image))
+        return _Made(claim, outcome.image) if self._check_recorded(recorded) else None
+
+    def _store_pixels(self, made: _Made) -> None:
+        assert made.image is not None
+        self._put(made.claim.image_blob, service.encode_pixels(made.image))
 
     def _finish(self, made: _Made) -> None:
         """Start the face check of a stored image, or conclude if there is none to make."""
         if made.image is None:
-            stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, made.claim.image_blob)
+            try:
+                stored = self.runtime.blobs.get(
+                    self.order_id, self.wrapped_key, made.claim.image_blob
+                )
+            except BlobNotFound:
+                self._render_again(made.claim)
+                return
             made.image = service.decode_image(stored)
         # Only a generative engine can change the face; a retouch of the
         # photo itself has the selfie's face by construction.
@@ -246,6 +269,13 @@ class _StyleJob:
             self._check(made, Rendered(seed=made.claim.seed, image=made.image, seconds=0.0))
             return
         self._conclude(made)
+
+    def _render_again(self, claim: Claim) -> None:
+        """An earlier worker showed the preview and died before storing the image."""
+        with transaction(self.runtime.sessions) as session:
+            recorded = variations.image_lost(session, claim)
+        if self._check_recorded(recorded):
+            self._start([claim], None)
 
     def _check(self, made: _Made, candidate: Rendered) -> None:
         made.candidate = candidate
@@ -330,13 +360,16 @@ class _StyleJob:
             self._conclude(made)  # the re-roll failed: keep what there is
 
     def _store_images(self, claim: Claim, made: Rendered) -> None:
-        """The engine's image as raw pixels (fast) and its watermarked, signed preview."""
+        """A better try's watermarked preview and raw pixels, over the first's."""
+        self._put(claim.preview_blob, self._preview(claim, made))
+        self._put(claim.image_blob, service.encode_pixels(made.image))
+
+    def _preview(self, claim: Claim, made: Rendered) -> bytes:
+        """The watermarked, signed preview of an image."""
         preview = watermarked_preview(made.image, max_side=self.settings.preview_max)
-        preview = credentials.sign_preview(
+        return credentials.sign_preview(
             self.runtime, claim.engine_name, claim.style_id, made.details, preview
         )
-        self._put(claim.preview_blob, preview)
-        self._put(claim.image_blob, service.encode_pixels(made.image))
 
     def _put(self, name: str, data: bytes) -> None:
         if self.stop.is_set():

@@ -192,6 +192,19 @@ def preview_stored(
     return Recorded.OK
 
 
+def image_lost(session: Session, claim: Claim) -> Recorded:
+    """Its preview was shown but its worker died before the image was stored.
+
+    The variation goes back to running under the same claim: the job renders
+    it again, and the new try replaces the preview.
+    """
+    recorded, variation = _current(session, claim, VariationStatus.FINISHING)
+    if variation is None:
+        return recorded
+    variation.status = VariationStatus.RUNNING
+    return Recorded.OK
+
+
 def failed(
     session: Session,
     claim: Claim,

@@ -27,6 +27,7 @@ from headshots.orders import service
 from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, Variation, VariationStatus
 from headshots.runtime import Runtime
+from headshots.storage.base import BlobNotFound
 from headshots.tiers import choose
 from headshots.web.multipart import FormError, read_form
 from headshots.web.security import client_address, limiter_of
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api")
 
 NO_STORE = {"Cache-Control": "no-store"}
+STILL_STORING = "This image is still being stored; try again in a moment."
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -178,11 +180,17 @@ def _image(
         blob = variation.image_blob if clean else variation.preview_blob
         if variation.status not in SHOWABLE or blob is None:
             raise service.NotReady()
-        wrapped_key = order.wrapped_key
+        wrapped_key, status = order.wrapped_key, variation.status
         name = f"headshot-{variation.style}-{variation.index}"
         made = credentials.facts_of(runtime, order, variation)  # issue 12
     assert wrapped_key is not None
-    data = runtime.blobs.get(order_id, wrapped_key, blob)
+    try:
+        data = runtime.blobs.get(order_id, wrapped_key, blob)
+    except BlobNotFound:
+        if status == VariationStatus.FINISHING:
+            # Its preview shows a moment before the image itself is stored.
+            raise service.NotReady(STILL_STORING) from None
+        raise
     return (credentials.downloadable_png(runtime, made, data) if clean else data), name
 
 
@@ -217,6 +225,7 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
             for v in order.variations
             if v.status in SHOWABLE and v.image_blob
         ]
+        storing = {v.image_blob for v in order.variations if v.status == VariationStatus.FINISHING}
         wrapped_key = order.wrapped_key
     if not wanted:
         raise service.NotReady("No image of this order is ready yet.")
@@ -226,7 +235,12 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, blob, made in wanted:
             assert blob is not None
-            stored = runtime.blobs.get(order_id, wrapped_key, blob)
+            try:
+                stored = runtime.blobs.get(order_id, wrapped_key, blob)
+            except BlobNotFound:
+                if blob in storing:
+                    continue  # shown a moment before it is stored: not in this zip yet
+                raise
             archive.writestr(name, credentials.downloadable_png(runtime, made, stored))
     return Response(
         buffer.getvalue(),
