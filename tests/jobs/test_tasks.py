@@ -24,6 +24,7 @@ from headshots.orders import service, variations
 from headshots.orders.db import transaction
 from headshots.orders.models import Variation, utcnow
 from headshots.runtime import Runtime, build_runtime
+from headshots.storage.base import BlobNotFound
 from headshots.styles import Style
 from headshots.web.app import create_app
 from tests.support import (
@@ -69,6 +70,19 @@ def stored_image(runtime: Runtime, order_id: str, variation_id: str) -> bytes:
         key = variation.order.wrapped_key
         assert key is not None
         return runtime.blobs.get(order_id, key, variation.image_blob)
+
+
+def wait_for_images(runtime: Runtime, body: Any) -> None:
+    """Previews show a moment before their raw pixels are written: wait for those too."""
+    deadline = time.monotonic() + 30
+    for variation in body["variations"]:
+        while True:
+            try:
+                stored_image(runtime, body["id"], variation["id"])
+                break
+            except BlobNotFound:
+                assert time.monotonic() < deadline, "the image was never stored"
+                time.sleep(0.02)
 
 
 class GenerativeInstant(InstantEngine):
@@ -162,7 +176,7 @@ def finish_after_a_dead_worker(
     # The worker stores each image and its preview, then dies before finishing.
     monkeypatch.setattr(tasks._StyleJob, "_finish", lambda *args, **kwargs: None)
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
-    wait_until(client, order, all_finishing, "all finishing")
+    wait_for_images(runtime, wait_until(client, order, all_finishing, "all finishing"))
     monkeypatch.undo()
     with transaction(runtime.sessions) as session:
         for variation in session.query(Variation).filter_by(order_id=order["id"]):
@@ -207,7 +221,7 @@ def test_a_check_that_keeps_failing_keeps_the_image(
 ) -> None:
     monkeypatch.setattr(tasks._StyleJob, "_finish", lambda *args, **kwargs: None)
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
-    wait_until(client, order, all_finishing, "all finishing")
+    wait_for_images(runtime, wait_until(client, order, all_finishing, "all finishing"))
     with transaction(runtime.sessions) as session:
         for variation in session.query(Variation).filter_by(order_id=order["id"]):
             variation.lease_until = utcnow() - timedelta(seconds=1)
