@@ -201,7 +201,16 @@ def test_an_image_lost_after_its_preview_showed_is_made_again(
     monkeypatch.setattr(tasks._StyleJob, "_finish", lambda *args, **kwargs: None)
     InstantEngine.reset()
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
-    wait_until(client, order, all_finishing, "all finishing")
+    body = wait_until(client, order, all_finishing, "all finishing")
+    # Paid while the images are not stored: "try again", not "not found".
+    pay(client, order)
+    download_url = order_body(client, order)["variations"][0]["download_url"]
+    zip_url = f"/api/orders/{order['id']}/download.zip"
+    for url in (download_url, zip_url):
+        early = client.get(url, headers=auth(order["token"]))
+        assert early.status_code == 409
+        assert early.json()["detail"] == "This image is still being stored; try again in a moment."
+    assert body["variations"][0]["preview_url"]
     monkeypatch.undo()
     with transaction(runtime.sessions) as session:
         for variation in session.query(Variation).filter_by(order_id=order["id"]):

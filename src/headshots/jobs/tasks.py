@@ -205,7 +205,7 @@ class _StyleJob:
             results.extend((c, o, share) for c, o in zip(claims, made.outcomes, strict=True))
         # Every preview of the batch first, then the raw pixels behind them.
         shown = [made for made in self._side_by_side(self._record, results) if made is not None]
-        self._side_by_side(self._store_pixels, [(made,) for made in shown])
+        self._side_by_side(self._store_pixels, [(made.claim, made.image) for made in shown])
         self.finishing.extend(shown)
 
     def _side_by_side(self, step: Callable[..., _T], items: list[tuple[Any, ...]]) -> list[_T]:
@@ -248,9 +248,8 @@ class _StyleJob:
             )
         return _Made(claim, outcome.image) if self._check_recorded(recorded) else None
 
-    def _store_pixels(self, made: _Made) -> None:
-        assert made.image is not None
-        self._put(made.claim.image_blob, service.encode_pixels(made.image))
+    def _store_pixels(self, claim: Claim, image: Image.Image) -> None:
+        self._put(claim.image_blob, service.encode_pixels(image))
 
     def _finish(self, made: _Made) -> None:
         """Start the face check of a stored image, or conclude if there is none to make."""
@@ -362,7 +361,7 @@ class _StyleJob:
     def _store_images(self, claim: Claim, made: Rendered) -> None:
         """A better try's watermarked preview and raw pixels, over the first's."""
         self._put(claim.preview_blob, self._preview(claim, made))
-        self._put(claim.image_blob, service.encode_pixels(made.image))
+        self._store_pixels(claim, made.image)
 
     def _preview(self, claim: Claim, made: Rendered) -> bytes:
         """The watermarked, signed preview of an image."""

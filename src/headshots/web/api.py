@@ -180,18 +180,26 @@ def _image(
         blob = variation.image_blob if clean else variation.preview_blob
         if variation.status not in SHOWABLE or blob is None:
             raise service.NotReady()
-        wrapped_key, status = order.wrapped_key, variation.status
+        wrapped_key = order.wrapped_key
+        finishing = variation.status == VariationStatus.FINISHING
         name = f"headshot-{variation.style}-{variation.index}"
         made = credentials.facts_of(runtime, order, variation)  # issue 12
     assert wrapped_key is not None
+    data = _stored(runtime, order_id, wrapped_key, blob, finishing=finishing)
+    return (credentials.downloadable_png(runtime, made, data) if clean else data), name
+
+
+def _stored(
+    runtime: Runtime, order_id: str, wrapped_key: bytes, blob: str, *, finishing: bool
+) -> bytes:
+    """A stored image; NotReady while a finishing variation's pixels are still written."""
     try:
-        data = runtime.blobs.get(order_id, wrapped_key, blob)
+        return runtime.blobs.get(order_id, wrapped_key, blob)
     except BlobNotFound:
-        if status == VariationStatus.FINISHING:
+        if finishing:
             # Its preview shows a moment before the image itself is stored.
             raise service.NotReady(STILL_STORING) from None
         raise
-    return (credentials.downloadable_png(runtime, made, data) if clean else data), name
 
 
 @router.get("/orders/{order_id}/variations/{variation_id}/preview")
@@ -220,12 +228,12 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
             (
                 f"headshot-{v.style}-{v.index}.png",
                 v.image_blob,
+                v.status == VariationStatus.FINISHING,
                 credentials.facts_of(runtime, order, v),
             )
             for v in order.variations
             if v.status in SHOWABLE and v.image_blob
         ]
-        storing = {v.image_blob for v in order.variations if v.status == VariationStatus.FINISHING}
         wrapped_key = order.wrapped_key
     if not wanted:
         raise service.NotReady("No image of this order is ready yet.")
@@ -233,15 +241,15 @@ def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
     buffer = io.BytesIO()
     # PNGs are already compressed; storing them keeps the zip fast.
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, blob, made in wanted:
+        for name, blob, finishing, made in wanted:
             assert blob is not None
             try:
-                stored = runtime.blobs.get(order_id, wrapped_key, blob)
-            except BlobNotFound:
-                if blob in storing:
-                    continue  # shown a moment before it is stored: not in this zip yet
-                raise
+                stored = _stored(runtime, order_id, wrapped_key, blob, finishing=finishing)
+            except service.NotReady:
+                continue  # shown a moment before it is stored: not in this zip yet
             archive.writestr(name, credentials.downloadable_png(runtime, made, stored))
+    if not archive.namelist():
+        raise service.NotReady(STILL_STORING)
     return Response(
         buffer.getvalue(),
         media_type="application/zip",
