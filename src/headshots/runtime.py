@@ -65,6 +65,11 @@ class Runtime:
     storing: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
     )
+    # Writes the raw pixels behind shown previews: apart, so a preview never
+    # queues behind another image's 4 MB write.
+    writing: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="pixels")
+    )
     # Makes done variations' final PNGs off the waiting path; set where a
     # consumer runs (jobs.worker), else each job stores its own.
     compactor: Compactor[Claim] | None = None
@@ -146,6 +151,7 @@ class Runtime:
             self.compactor.stop()
         self.lanes.close()
         self.storing.shutdown(wait=False, cancel_futures=True)
+        self.writing.shutdown(wait=False, cancel_futures=True)
         self.selfies.close()
         self.database.dispose()
 

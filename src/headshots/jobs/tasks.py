@@ -101,6 +101,8 @@ class _StyleJob:
         self.gate = IdentityGate.from_settings(runtime.settings)
         # Engine calls in flight: their future, and what to do with the result.
         self.calls: dict[Future[Call], tuple[list[Claim], _Made | None]] = {}
+        # Raw pixels being written behind their shown previews.
+        self.writing: dict[Future[None], _Made] = {}
         self.finishing: deque[_Made] = deque()
         # Face checks in flight (in the scoring processes), several at once.
         self.checks: dict[Future[IdentityScore | None], _Made] = {}
@@ -111,7 +113,12 @@ class _StyleJob:
 
     def run(self) -> None:
         try:
-            self._run()
+            try:
+                self._run()
+            finally:
+                # A write still under way after the job stops (and its order's
+                # files are deleted) would stay.
+                wait(self.writing)
         except CancelledError:
             # The process is shutting down and its engine lanes with it: the
             # leases run out and another process takes the work over.
@@ -147,22 +154,27 @@ class _StyleJob:
         self.finishing.extend(_Made(claim, None) for claim in self.claims if claim.finishing)
         compactor = self.runtime.compactor
         with compactor.busy() if compactor else nullcontext():
-            while self.calls or self.finishing or self.checks:
+            while self.calls or self.writing or self.finishing or self.checks:
                 if self.stop.is_set():
                     raise _Stop()
                 ended = [call for call in self.calls if call.done()]
+                written = [write for write in self.writing if write.done()]
                 checked = [check for check in self.checks if check.done()]
                 if ended:
                     # Previews first: an image that has arrived is shown
                     # before any other image is checked.
                     self._arrived(ended)
+                elif written:
+                    for write in written:
+                        write.result()
+                        self.finishing.append(self.writing.pop(write))
                 elif checked:
                     for check in checked:
                         self._checked(self.checks.pop(check), check)
                 elif self.finishing:
                     self._finish(self.finishing.popleft())
                 else:
-                    waiting: list[Future[Any]] = [*self.calls, *self.checks]
+                    waiting: list[Future[Any]] = [*self.calls, *self.writing, *self.checks]
                     wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
         # Without a compactor, the final PNGs once nothing is left to show or check.
         for claim in self.compacting:
@@ -191,7 +203,7 @@ class _StyleJob:
         return seed
 
     def _arrived(self, ended: list[Future[Call]]) -> None:
-        """Record what the ended calls made; their images are stored side by side."""
+        """Record what the ended calls made: their previews side by side, then their pixels."""
         results: list[tuple[Claim, Outcome, float]] = []
         for call in ended:
             claims, reroll = self.calls.pop(call)
@@ -203,10 +215,13 @@ class _StyleJob:
                 continue
             share = made.seconds / len(claims)
             results.extend((c, o, share) for c, o in zip(claims, made.outcomes, strict=True))
-        # Every preview of the batch first, then the raw pixels behind them.
-        shown = [made for made in self._side_by_side(self._record, results) if made is not None]
-        self._side_by_side(self._store_pixels, [(made.claim, made.image) for made in shown])
-        self.finishing.extend(shown)
+        # Every preview of the batch first; the raw pixels are written behind
+        # them while this job goes on, so the next batch's previews do not
+        # wait for this one's 4 MB writes either.
+        for shown in self._side_by_side(self._record, results):
+            if shown is not None:
+                write = self.runtime.writing.submit(self._store_pixels, shown.claim, shown.image)
+                self.writing[write] = shown
 
     def _side_by_side(self, step: Callable[..., _T], items: list[tuple[Any, ...]]) -> list[_T]:
         """``step`` for each item, several at once: its results, in order.
