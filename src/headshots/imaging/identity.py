@@ -2,7 +2,9 @@
 
 dlib's 128-d face descriptor (the ResNet model from face-recognition-models,
 CC0), computed one way for every image: the HOG frontal detector, the
-5-point landmarks and the descriptor of the aligned face chip. Two photos of
+5-point landmarks and the descriptor of the aligned face chip (the network
+runs in numpy, imaging.face_net: dlib's own build here has no BLAS and took
+four times as long). Two photos of
 one person lie close together (about 0.25-0.45 on the fixtures), two people
 far apart (0.68 and more); dlib's customary threshold of 0.6 sits in that gap.
 
@@ -23,6 +25,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from headshots.errors import ConfigurationError
+from headshots.imaging.face_net import CHIP_SIZE, FaceNet
 from headshots.imaging.faces import (
     SECOND_FACE_SHARE,
     Box,
@@ -112,23 +115,42 @@ class Comparison:
         }
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    detector: Any
+    predictor: Any
+    net: FaceNet
+    face_chip: Any  # dlib.get_face_chip
+
+    def descriptor(self, pixels: Pixels, rect: Any) -> npt.NDArray[np.float64]:
+        """The descriptor of the face in ``rect``.
+
+        The chip is the one dlib's compute_face_descriptor aligns and cuts
+        itself (150 px, padding 0.25), so the numbers are dlib's.
+        """
+        shape = self.predictor(pixels, rect)
+        chip = self.face_chip(pixels, shape, size=CHIP_SIZE, padding=0.25)
+        return self.net.descriptor(np.asarray(chip, dtype=np.uint8))
+
+
 class _Models:
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self._loaded: tuple[Any, Any, Any] | None = None
+        self._loaded: _Loaded | None = None
 
-    def get(self) -> tuple[Any, Any, Any]:
-        """(detector, shape predictor, descriptor net); call with the lock held."""
+    def get(self) -> _Loaded:
+        """The detector, shape predictor and descriptor net; call with the lock held."""
         if self._loaded is None:
             import dlib
 
             models = _model_folder()
-            self._loaded = (
-                dlib.get_frontal_face_detector(),
-                dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat")),
-                dlib.face_recognition_model_v1(
-                    str(models / "dlib_face_recognition_resnet_model_v1.dat")
+            self._loaded = _Loaded(
+                detector=dlib.get_frontal_face_detector(),
+                predictor=dlib.shape_predictor(
+                    str(models / "shape_predictor_5_face_landmarks.dat")
                 ),
+                net=FaceNet.load(models / "dlib_face_recognition_resnet_model_v1.dat"),
+                face_chip=dlib.get_face_chip,
             )
         return self._loaded
 
@@ -201,13 +223,12 @@ def _describe_near(pixels: Pixels, box: Box) -> FaceDescriptor | None:
         scale = 1.0
     chip = np.ascontiguousarray(np.asarray(crop))
     with _models.lock:
-        detector, predictor, net = _models.get()
-        rects = list(detector(chip, 0)) or list(detector(chip, 1))
+        models = _models.get()
+        rects = list(models.detector(chip, 0)) or list(models.detector(chip, 1))
         if not rects:
             return None
         rect = max(rects, key=lambda r: r.height())
-        shape = predictor(chip, rect)
-        vector = np.array(net.compute_face_descriptor(chip, shape), dtype=np.float64)
+        vector = models.descriptor(chip, rect)
     found = Box(
         x0 + rect.left() / scale,
         y0 + rect.top() / scale,
@@ -220,10 +241,10 @@ def _describe_near(pixels: Pixels, box: Box) -> FaceDescriptor | None:
 def _describe_by_hog(pixels: Pixels) -> list[FaceDescriptor]:
     """The whole image through HOG: for faces mediapipe did not see."""
     with _models.lock:
-        detector, predictor, net = _models.get()
-        rects = list(detector(pixels, 0))
+        models = _models.get()
+        rects = list(models.detector(pixels, 0))
         if not rects and max(pixels.shape[:2]) <= SMALL_IMAGE:
-            rects = list(detector(pixels, 1))
+            rects = list(models.detector(pixels, 1))
         if not rects:
             return []
         rects.sort(key=lambda rect: rect.height(), reverse=True)
@@ -231,8 +252,7 @@ def _describe_by_hog(pixels: Pixels) -> list[FaceDescriptor]:
         people = [rect for rect in rects if rect.height() >= SECOND_FACE_SHARE * largest]
         found = []
         for rect in people:
-            shape = predictor(pixels, rect)
-            vector = np.array(net.compute_face_descriptor(pixels, shape), dtype=np.float64)
+            vector = models.descriptor(pixels, rect)
             box = Box(rect.left(), rect.top(), rect.width(), rect.height())
             found.append(FaceDescriptor(vector=vector, box=box))
     return found

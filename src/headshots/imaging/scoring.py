@@ -1,11 +1,11 @@
 """Identity scores of many outputs at once, in worker processes.
 
-dlib holds the GIL while it computes a face descriptor (about 80-110 ms an
-image here), so the checks of an order's 24 outputs ran one after another
-whatever the number of threads or cores. A pool of processes, one per core,
-scores them in parallel. Only the output's pixels (shrunk to the size the
-scorer works at) and the selfie's 128 numbers cross to a child; the children
-keep nothing between calls and die with the pool.
+dlib holds the GIL while it finds a face and its landmarks, and the
+descriptor's matrix products are best left one thread each, so the checks
+of an order's 24 outputs are spread over a pool of processes, one per core.
+Only the output's pixels (shrunk to the size the scorer works at) and the
+selfie's 128 numbers cross to a child; the children keep nothing between
+calls and die with the pool.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from headshots.imaging.face_net import openblas_env
 from headshots.imaging.faces import Box
 from headshots.imaging.identity import (
     FaceDescriptor,
@@ -69,6 +70,9 @@ class ScorePool:
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
+                # The children inherit this process's environment, and read
+                # these when their numpy loads (this process's has loaded).
+                os.environ.update(openblas_env())
                 # spawn, not fork: the parent runs threads (and a server).
                 self._pool = ProcessPoolExecutor(
                     max_workers=self.processes, mp_context=multiprocessing.get_context("spawn")

@@ -220,6 +220,7 @@ class _StyleJob:
         # wait for this one's 4 MB writes either.
         for shown in self._side_by_side(self._record, results):
             if shown is not None:
+                assert shown.image is not None  # the engine's image, just received
                 write = self.runtime.writing.submit(self._store_pixels, shown.claim, shown.image)
                 self.writing[write] = shown
 
