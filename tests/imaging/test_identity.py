@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
 import statistics
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -114,3 +118,40 @@ def test_studio_outputs_keep_the_person(settings: Settings) -> None:
                 assert found.distance is not None
                 distances.append(found.distance)
     assert statistics.median(distances) <= 0.15, distances
+
+
+def test_scoring_processes_end_with_the_process_that_started_them(tmp_path: Path) -> None:
+    # A parent that starts its pool and is then killed outright, as a server
+    # can be: its scoring children must not live on (each holds ~200 MB).
+    script = (
+        "import multiprocessing, sys\n"
+        "from headshots.imaging.scoring import ScorePool\n"
+        "pool = ScorePool(2)\n"
+        "pool.warm()\n"
+        "print(' '.join(str(p.pid) for p in multiprocessing.active_children()), flush=True)\n"
+        "import time; time.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        assert parent.stdout is not None
+        children = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(children) == 2 and all(_alive(pid) for pid in children)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in children)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A child that exited but is not yet reaped by init counts as gone.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split(") ")[-1][:1] != "Z"

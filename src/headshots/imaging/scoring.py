@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -33,6 +34,9 @@ from headshots.imaging.identity import (
 )
 
 log = logging.getLogger(__name__)
+
+# How often a scoring child looks whether its parent is still there.
+PARENT_CHECK_SECONDS = 1.0
 
 
 class ScorePool:
@@ -75,7 +79,10 @@ class ScorePool:
                 os.environ.update(openblas_env())
                 # spawn, not fork: the parent runs threads (and a server).
                 self._pool = ProcessPoolExecutor(
-                    max_workers=self.processes, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=self.processes,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_follow_parent,
+                    initargs=(os.getpid(),),
                 )
             return self._pool
 
@@ -95,6 +102,21 @@ def shared_pool(processes: int) -> ScorePool:
             _shared[processes] = ScorePool(processes)
             atexit.register(_shared[processes].close)
         return _shared[processes]
+
+
+def _follow_parent(parent: int) -> None:
+    """In a child: exit when the process that started it is gone.
+
+    A server stopped by a signal, or killed, does not always get to shut its
+    pool down, and each orphaned child kept about 200 MB for good.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
 
 
 def _score(
