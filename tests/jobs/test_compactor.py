@@ -59,3 +59,16 @@ def test_a_failing_item_does_not_stop_the_others() -> None:
         assert done == [2]
     finally:
         compactor.stop()
+
+
+def test_a_job_waiting_on_a_remote_engine_lets_pngs_be_made() -> None:
+    done = threading.Event()
+    compactor: Compactor[str] = Compactor(lambda item: done.set(), patience=30)
+    try:
+        with compactor.busy():
+            compactor.add("image")
+            assert not done.wait(0.3)
+            with compactor.idle():
+                assert done.wait(5)
+    finally:
+        compactor.stop()

@@ -422,6 +422,58 @@ def test_a_drifted_face_is_rerolled_after_its_preview_showed(
     assert before != after  # the better try replaced the preview
 
 
+class HeldRemoteEngine(InstantEngine):
+    """Like a hosted engine whose corporate predictions take as long as a test wants."""
+
+    name: ClassVar[str] = "held-remote"
+    release: ClassVar[threading.Event] = threading.Event()
+
+    def shape(self) -> Shape:
+        return Shape(calls=24, batch=1, asynchronous=True)
+
+    async def agenerate(
+        self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: tuple[int, int]
+    ) -> list[Outcome]:
+        while style.id == "corporate" and not self.release.is_set():
+            await asyncio.sleep(0.02)
+        image = ImageOps.fit(selfie.image, size, Image.Resampling.BILINEAR)
+        return [Rendered(seed=seed, image=image, seconds=0.0) for seed in seeds]
+
+
+register_engine("held-remote", HeldRemoteEngine)
+
+
+def test_final_pngs_are_made_while_another_order_waits_on_a_hosted_engine(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    HeldRemoteEngine.release = threading.Event()
+    runtime = build_runtime(make_settings(tmp_path, database_url, engine="held-remote"))
+    try:
+        with TestClient(create_app(runtime, run_consumer=True)) as client:
+            assert runtime.compactor is not None
+            runtime.compactor.patience = 300  # only an idle moment lets a PNG be made
+            waiting = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
+            wait_until(
+                client,
+                waiting,
+                lambda b: all(v["status"] == "running" for v in b["variations"]),
+                "running",
+            )
+            try:
+                made = upload(client, SELFIE, tier="starter", styles=("friendly",)).json()
+                ready = wait_ready(client, made["id"], made["token"])
+                # The first order's job is still on, waiting on its provider:
+                # that costs no CPU here, so the second order's PNGs are made.
+                for variation in ready["variations"]:
+                    wait_for_png(runtime, made["id"], variation["id"])
+                assert order_body(client, waiting)["status"] != "ready"
+            finally:
+                HeldRemoteEngine.release.set()
+            wait_ready(client, waiting["id"], waiting["token"])
+    finally:
+        runtime.close()
+
+
 def test_work_enqueued_in_this_process_starts_without_waiting_for_a_poll(
     runtime: Runtime,
 ) -> None:

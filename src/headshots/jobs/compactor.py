@@ -5,9 +5,10 @@ stored, its image sits in the store as raw pixels (and a download encodes
 and signs them on the spot). Encoding and signing a PNG costs about 90 ms of
 CPU an image, which is what the checks of the images still arriving need.
 So one thread per process makes the PNGs, one at a time, and waits while
-any job of the process is still making or checking images, though never
-longer than ``patience`` seconds for any one image, so a busy process still
-gets its PNGs made.
+any job of the process is still making or checking images (a job that only
+waits on a hosted engine's calls is not), though never longer than
+``patience`` seconds for any one image, so a busy process still gets its
+PNGs made.
 """
 
 from __future__ import annotations
@@ -46,14 +47,30 @@ class Compactor(Generic[Item]):
     @contextmanager
     def busy(self) -> Iterator[None]:
         """Held by a job while it makes or checks images: PNGs wait for it."""
-        with self._changed:
-            self._busy += 1
+        self._count(+1)
         try:
             yield
         finally:
-            with self._changed:
-                self._busy -= 1
-                self._changed.notify_all()
+            self._count(-1)
+
+    @contextmanager
+    def idle(self) -> Iterator[None]:
+        """Inside busy(): a job only waiting on a remote engine lets PNGs be made meanwhile.
+
+        A hosted engine's calls take seconds and no CPU here; without this,
+        under steady load each order's PNGs waited out their patience and
+        landed on the next order's images as they arrived.
+        """
+        self._count(-1)
+        try:
+            yield
+        finally:
+            self._count(+1)
+
+    def _count(self, change: int) -> None:
+        with self._changed:
+            self._busy += change
+            self._changed.notify_all()
 
     def pending(self) -> int:
         with self._changed:

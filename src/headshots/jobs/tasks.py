@@ -19,7 +19,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from headshots.imaging.identity import IdentityScore, score
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.imaging.watermark import watermarked_preview
+from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Call
 from headshots.orders import service, variations
 from headshots.orders.db import transaction
@@ -175,10 +176,18 @@ class _StyleJob:
                     self._finish(self.finishing.popleft())
                 else:
                     waiting: list[Future[Any]] = [*self.calls, *self.writing, *self.checks]
-                    wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
+                    with self._idle(compactor):
+                        wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
         # Without a compactor, the final PNGs once nothing is left to show or check.
         for claim in self.compacting:
             compact(self.runtime, claim)
+
+    def _idle(self, compactor: Compactor[Claim] | None) -> AbstractContextManager[None]:
+        """While nothing but a remote engine's calls is left, PNGs may be made."""
+        remote = self.engine.shape().asynchronous
+        if compactor is None or not remote or self.writing or self.checks:
+            return nullcontext()
+        return compactor.idle()
 
     def _load_selfie(self) -> PreparedSelfie:
         stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, service.SELFIE_BLOB)
