@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
@@ -174,13 +175,23 @@ def _model_folder() -> Path:
 
 def working_pixels(image: Image.Image | Pixels) -> Pixels:
     """RGB pixels with the long side at most WORK_SIZE."""
-    picture = image if isinstance(image, Image.Image) else Image.fromarray(image)
-    picture = picture.convert("RGB")
-    if max(picture.size) > WORK_SIZE:
-        ratio = WORK_SIZE / max(picture.size)
-        size = (max(1, round(picture.width * ratio)), max(1, round(picture.height * ratio)))
-        picture = picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    return np.ascontiguousarray(np.asarray(picture))
+    pixels: Pixels
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.shape[2:] == (3,):
+        pixels = image
+    else:
+        picture = image if isinstance(image, Image.Image) else Image.fromarray(image)
+        pixels = np.asarray(picture.convert("RGB"))
+    height, width = pixels.shape[:2]
+    if max(height, width) > WORK_SIZE:
+        ratio = WORK_SIZE / max(height, width)
+        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+        # OpenCV, outside the GIL: this runs in the busy process for every
+        # output. Area averaging for a large reduction (a phone's selfie);
+        # bilinear, eight times faster, is as good for an engine's output
+        # a little over the size.
+        method = cv2.INTER_AREA if ratio < 0.5 else cv2.INTER_LINEAR
+        pixels = np.asarray(cv2.resize(pixels, size, interpolation=method), np.uint8)
+    return np.ascontiguousarray(pixels)
 
 
 def describe_all(image: Image.Image | Pixels) -> list[FaceDescriptor]:

