@@ -69,6 +69,7 @@ def render_style(runtime: Runtime, variation_ids: list[str]) -> None:
     if not claims:
         return
     order_id = claims[0].order_id
+    runtime.changes.announce(order_id)
     with runtime.working_on(order_id) as stop, _leases_kept(runtime, claims, stop):
         _StyleJob(runtime, claims, stop).run()
 
@@ -152,6 +153,11 @@ class _StyleJob:
                 self._record(claim, outcome, 0.0)
             return
         self._start(fresh, None)
+        if self.engine.generative:
+            # The first check needs the selfie's face: found while the engine
+            # works, not after its images arrived (about 60 ms of CPU each
+            # job's first check waited for, the busiest moment of the order).
+            reference_face(self.selfie)
         self.finishing.extend(_Made(claim, None) for claim in self.claims if claim.finishing)
         compactor = self.runtime.compactor
         with compactor.busy() if compactor else nullcontext():
@@ -407,7 +413,10 @@ class _StyleJob:
         """True when this job goes on with the variation; stops the job if the order is gone."""
         if recorded is Recorded.GONE:
             raise _Stop()
-        return recorded is Recorded.OK
+        if recorded is Recorded.OK:
+            self.runtime.changes.announce(self.order_id)
+            return True
+        return False
 
 
 def submit_score(
