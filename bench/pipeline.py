@@ -2,7 +2,7 @@
 
 Everything goes through a real `headshots serve` (embedded mode: SQLite, the
 in-process consumer, encrypted local blobs) over HTTP, from the upload's
-first byte:
+first byte to what the order page's event stream shows:
 
 - hosted: the `replicate` engine against the fake provider in a process of
   its own, every prediction ending ``--delay`` seconds after its creation
@@ -76,10 +76,32 @@ def watch(
     raise RuntimeError(f"order not ready after {timeout} s")
 
 
+def follow(
+    url: str, order: dict[str, Any], client: httpx.Client, timeout: float = 300
+) -> tuple[float, float]:
+    """As ``watch``, through the order page's event stream: what a person sees."""
+    started = time.perf_counter()
+    first = math.nan
+    cookies = {f"order_{order['id']}": order["token"]}
+    events = f"{url}/orders/{order['id']}/events"
+    with client.stream("GET", events, cookies=cookies, timeout=timeout) as stream:
+        for line in stream.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            body = json.loads(line.removeprefix("data: "))
+            now = time.perf_counter() - started
+            if math.isnan(first) and any(v["preview_url"] for v in body["variations"]):
+                first = now
+            if body["status"] == "ready":
+                assert body["progress"]["failed"] == 0, body["progress"]
+                return first, now
+    raise RuntimeError("the order's event stream ended before it was ready")
+
+
 def one_order(url: str, tier: str, styles: list[str]) -> dict[str, float]:
     with httpx.Client() as client:
         upload, order = place_order(url, tier, styles, client)
-        first, ready = watch(url, order, client)
+        first, ready = follow(url, order, client)
     return {
         "upload_s": upload,
         "first_preview_s": upload + first,

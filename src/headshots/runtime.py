@@ -28,6 +28,7 @@ from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Lanes
 from headshots.jobs.queue import Queue, build_queue
 from headshots.orders import db
+from headshots.orders.changes import CHANGES_CHANNEL, OrderChanges
 from headshots.orders.selfies import SelfieCache
 from headshots.orders.variations import Claim, process_owner
 from headshots.payments.base import Payments
@@ -61,6 +62,8 @@ class Runtime:
     local_consumer: bool = False
     # Every process is told when an order is shredded (Redis in scale-out).
     shreds: Channel | None = None
+    # Order pages are told when their order changes (Redis in scale-out).
+    changes: OrderChanges = field(default_factory=OrderChanges)
     # Stores the images a job received at once side by side.
     storing: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="store")
@@ -175,4 +178,7 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         queue=build_queue(settings),
         selfies=SelfieCache(ttl_seconds=settings.selfie_cache_seconds),
         shreds=Channel(queue_url, SHREDDED_CHANNEL, accept=_ORDER_ID) if queue_url else None,
+        changes=OrderChanges(
+            Channel(queue_url, CHANGES_CHANNEL, accept=_ORDER_ID) if queue_url else None
+        ),
     )

@@ -6,6 +6,7 @@ payments (the browser tests in tests/e2e drive the same pages in Chromium).
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -20,9 +21,10 @@ from headshots.orders.db import transaction
 from headshots.orders.drafts import Draft
 from headshots.orders.models import utcnow
 from headshots.runtime import Runtime, build_runtime
+from headshots.web import pages
 from headshots.web.app import create_app
 from headshots.web.security import RateLimited, RateLimiter
-from tests.support import make_settings, upload, wait_ready
+from tests.support import InstantEngine, make_settings, upload, wait_ready
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 SELFIE = (FIXTURES / "obama.jpg").read_bytes()
@@ -241,6 +243,22 @@ def test_progress_streams_as_server_sent_events_and_ends(client: TestClient) -> 
     assert events
     assert '"status":"ready"' in events[-1]
     assert text.rstrip().endswith("event: end\ndata: {}")
+
+
+@pytest.mark.timeout(90)
+def test_the_progress_stream_wakes_at_each_change_not_on_a_timer(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A poll so slow that only the jobs' announcements can move the stream.
+    monkeypatch.setattr(pages, "EVENTS_POLL_SECONDS", 3600)
+    monkeypatch.setattr(InstantEngine, "delay", 0.2)
+    order_id = make_order(client, tier="professional", styles=("corporate", "friendly"))
+    with client.stream("GET", f"/orders/{order_id}/events") as stream:
+        text = "".join(stream.iter_text())
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith('data: {"')]
+    assert events[-1]["status"] == "ready"
+    shown = [sum(bool(v["preview_url"]) for v in event["variations"]) for event in events]
+    assert shown == sorted(shown) and len(set(shown)) > 2  # previews appeared along the way
 
 
 def test_returning_from_checkout_waits_for_the_webhook(client: TestClient) -> None:

@@ -46,6 +46,8 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
         if runtime is None:
             app.state.samples.start()  # first start of a real service
         embedded = run_consumer if run_consumer is not None else active.settings.queue_url is None
+        # Changes made by workers elsewhere wake this process's order pages.
+        listening = active.changes.listen()
         consumer = None
         if embedded:
             consumer = worker.start(active, embedded=True)
@@ -54,6 +56,8 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
         try:
             yield
         finally:
+            if listening is not None:
+                listening.set()
             if consumer is not None:
                 active.local_consumer = False
                 consumer.stop()

@@ -29,6 +29,7 @@ from headshots.engines.base import default_engine_name, engine_repairs_crop
 from headshots.errors import HeadshotsError
 from headshots.imaging.selfie import prepare_selfie
 from headshots.orders import drafts, service
+from headshots.orders.changes import changed
 from headshots.orders.checkout import receive_payment
 from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, utcnow
@@ -55,6 +56,7 @@ router = APIRouter(include_in_schema=False)
 # The progress stream polls the database this often and gives up after this
 # long (the page then falls back to polling the API).
 EVENTS_POLL_SECONDS = 0.75
+EVENTS_GATHER_SECONDS = 0.05
 EVENTS_LIFETIME_SECONDS = 600.0
 
 
@@ -443,22 +445,29 @@ async def order_events(request: Request, order_id: str) -> Response:
         yield "retry: 2000\n\n"
         last = ""
         deadline = time.monotonic() + EVENTS_LIFETIME_SECONDS
-        while time.monotonic() < deadline:
-            if body is None:
-                yield "event: gone\ndata: {}\n\n"
-                return
-            text = json.dumps(body, separators=(",", ":"))
-            if text != last:
-                yield f"data: {text}\n\n"
-                last = text
-            done = body["status"] != OrderStatus.QUEUED
-            if done and (body["paid"] or not until_paid):
-                yield "event: end\ndata: {}\n\n"
-                return
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(EVENTS_POLL_SECONDS)
-            body = await run_in_threadpool(snapshot)
+        with runtime.changes.watching(order_id) as announced:
+            while time.monotonic() < deadline:
+                if body is None:
+                    yield "event: gone\ndata: {}\n\n"
+                    return
+                text = json.dumps(body, separators=(",", ":"))
+                if text != last:
+                    yield f"data: {text}\n\n"
+                    last = text
+                done = body["status"] != OrderStatus.QUEUED
+                if done and (body["paid"] or not until_paid):
+                    yield "event: end\ndata: {}\n\n"
+                    return
+                if await request.is_disconnected():
+                    return
+                # A job's announcement wakes the stream at once; the poll only
+                # covers what no one announces (the sweep, a lost message).
+                if await changed(announced, EVENTS_POLL_SECONDS):
+                    # The images of an order land together: one read for a
+                    # burst of them, not one each.
+                    await asyncio.sleep(EVENTS_GATHER_SECONDS)
+                announced.clear()
+                body = await run_in_threadpool(snapshot)
         yield "event: end\ndata: {}\n\n"
 
     return StreamingResponse(
