@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,58 @@ def test_metrics_move_when_orders_are_made_and_deleted(client: TestClient, selfi
     # Nothing of an order is a label.
     text = client.get("/metrics").text
     assert order["id"] not in text and order["token"] not in text
+
+
+COUNT_IN_A_PROCESS = """
+from PIL import Image
+from headshots import metrics
+from headshots.engines.base import Rendered
+metrics.refused("rate_limited")
+image = Image.new("RGB", (8, 8))
+metrics.engine_call("replicate", 3.0, Rendered(seed=1, image=image, seconds=3.0,
+                    details={"cost_usd": 0.04}))
+"""
+
+SCRAPE_IN_A_PROCESS = """
+from prometheus_client import generate_latest
+from headshots import metrics
+print(generate_latest(metrics.process_registry()).decode())
+"""
+
+
+def test_counters_of_several_processes_add_up_in_multiprocess_mode(tmp_path: Path) -> None:
+    """Web processes and workers of one machine share PROMETHEUS_MULTIPROC_DIR."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(shared),
+        "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+    }
+    for _ in range(3):  # three processes, each counting and exiting
+        subprocess.run([sys.executable, "-c", COUNT_IN_A_PROCESS], env=env, check=True)
+    scraped = subprocess.run(
+        [sys.executable, "-c", SCRAPE_IN_A_PROCESS],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+    }
+    assert value(samples, "headshots_refusals_total", code="rate_limited") == 3
+    assert (
+        value(
+            samples, "headshots_engine_call_seconds_count", engine="replicate", outcome="rendered"
+        )
+        == 3
+    )
+    assert value(
+        samples, "headshots_engine_call_seconds_sum", engine="replicate", outcome="rendered"
+    ) == pytest.approx(9.0)
+    assert value(samples, "headshots_provider_cost_usd_total", engine="replicate") == (
+        pytest.approx(0.12)
+    )
