@@ -56,7 +56,7 @@ router = APIRouter(include_in_schema=False)
 # The progress stream polls the database this often and gives up after this
 # long (the page then falls back to polling the API).
 EVENTS_POLL_SECONDS = 0.75
-EVENTS_GATHER_SECONDS = 0.05
+EVENTS_GATHER_SECONDS = 0.1
 EVENTS_LIFETIME_SECONDS = 600.0
 
 
@@ -445,6 +445,7 @@ async def order_events(request: Request, order_id: str) -> Response:
         yield "retry: 2000\n\n"
         last = ""
         deadline = time.monotonic() + EVENTS_LIFETIME_SECONDS
+        read_at = time.monotonic()
         with runtime.changes.watching(order_id) as announced:
             while time.monotonic() < deadline:
                 if body is None:
@@ -463,10 +464,12 @@ async def order_events(request: Request, order_id: str) -> Response:
                 # A job's announcement wakes the stream at once; the poll only
                 # covers what no one announces (the sweep, a lost message).
                 if await changed(announced, EVENTS_POLL_SECONDS):
-                    # The images of an order land together: one read for a
-                    # burst of them, not one each.
-                    await asyncio.sleep(EVENTS_GATHER_SECONDS)
+                    # The images of an order land together: at most one read
+                    # every EVENTS_GATHER_SECONDS, so a burst is read once.
+                    since = time.monotonic() - read_at
+                    await asyncio.sleep(max(0.0, EVENTS_GATHER_SECONDS - since))
                 announced.clear()
+                read_at = time.monotonic()
                 body = await run_in_threadpool(snapshot)
         yield "event: end\ndata: {}\n\n"
 
