@@ -55,8 +55,21 @@ class Style:
     look: StudioLook
 
 
+# Said only when the photo cuts the head or the shoulders off (a close-up):
+# a generative engine can paint in what the frame lost.
+EXTEND_CROP = (
+    "The photo is cropped tightly: complete the top of the head, the hair and the "
+    "shoulders naturally, so the whole head and both shoulders are in the frame."
+)
+
+
 def _prompt(scene: str) -> str:
     return f"{scene} {KEEP_FACE}"
+
+
+def prompt_for(style: Style, *, extend_crop: bool) -> str:
+    """The style's prompt, asking to complete a cropped head when the selfie needs it."""
+    return f"{style.prompt} {EXTEND_CROP}" if extend_crop else style.prompt
 
 
 STYLES: tuple[Style, ...] = (

@@ -23,7 +23,10 @@ from headshots.engines.base import Rendered, get_engine
 from headshots.engines.flux_local import FluxLocalEngine, input_image
 from headshots.engines.flux_models import KLEIN_REFERENCE
 from headshots.errors import ConfigurationError
-from headshots.imaging.selfie import PreparedSelfie
+from headshots.imaging.intake import Photo
+from headshots.imaging.selfie import PreparedSelfie, prepare_photo
+from headshots.styles import EXTEND_CROP
+from tests import selfie_set
 from tests.engines.test_flux_local import (
     SIZE,
     STYLE,
@@ -136,7 +139,7 @@ def test_the_selfie_is_the_reference_image(engine: FluxLocalEngine, selfie: Prep
     assert reference.size != selfie.image.size
     assert recorded.calls[0]["tokens"] == 4 * 5 + (reference.width // 16) * (reference.height // 16)
     green = Image.new("RGB", selfie.image.size, (30, 160, 90))
-    other = PreparedSelfie(image=green, face=None)  # type: ignore[arg-type]
+    other = PreparedSelfie(image=green, face=selfie.face)
     (with_other,) = engine.generate(other, STYLE, [9], SIZE)
     assert isinstance(with_selfie, Rendered) and isinstance(with_other, Rendered)
     # Random weights carry little of the reference through, but not nothing.
@@ -157,6 +160,11 @@ def test_the_prompt_names_the_reference(
     monkeypatch.setattr(pipeline, "encode_prompt", recording)
     engine.generate(selfie, STYLE, [1, 2], SIZE)
     assert prompts == [[f"{KLEIN_REFERENCE} {STYLE.prompt}"] * 2]
+    # A selfie that cuts the head off asks for it to be completed.
+    photo = selfie_set.forehead_cut("obama.jpg")
+    tight = prepare_photo(Photo(image=photo, source_format="PNG", source_size=photo.size))
+    engine.generate(tight, STYLE, [3], SIZE)
+    assert prompts[-1] == [f"{KLEIN_REFERENCE} {STYLE.prompt} {EXTEND_CROP}"]
 
 
 def test_a_size_off_the_16_grid_comes_out_exact(

@@ -26,9 +26,11 @@ from headshots.engines.base import Failed, Rendered, get_engine
 from headshots.engines.replicate import ReplicateEngine, Timing
 from headshots.engines.replicate_transport import RetryPolicy
 from headshots.errors import ConfigurationError
-from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
-from headshots.styles import get_style
+from headshots.imaging.intake import Photo
+from headshots.imaging.selfie import PreparedSelfie, prepare_photo, prepare_selfie
+from headshots.styles import EXTEND_CROP, get_style
 from headshots.web.replicate_webhook import build_replicate_webhook_router
+from tests import selfie_set
 from tests.fakes.replicate_server import TOKEN, WEBHOOK_SECRET, FakeReplicate
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -99,6 +101,22 @@ def test_four_seeds_run_at_once_with_the_style_prompt_and_their_own_seeds(
     assert first.details["prediction_id"] in fake.predictions
     assert first.details["predict_time"] == 1.0
     assert first.details["cost_usd"] == 0.04
+
+
+@pytest.mark.parametrize("crop", [selfie_set.forehead_cut, selfie_set.closeup])
+def test_a_tightly_cropped_selfie_asks_the_model_to_complete_the_head(
+    settings: Settings, fake: FakeReplicate, crop: Any
+) -> None:
+    photo = crop("obama.jpg")
+    tight = prepare_photo(Photo(image=photo, source_format="PNG", source_size=photo.size))
+    assert tight.cropped_tightly
+    outcomes = engine(settings, fake).generate(tight, CORPORATE, [5], SIZE)
+
+    assert [type(o) for o in outcomes] == [Rendered]
+    (sent,) = create_inputs(fake)
+    assert sent["prompt"] == f"{CORPORATE.prompt} {EXTEND_CROP}"
+    # A whole head (the other tests' selfie) is never asked for more.
+    assert EXTEND_CROP not in CORPORATE.prompt
 
 
 def test_the_selfie_travels_inline_as_a_jpeg_without_exif(

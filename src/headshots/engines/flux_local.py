@@ -355,7 +355,7 @@ class FluxLocalEngine:
         torch, _ = import_ml()
         width, height = generation_size(size, self.max_generation_pixels)
         image = input_image(selfie.image, self.input_pixels)
-        prompt = loaded.family.prompt(style)
+        prompt = loaded.family.prompt(style, extend_crop=selfie.cropped_tightly)
         with loaded.run_lock:
             started = time.monotonic()
             try:
@@ -366,7 +366,7 @@ class FluxLocalEngine:
                 log.warning("flux-local: out of memory for %d images, one at a time", len(seeds))
                 self._free(torch, loaded)
                 return [
-                    self._one_by_one(torch, loaded, image, style, seed, size, width, height)
+                    self._one_by_one(torch, loaded, image, style, prompt, seed, size, width, height)
                     for seed in seeds
                 ]
             seconds = time.monotonic() - started
@@ -386,6 +386,7 @@ class FluxLocalEngine:
         loaded: _Loaded,
         image: Image.Image,
         style: Style,
+        prompt: str,
         seed: int,
         size: Size,
         width: int,
@@ -393,9 +394,7 @@ class FluxLocalEngine:
     ) -> Outcome:
         started = time.monotonic()
         try:
-            (out,) = self._run(
-                torch, loaded, image, loaded.family.prompt(style), [seed], width, height
-            )
+            (out,) = self._run(torch, loaded, image, prompt, [seed], width, height)
         except Exception as error:
             self._free(torch, loaded)
             return self._failed(torch, style, [seed], error, time.monotonic() - started)[0]

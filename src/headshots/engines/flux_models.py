@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from headshots.errors import ConfigurationError
-from headshots.styles import Style
+from headshots.styles import Style, prompt_for
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
 MEGAPIXEL = 1024 * 1024
@@ -64,12 +64,12 @@ KLEIN_PIPELINE = "Flux2KleinPipeline"
 KLEIN_REFERENCE = "The reference image is a photo of the person to portray."
 
 
-def kontext_prompt(style: Style) -> str:
-    return style.prompt
+def kontext_prompt(style: Style, *, extend_crop: bool = False) -> str:
+    return prompt_for(style, extend_crop=extend_crop)
 
 
-def klein_prompt(style: Style) -> str:
-    return f"{KLEIN_REFERENCE} {style.prompt}"
+def klein_prompt(style: Style, *, extend_crop: bool = False) -> str:
+    return f"{KLEIN_REFERENCE} {prompt_for(style, extend_crop=extend_crop)}"
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,10 @@ class Family:
     # Whether the pipeline's sampling is step-distilled (guidance is ignored).
     distilled: bool = False
 
-    def prompt(self, style: Style) -> str:
+    def prompt(self, style: Style, *, extend_crop: bool = False) -> str:
         if self.pipeline_class == KLEIN_PIPELINE:
-            return klein_prompt(style)
-        return kontext_prompt(style)
+            return klein_prompt(style, extend_crop=extend_crop)
+        return kontext_prompt(style, extend_crop=extend_crop)
 
     def call_options(self, accepts: frozenset[str], width: int, height: int) -> dict[str, Any]:
         """Pipeline arguments only this family takes (checked against the installed pipeline)."""

@@ -294,7 +294,11 @@ class ReplicateEngine:
         # Encoding is CPU work: off the loop, so other styles keep moving.
         image_uri = await asyncio.to_thread(self._uploads.get, selfie)
         # Build every input first: a bad one stops the call before any money is spent.
-        inputs = [build_input(self.spec, style, image_uri, seed, size) for seed in seeds]
+        extend = selfie.cropped_tightly
+        inputs = [
+            build_input(self.spec, style, image_uri, seed, size, extend_crop=extend)
+            for seed in seeds
+        ]
         api, files, transport = self._clients()
         taken = set(seeds)
         try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from headshots.errors import ConfigurationError
-from headshots.styles import Style
+from headshots.styles import Style, prompt_for
 
 # The aspect ratios every Kontext model on Replicate accepts, besides
 # ``match_input_image``.
@@ -98,7 +98,13 @@ def aspect_ratio_for(size: tuple[int, int]) -> str:
 
 
 def build_input(
-    spec: ModelSpec, style: Style, image_uri: str, seed: int, size: tuple[int, int]
+    spec: ModelSpec,
+    style: Style,
+    image_uri: str,
+    seed: int,
+    size: tuple[int, int],
+    *,
+    extend_crop: bool = False,
 ) -> dict[str, Any]:
     """The ``input`` object of one prediction, checked against the model's schema."""
     if not image_uri.startswith(("data:image/jpeg;base64,", "data:image/png;base64,")):
@@ -115,7 +121,7 @@ def build_input(
     if spec.safety_tolerance is not None:
         fields["safety_tolerance"] = spec.safety_tolerance
     if spec.prompted:
-        prompt = style.prompt.strip()
+        prompt = prompt_for(style, extend_crop=extend_crop).strip()
         if not prompt or len(prompt) > MAX_PROMPT_CHARS:
             raise ValueError(f"style {style.id} has no usable prompt")
         fields["prompt"] = prompt

@@ -354,9 +354,7 @@ def _framing(face: Face, width: int, height: int, repairs_crop: bool) -> list[Fi
     if missing > FEATURE_OUT_SHARE:
         found.append(finding("face_cut_off", missing, FEATURE_OUT_SHARE))
     else:
-        above = HEAD_ABOVE_HAIRLINE * mesh.height
-        head = Box(mesh.left, mesh.top - above, mesh.width, mesh.height + above)
-        overshoot = _overshoot(head, width, height)
+        overshoot = _head_overshoot(face, width, height)
         if overshoot > CUT_OFF_SHARE:
             found.append(_tight_crop(overshoot, repairs_crop))
     face_height = face.box.height
@@ -380,6 +378,18 @@ def _tight_crop(overshoot: float, repairs_crop: bool) -> Finding:
         unit=check.unit,
         sentence=check.sentence,
     )
+
+
+def head_cut_off(face: Face, width: int, height: int) -> bool:
+    """Whether the frame cuts the head (hair, forehead) off: what a tight crop is."""
+    return _head_overshoot(face, width, height) > CUT_OFF_SHARE
+
+
+def _head_overshoot(face: Face, width: int, height: int) -> float:
+    mesh = face.mesh_box
+    above = HEAD_ABOVE_HAIRLINE * mesh.height
+    head = Box(mesh.left, mesh.top - above, mesh.width, mesh.height + above)
+    return _overshoot(head, width, height)
 
 
 def _overshoot(box: Box, width: int, height: int) -> float:

@@ -13,7 +13,7 @@ from headshots.config import Settings
 from headshots.errors import HeadshotsError
 from headshots.imaging.faces import Face, FloatArray, find_upright_face, segment_person
 from headshots.imaging.intake import Photo, read_photo
-from headshots.imaging.preflight import PreflightReport, preflight
+from headshots.imaging.preflight import PreflightReport, head_cut_off, preflight
 
 if TYPE_CHECKING:
     from headshots.imaging.identity import FaceDescriptor
@@ -67,6 +67,11 @@ class PreparedSelfie:
             if self._mask is None:
                 self._mask = segment_person(self.image)
             return self._mask
+
+    @property
+    def cropped_tightly(self) -> bool:
+        """The frame cuts the head off: a generative engine is asked to complete it."""
+        return head_cut_off(self.face, *self.image.size)
 
     @property
     def descriptor(self) -> FaceDescriptor:
