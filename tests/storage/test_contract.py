@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,18 @@ def test_deleting_an_order_removes_all_its_blobs_and_only_its_blobs(
     store.delete_order(ORDER)  # again: nothing to do, no error
     store.delete_order("never-existed")
     assert store.get("keep", "selfie.png") == b"c"
+
+
+def test_owners_lists_the_ids_with_blobs_written_before_a_time(store: BlobStore) -> None:
+    store.check()  # the readiness probe is nobody's blob
+    store.put(ORDER, "selfie.png", b"a")
+    store.put("other-order", "v1.png", b"b")
+    store.put("gone-order", "v1.png", b"c")
+    store.delete_order("gone-order")
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert sorted(store.owners(later)) == sorted([ORDER, "other-order"])
+    # Written just now: not before an hour ago.
+    assert store.owners(datetime.now(UTC) - timedelta(hours=1)) == []
 
 
 OPERATIONS: dict[str, Callable[[BlobStore, str, str], object]] = {

@@ -36,7 +36,7 @@ from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.imaging.watermark import watermarked_preview
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Call
-from headshots.orders import service, variations
+from headshots.orders import service, unowned, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
 from headshots.orders.variations import Claim, Recorded
@@ -521,6 +521,13 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
     runtime.shredded(expired)
     with transaction(runtime.sessions) as session:
         sweep_drafts(session, runtime.blobs)
+    with transaction(runtime.sessions) as session:
+        hourly = service.claim_tick(session, "unowned", unowned.EVERY_SECONDS)
+    if hourly:
+        with transaction(runtime.sessions) as session:
+            left = unowned.delete_unowned(session, runtime.blobs)
+        if left:
+            log.info("sweep: blobs of %d ids no order owns deleted", left)
     with transaction(runtime.sessions) as session:
         stuck = service.stuck_variations(session, runtime.settings)
         jobs = variations.styles_of(session, stuck)

@@ -8,6 +8,7 @@ before it reaches a store, so a store can live on any disk or bucket.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from headshots.errors import HeadshotsError
@@ -101,6 +102,14 @@ class BlobStore(Protocol):
 
     def delete_order(self, order_id: str) -> None:
         """Remove every blob of the order. Deleting a missing order is fine."""
+        ...
+
+    def owners(self, written_before: datetime) -> list[str]:
+        """The orders (and drafts) with blobs, none written at or after ``written_before``.
+
+        For the sweep that deletes what no row owns: a crash between a new
+        order's first put and its commit leaves such blobs.
+        """
         ...
 
     def check(self) -> None:

@@ -13,6 +13,7 @@ import errno
 import os
 import secrets
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 from headshots.storage.base import (
@@ -94,6 +95,21 @@ class LocalBlobStore:
         else:
             _fsync_dir(self.root)
         self._empty_trash()
+
+    def owners(self, written_before: datetime) -> list[str]:
+        # A folder's time moves with every blob written into it (each put
+        # creates and renames a file there).
+        if not self.root.is_dir():
+            return []
+        cutoff = written_before.timestamp()
+        found = []
+        for entry in self.root.iterdir():
+            if entry.name.startswith((_TEMP_PREFIX, _TRASH_PREFIX)):
+                continue
+            with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                if entry.is_dir() and entry.stat().st_mtime < cutoff:
+                    found.append(entry.name)
+        return found
 
     def check(self) -> None:
         probe = self.root / f"{_TEMP_PREFIX}check-{secrets.token_hex(8)}"

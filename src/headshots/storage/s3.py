@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -118,6 +119,21 @@ class S3BlobStore:
                 for common in page.get("CommonPrefixes", []):
                     found.append(common["Prefix"][len(self.prefix) :].rstrip("/"))
         return found
+
+    def owners(self, written_before: datetime) -> list[str]:
+        # Every object is listed (an hourly sweep, a day's orders at most):
+        # a folder has no time of its own in S3, its objects do.
+        newest: dict[str, datetime] = {}
+        with self._translated():
+            for page in self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix
+            ):
+                for item in page.get("Contents", []):
+                    owner, slash, _ = item["Key"][len(self.prefix) :].partition("/")
+                    if slash:  # not the readiness probe at the root
+                        written = item["LastModified"]
+                        newest[owner] = max(newest.get(owner, written), written)
+        return [owner for owner, written in newest.items() if written < written_before]
 
     def check(self) -> None:
         with self._translated(write=True):

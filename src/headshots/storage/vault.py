@@ -8,6 +8,7 @@ shredded.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,6 +50,9 @@ class EncryptedBlobs:
         marks the order gone): that is what makes copies in backups useless.
         """
         self.store.delete_order(order_id)
+
+    def owners(self, written_before: datetime) -> list[str]:
+        return self.store.owners(written_before)
 
     def check(self) -> None:
         self.store.check()
