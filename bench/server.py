@@ -33,7 +33,7 @@ def free_port() -> int:
 class Server:
     """Embedded mode with a fresh data dir and master key; `env` adds settings."""
 
-    def __init__(self, env: dict[str, str], *, data: str | None = None) -> None:
+    def __init__(self, env: dict[str, str], *, data: str | None = None, root: Path = ROOT) -> None:
         # A restart passes the data dir (and so the master key) of the one before.
         self.data = data or tempfile.mkdtemp(prefix="headshots-bench-")
         key_file = Path(self.data) / "bench.key"
@@ -44,8 +44,9 @@ class Server:
             [sys.executable, "-m", "headshots", "serve"],
             env={
                 **os.environ,
-                # This checkout's source first, whatever the venv's install points at.
-                "PYTHONPATH": os.pathsep.join((str(ROOT), str(ROOT / "src"))),
+                # This checkout's source first (or another's, to compare
+                # commits), whatever the venv's install points at.
+                "PYTHONPATH": os.pathsep.join((str(root), str(root / "src"))),
                 "HEADSHOTS_DATA_DIR": self.data,
                 "HEADSHOTS_MASTER_KEY": key_file.read_text(),
                 "HEADSHOTS_PORT": str(self.port),
@@ -56,7 +57,7 @@ class Server:
                 **credentials_env(Path(self.data)),
                 **env,
             },
-            cwd=ROOT,
+            cwd=root,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
