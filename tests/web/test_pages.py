@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -286,6 +288,40 @@ def test_returning_from_checkout_waits_for_the_webhook(client: TestClient) -> No
     assert "Confirming your payment" not in done.text
     assert "Download PNG" in done.text and "Download all (zip)" in done.text
     assert client.get(clean).status_code == 200
+
+
+@pytest.mark.timeout(90)
+def test_the_stream_of_a_page_confirming_payment_ends_when_the_webhook_lands(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order_id = make_order(client)
+    wait_ready(client, order_id, client.cookies[f"order_{order_id}"])
+    order_page = client.get(f"/orders/{order_id}")
+    opened = client.post(
+        f"/orders/{order_id}/pay", data={"csrf": csrf_of(order_page)}, follow_redirects=False
+    )
+    checkout = client.get(opened.headers["location"])
+    # Only the payment's announcement can end the stream: its poll is an hour.
+    monkeypatch.setattr(pages, "EVENTS_POLL_SECONDS", 3600)
+    streamed: list[str] = []
+
+    def watch() -> None:
+        with client.stream("GET", f"/orders/{order_id}/events?until=paid") as stream:
+            streamed.append("".join(stream.iter_text()))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    time.sleep(0.5)  # the page is open, confirming
+    paid = client.post(
+        opened.headers["location"], data={"csrf": csrf_of(checkout)}, follow_redirects=False
+    )
+    assert paid.status_code == 303
+    watcher.join(60)
+    assert not watcher.is_alive() and streamed
+    events = [
+        json.loads(line[6:]) for line in streamed[0].splitlines() if line.startswith('data: {"')
+    ]
+    assert events[0]["paid"] is False and events[-1]["paid"] is True
 
 
 def test_cancelled_checkout_says_nothing_was_charged(client: TestClient) -> None:

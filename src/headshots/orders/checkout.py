@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from headshots.orders import service
+from headshots.orders.changes import OrderChanges
 from headshots.orders.db import transaction
 from headshots.payments.base import CheckoutRequest, Payments
 from headshots.tiers import Tier
@@ -55,12 +56,22 @@ def open_checkout(
 
 
 def receive_payment(
-    sessions: sessionmaker[Session], payments: Payments, payload: bytes, headers: dict[str, str]
+    sessions: sessionmaker[Session],
+    payments: Payments,
+    payload: bytes,
+    headers: dict[str, str],
+    changes: OrderChanges | None = None,
 ) -> dict[str, Any]:
-    """Every payment confirmation, from any provider, comes through here."""
+    """Every payment confirmation, from any provider, comes through here.
+
+    An unlocked order is announced on ``changes``: the page that says
+    "confirming payment" learns at once, in whichever process it is served.
+    """
     event = payments.parse_webhook(payload, headers)
     if event is None:
         return {"ignored": True}
     with transaction(sessions) as session:
         applied = service.apply_payment(session, event)
+    if applied.unlocked and changes is not None:
+        changes.announce(applied.order_id)
     return {"duplicate": applied.duplicate, "unlocked": applied.unlocked}

@@ -308,6 +308,7 @@ async def payment_webhook(provider: str, request: Request, runtime: RuntimeDep) 
         runtime.payments,
         payload,
         dict(request.headers),
+        runtime.changes,
     )
     return JSONResponse({"received": True, **applied})
 

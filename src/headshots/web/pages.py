@@ -591,7 +591,9 @@ async def local_pay(request: Request, session_id: str) -> Response:
             amount_cents=order.amount_cents,
             currency=order.currency,
         )
-        await run_in_threadpool(receive_payment, runtime.sessions, payments, payload, headers)
+        await run_in_threadpool(
+            receive_payment, runtime.sessions, payments, payload, headers, runtime.changes
+        )
     except HeadshotsError as error:
         return error_page(request, error)
     return RedirectResponse(f"/orders/{order.id}?paid=1", status_code=303)
