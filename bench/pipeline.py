@@ -25,6 +25,7 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -56,52 +57,49 @@ def place_order(
     return time.perf_counter() - started, answer.json()
 
 
-def watch(
+def polled(
     url: str, order: dict[str, Any], client: httpx.Client, timeout: float = 300
-) -> tuple[float, float]:
+) -> Iterator[dict[str, Any]]:
+    """The order from the JSON API every 20 ms (where a stream would die with its server)."""
+    headers = {"Authorization": f"Bearer {order['token']}"}
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        yield client.get(f"{url}/api/orders/{order['id']}", headers=headers).json()
+        time.sleep(0.02)
+    raise RuntimeError(f"order not ready after {timeout} s")
+
+
+def streamed(
+    url: str, order: dict[str, Any], client: httpx.Client, timeout: float = 300
+) -> Iterator[dict[str, Any]]:
+    """The order from the order page's event stream: what a person's page shows."""
+    cookies = {f"order_{order['id']}": order["token"]}
+    events = f"{url}/orders/{order['id']}/events"
+    with client.stream("GET", events, cookies=cookies, timeout=timeout) as stream:
+        for line in stream.iter_lines():
+            if line.startswith("data: {"):
+                yield json.loads(line.removeprefix("data: "))
+    raise RuntimeError("the order's event stream ended before it was ready")
+
+
+def timings(bodies: Iterator[dict[str, Any]]) -> tuple[float, float]:
     """Seconds from now to the first preview that can be shown, and to ready."""
     started = time.perf_counter()
     first = math.nan
-    headers = {"Authorization": f"Bearer {order['token']}"}
-    deadline = started + timeout
-    while time.perf_counter() < deadline:
-        body = client.get(f"{url}/api/orders/{order['id']}", headers=headers).json()
+    for body in bodies:
         now = time.perf_counter() - started
         if math.isnan(first) and any(v["preview_url"] for v in body["variations"]):
             first = now
         if body["status"] == "ready":
             assert body["progress"]["failed"] == 0, body["progress"]
             return first, now
-        time.sleep(0.02)
-    raise RuntimeError(f"order not ready after {timeout} s")
-
-
-def follow(
-    url: str, order: dict[str, Any], client: httpx.Client, timeout: float = 300
-) -> tuple[float, float]:
-    """As ``watch``, through the order page's event stream: what a person sees."""
-    started = time.perf_counter()
-    first = math.nan
-    cookies = {f"order_{order['id']}": order["token"]}
-    events = f"{url}/orders/{order['id']}/events"
-    with client.stream("GET", events, cookies=cookies, timeout=timeout) as stream:
-        for line in stream.iter_lines():
-            if not line.startswith("data: {"):
-                continue
-            body = json.loads(line.removeprefix("data: "))
-            now = time.perf_counter() - started
-            if math.isnan(first) and any(v["preview_url"] for v in body["variations"]):
-                first = now
-            if body["status"] == "ready":
-                assert body["progress"]["failed"] == 0, body["progress"]
-                return first, now
-    raise RuntimeError("the order's event stream ended before it was ready")
+    raise RuntimeError("no more news of the order")
 
 
 def one_order(url: str, tier: str, styles: list[str]) -> dict[str, float]:
     with httpx.Client() as client:
         upload, order = place_order(url, tier, styles, client)
-        first, ready = follow(url, order, client)
+        first, ready = timings(streamed(url, order, client))
     return {
         "upload_s": upload,
         "first_preview_s": upload + first,
@@ -208,7 +206,7 @@ def recovery(runs: int, delay: float) -> dict[str, Any]:
                 restarted = Server(hosted_env(fake), data=server.data)
                 started = time.perf_counter()
                 try:
-                    watch(restarted.url, order, client, timeout=120)
+                    timings(polled(restarted.url, order, client, timeout=120))
                     waits.append(time.perf_counter() - started)
                 finally:
                     restarted.stop()
