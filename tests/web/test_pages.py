@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -304,23 +303,25 @@ def test_the_stream_of_a_page_confirming_payment_ends_when_the_webhook_lands(
     # Only the payment's announcement can end the stream: its poll is an hour.
     monkeypatch.setattr(pages, "EVENTS_POLL_SECONDS", 3600)
     streamed: list[str] = []
+    opened_stream = threading.Event()
 
     def watch() -> None:
         with client.stream("GET", f"/orders/{order_id}/events?until=paid") as stream:
-            streamed.append("".join(stream.iter_text()))
+            for line in stream.iter_lines():
+                streamed.append(line)
+                if line.startswith('data: {"'):
+                    opened_stream.set()  # the page shows "confirming payment"
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    time.sleep(0.5)  # the page is open, confirming
+    assert opened_stream.wait(30)
     paid = client.post(
         opened.headers["location"], data={"csrf": csrf_of(checkout)}, follow_redirects=False
     )
     assert paid.status_code == 303
     watcher.join(60)
-    assert not watcher.is_alive() and streamed
-    events = [
-        json.loads(line[6:]) for line in streamed[0].splitlines() if line.startswith('data: {"')
-    ]
+    assert not watcher.is_alive()
+    events = [json.loads(line[6:]) for line in streamed if line.startswith('data: {"')]
     assert events[0]["paid"] is False and events[-1]["paid"] is True
 
 
