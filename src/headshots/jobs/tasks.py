@@ -146,6 +146,8 @@ class _StyleJob:
         try:
             self.selfie = self.runtime.selfies.get(self.order_id, self._load_selfie)
             self.engine: Engine = self.runtime.engine(self.claims[0].engine_name)
+            # Its calls wait on a provider, not on this machine's CPU.
+            self.remote = self.engine.shape().asynchronous
             self.style: Style = get_style(self.claims[0].style_id)
         except Exception as error:
             outcome = _failure(error, self.order_id)
@@ -190,8 +192,7 @@ class _StyleJob:
 
     def _idle(self, compactor: Compactor[Claim] | None) -> AbstractContextManager[None]:
         """While nothing but a remote engine's calls is left, PNGs may be made."""
-        remote = self.engine.shape().asynchronous
-        if compactor is None or not remote or self.writing or self.checks:
+        if compactor is None or not self.remote or self.writing or self.checks:
             return nullcontext()
         return compactor.idle()
 

@@ -60,7 +60,7 @@ def receive_payment(
     payments: Payments,
     payload: bytes,
     headers: dict[str, str],
-    changes: OrderChanges | None = None,
+    changes: OrderChanges,
 ) -> dict[str, Any]:
     """Every payment confirmation, from any provider, comes through here.
 
@@ -72,6 +72,6 @@ def receive_payment(
         return {"ignored": True}
     with transaction(sessions) as session:
         applied = service.apply_payment(session, event)
-    if applied.unlocked and changes is not None:
+    if applied.unlocked:
         changes.announce(applied.order_id)
     return {"duplicate": applied.duplicate, "unlocked": applied.unlocked}

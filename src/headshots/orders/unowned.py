@@ -29,9 +29,9 @@ def delete_unowned(
 ) -> int:
     """Delete the blobs of every id with no live order or draft; how many ids.
 
-    Only blobs untouched for ``grace`` (GRACE by default) are considered. A shredded order's
-    late leftovers go too. A store that fails leaves a pending shred, as a
-    shred would.
+    Only blobs untouched for ``grace`` (GRACE by default) are considered.
+    A shredded order's late leftovers go too. A store that fails leaves a
+    pending shred, as a shred would.
     """
     stored = blobs.owners(utcnow() - (GRACE if grace is None else grace))
     if not stored:

@@ -108,18 +108,6 @@ class S3BlobStore:
                 if answer.get("Errors"):
                     raise StorageUnavailable(BUCKET_UNREACHABLE)
 
-    def order_ids(self) -> list[str]:
-        """The orders (and drafts) that have objects in the bucket."""
-        found: list[str] = []
-        with self._translated():
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self.prefix, Delimiter="/"
-            )
-            for page in pages:
-                for common in page.get("CommonPrefixes", []):
-                    found.append(common["Prefix"][len(self.prefix) :].rstrip("/"))
-        return found
-
     def owners(self, written_before: datetime) -> list[str]:
         # Every object is listed (an hourly sweep, a day's orders at most):
         # a folder has no time of its own in S3, its objects do.
