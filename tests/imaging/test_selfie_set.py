@@ -6,6 +6,11 @@ Each case is judged twice, as an engine that extends a cropped head
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image
 
@@ -16,8 +21,9 @@ from tests.selfie_set import SINGLES, Case, cases, head_and_shoulders, source
 CASES = cases()
 PHOTOS = [case for case in CASES if not case.non_photo]
 NON_PHOTOS = [case for case in CASES if case.non_photo]
+Pixels = npt.NDArray[np.uint8]
 # The kinds the statistics catch (imaging/medium.py, decision 0008).
-FLAGGED_KINDS = {"oil_painting", "cartoon", "pencil_sketch", "halftone"}
+FLAGGED_KINDS = {"oil_painting", "cartoon", "pencil_sketch", "halftone", "screen_photo"}
 
 
 def refusal(report: PreflightReport) -> str | None:
@@ -76,6 +82,39 @@ def test_degraded_real_photos_are_never_called_paintings(name: str) -> None:
 
     for label, image in degraded(source(name)).items():
         assert "not_a_photo" not in preflight(image).codes, label
+
+
+def _bgr_filtered(image: Image.Image, smooth: Callable[[Pixels], Pixels]) -> Image.Image:
+    bgr = np.ascontiguousarray(np.asarray(image)[..., ::-1])
+    return Image.fromarray(np.ascontiguousarray(smooth(bgr)[..., ::-1]))
+
+
+# A phone's noise reduction and a beauty filter at a light setting.
+LIGHT_SMOOTHING: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "denoised": lambda image: _bgr_filtered(
+        image, lambda bgr: cv2.fastNlMeansDenoisingColored(bgr, None, 3, 3, 7, 21)
+    ),
+    "bilateral": lambda image: _bgr_filtered(
+        image, lambda bgr: cv2.bilateralFilter(bgr, 5, 30, 30)
+    ),
+    "beauty_half": lambda image: Image.blend(
+        image, _bgr_filtered(image, lambda bgr: cv2.bilateralFilter(bgr, 9, 75, 75)), 0.5
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SINGLES)
+def test_lightly_smoothed_real_photos_are_not_called_paintings(name: str) -> None:
+    for label, smooth in LIGHT_SMOOTHING.items():
+        assert "not_a_photo" not in preflight(smooth(source(name))).codes, label
+
+
+@pytest.mark.xfail(strict=True, reason="strokes/flat: strong denoising looks like paint (0008)")
+def test_a_strongly_denoised_photo_is_not_called_a_painting() -> None:
+    denoised = _bgr_filtered(
+        source("obama.jpg"), lambda bgr: cv2.fastNlMeansDenoisingColored(bgr, None, 10, 10, 7, 21)
+    )
+    assert "not_a_photo" not in preflight(denoised).codes
 
 
 def test_no_face_is_said_only_when_there_is_none() -> None:

@@ -106,7 +106,7 @@ PITCH_MAX = 25.0
 # Eye aspect ratio (lid gap over eye width), mean of both eyes; open eyes on
 # the fixtures measure 0.20-0.37.
 EYES_OPEN_MIN = 0.12
-# Paintings, drawings and prints: imaging.medium's statistics, as a score
+# Paintings, drawings, prints and screens: imaging.medium's statistics, as a score
 # that passes 1 past the nearest of its limits.
 NOT_A_PHOTO_SCORE = 1.0
 
@@ -222,8 +222,8 @@ CHECKS: dict[str, Check] = {
             "not_a_photo",
             "warning",
             "score",
-            "This looks like a painting, a drawing or a print rather than a photo: use a real "
-            "photo of your face.",
+            "This looks like a painting, a drawing, a print or a photo of a screen rather than "
+            "a photo: use a real photo of your face.",
         ),
     )
 }
