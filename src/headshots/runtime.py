@@ -28,7 +28,7 @@ from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Lanes
 from headshots.jobs.queue import Queue, build_queue
 from headshots.orders import db
-from headshots.orders.changes import CHANGES_CHANNEL, OrderChanges
+from headshots.orders.changes import CHANGES_CHANNEL, MESSAGE, OrderChanges
 from headshots.orders.selfies import SelfieCache
 from headshots.orders.variations import Claim, process_owner
 from headshots.payments.base import Payments
@@ -179,6 +179,6 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         selfies=SelfieCache(ttl_seconds=settings.selfie_cache_seconds),
         shreds=Channel(queue_url, SHREDDED_CHANNEL, accept=_ORDER_ID) if queue_url else None,
         changes=OrderChanges(
-            Channel(queue_url, CHANGES_CHANNEL, accept=_ORDER_ID) if queue_url else None
+            Channel(queue_url, CHANGES_CHANNEL, accept=MESSAGE) if queue_url else None
         ),
     )

@@ -262,6 +262,23 @@ def test_the_progress_stream_wakes_at_each_change_not_on_a_timer(
     assert shown == sorted(shown) and len(set(shown)) > 2  # previews appeared along the way
 
 
+@pytest.mark.timeout(90)
+def test_the_progress_stream_shows_ready_at_once_whatever_it_was_gathering(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Changes are gathered for an hour and never polled: only the last
+    # variation's announcement, final, can bring the order page to ready.
+    monkeypatch.setattr(pages, "EVENTS_POLL_SECONDS", 3600)
+    monkeypatch.setattr(pages, "EVENTS_GATHER_SECONDS", 3600)
+    monkeypatch.setattr(InstantEngine, "delay", 0.2)
+    order_id = make_order(client, tier="professional", styles=("corporate", "friendly"))
+    with client.stream("GET", f"/orders/{order_id}/events") as stream:
+        text = "".join(stream.iter_text())
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith('data: {"')]
+    assert events[-1]["status"] == "ready"
+    assert text.rstrip().endswith("event: end\ndata: {}")
+
+
 def test_returning_from_checkout_waits_for_the_webhook(client: TestClient) -> None:
     order_id = make_order(client)
     wait_ready(client, order_id, client.cookies[f"order_{order_id}"])
@@ -300,8 +317,10 @@ def test_the_stream_of_a_page_confirming_payment_ends_when_the_webhook_lands(
         f"/orders/{order_id}/pay", data={"csrf": csrf_of(order_page)}, follow_redirects=False
     )
     checkout = client.get(opened.headers["location"])
-    # Only the payment's announcement can end the stream: its poll is an hour.
+    # Only the payment's announcement can end the stream: its poll is an
+    # hour, and so is the time it gathers changes before reading.
     monkeypatch.setattr(pages, "EVENTS_POLL_SECONDS", 3600)
+    monkeypatch.setattr(pages, "EVENTS_GATHER_SECONDS", 3600)
     streamed: list[str] = []
     opened_stream = threading.Event()
 

@@ -414,10 +414,10 @@ class _StyleJob:
         """True when this job goes on with the variation; stops the job if the order is gone."""
         if recorded is Recorded.GONE:
             raise _Stop()
-        if recorded is Recorded.OK:
-            self.runtime.changes.announce(self.order_id)
-            return True
-        return False
+        if recorded is Recorded.STALE:
+            return False
+        self.runtime.changes.announce(self.order_id, final=recorded is Recorded.FINISHED)
+        return True
 
 
 def submit_score(

@@ -73,5 +73,5 @@ def receive_payment(
     with transaction(sessions) as session:
         applied = service.apply_payment(session, event)
     if applied.unlocked:
-        changes.announce(applied.order_id)
+        changes.announce(applied.order_id, final=True)
     return {"duplicate": applied.duplicate, "unlocked": applied.unlocked}

@@ -233,8 +233,8 @@ def find_variation(order: Order, variation_id: str) -> Variation:
 UNFINISHED = (VariationStatus.PENDING, VariationStatus.RUNNING, VariationStatus.FINISHING)
 
 
-def finish_if_complete(session: Session, order: Order) -> None:
-    """Mark the order ready once none of its variations is left to run.
+def finish_if_complete(session: Session, order: Order) -> bool:
+    """Mark the order ready once none of its variations is left to run; whether it did.
 
     Two workers finishing the last two variations at once would each see the
     other's as still running (PostgreSQL reads committed data only) and
@@ -248,16 +248,18 @@ def finish_if_complete(session: Session, order: Order) -> None:
     share, but does with itself, which is all the serialising needs.
     """
     if order.status != OrderStatus.QUEUED:
-        return
+        return False
     session.execute(select(Order.id).where(Order.id == order.id).with_for_update(key_share=True))
     unfinished = session.scalar(
         select(func.count())
         .select_from(Variation)
         .where(Variation.order_id == order.id, Variation.status.in_(UNFINISHED))
     )
-    if not unfinished:
-        order.status = OrderStatus.READY
-        order.finished_at = utcnow()
+    if unfinished:
+        return False
+    order.status = OrderStatus.READY
+    order.finished_at = utcnow()
+    return True
 
 
 def finish_stalled(session: Session) -> int:

@@ -71,6 +71,8 @@ class Recorded(enum.Enum):
     STALE = "stale"
     # The order was shredded meanwhile: whatever this worker stored must go.
     GONE = "gone"
+    # Recorded, and it was the order's last variation: the order is ready.
+    FINISHED = "finished"
 
 
 def claim(
@@ -139,6 +141,15 @@ def claim(
         assert variation is not None
         service.finish_if_complete(session, variation.order)
     return claims
+
+
+def _ended(session: Session, variation: Variation) -> Recorded:
+    """The variation has ended (done or failed): the order too, if it was its last."""
+    variation.finished_at = utcnow()
+    variation.lease_until = None
+    if service.finish_if_complete(session, variation.order):
+        return Recorded.FINISHED
+    return Recorded.OK
 
 
 def _lock_order(session: Session, order_id: str) -> None:
@@ -223,10 +234,7 @@ def failed(
     variation.failure_reason = reason
     variation.seconds = round(seconds, 3)
     variation.details = dict(details)
-    variation.finished_at = utcnow()
-    variation.lease_until = None
-    service.finish_if_complete(session, variation.order)
-    return Recorded.OK
+    return _ended(session, variation)
 
 
 def rerolling(
@@ -273,10 +281,7 @@ def done(
         variation.identity_distance = distance
         variation.identity_flag = flag
     variation.status = VariationStatus.DONE
-    variation.finished_at = utcnow()
-    variation.lease_until = None
-    service.finish_if_complete(session, variation.order)
-    return Recorded.OK
+    return _ended(session, variation)
 
 
 def renew(session: Session, claims: Iterable[Claim], *, lease_seconds: float) -> bool:

@@ -9,7 +9,6 @@ own cookie. Every form carries a CSRF token.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -54,7 +53,8 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
 
 # The progress stream reads the order when a change is announced, at most
-# once per EVENTS_GATHER_SECONDS, and at least every EVENTS_POLL_SECONDS for
+# once per EVENTS_GATHER_SECONDS (the order ready or paid is read at once),
+# and at least every EVENTS_POLL_SECONDS for
 # what nobody announces; it gives up after EVENTS_LIFETIME_SECONDS (the page
 # then falls back to polling the API).
 EVENTS_POLL_SECONDS = 0.75
@@ -448,7 +448,7 @@ async def order_events(request: Request, order_id: str) -> Response:
         last = ""
         deadline = time.monotonic() + EVENTS_LIFETIME_SECONDS
         read_at = time.monotonic()
-        with runtime.changes.watching(order_id) as announced:
+        with runtime.changes.watching(order_id) as watch:
             while time.monotonic() < deadline:
                 if body is None:
                     yield "event: gone\ndata: {}\n\n"
@@ -465,12 +465,13 @@ async def order_events(request: Request, order_id: str) -> Response:
                     return
                 # A job's announcement wakes the stream at once; the poll only
                 # covers what no one announces (the sweep, a lost message).
-                if await changed(announced, EVENTS_POLL_SECONDS):
+                if await changed(watch.changed, EVENTS_POLL_SECONDS):
                     # The images of an order land together: at most one read
-                    # every EVENTS_GATHER_SECONDS, so a burst is read once.
+                    # every EVENTS_GATHER_SECONDS, so a burst is read once;
+                    # the change the page waits for ends the gathering.
                     since = time.monotonic() - read_at
-                    await asyncio.sleep(max(0.0, EVENTS_GATHER_SECONDS - since))
-                announced.clear()
+                    await changed(watch.final, max(0.0, EVENTS_GATHER_SECONDS - since))
+                watch.changed.clear()
                 read_at = time.monotonic()
                 body = await run_in_threadpool(snapshot)
         yield "event: end\ndata: {}\n\n"
