@@ -246,6 +246,15 @@ def test_progress_streams_as_server_sent_events_and_ends(client: TestClient) -> 
     assert text.rstrip().endswith("event: end\ndata: {}")
 
 
+def streamed_order(client: TestClient) -> tuple[list[dict[str, Any]], str]:
+    """A two-style order made image by image, read through its page's stream to the end."""
+    order_id = make_order(client, tier="professional", styles=("corporate", "friendly"))
+    with client.stream("GET", f"/orders/{order_id}/events") as stream:
+        text = "".join(stream.iter_text())
+    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith('data: {"')]
+    return events, text
+
+
 @pytest.mark.timeout(90)
 def test_the_progress_stream_wakes_at_each_change_not_on_a_timer(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
@@ -253,10 +262,7 @@ def test_the_progress_stream_wakes_at_each_change_not_on_a_timer(
     # A poll so slow that only the jobs' announcements can move the stream.
     monkeypatch.setattr(pages, "EVENTS_POLL_SECONDS", 3600)
     monkeypatch.setattr(InstantEngine, "delay", 0.2)
-    order_id = make_order(client, tier="professional", styles=("corporate", "friendly"))
-    with client.stream("GET", f"/orders/{order_id}/events") as stream:
-        text = "".join(stream.iter_text())
-    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith('data: {"')]
+    events, _ = streamed_order(client)
     assert events[-1]["status"] == "ready"
     shown = [sum(bool(v["preview_url"]) for v in event["variations"]) for event in events]
     assert shown == sorted(shown) and len(set(shown)) > 2  # previews appeared along the way
@@ -271,10 +277,7 @@ def test_the_progress_stream_shows_ready_at_once_whatever_it_was_gathering(
     monkeypatch.setattr(pages, "EVENTS_POLL_SECONDS", 3600)
     monkeypatch.setattr(pages, "EVENTS_GATHER_SECONDS", 3600)
     monkeypatch.setattr(InstantEngine, "delay", 0.2)
-    order_id = make_order(client, tier="professional", styles=("corporate", "friendly"))
-    with client.stream("GET", f"/orders/{order_id}/events") as stream:
-        text = "".join(stream.iter_text())
-    events = [json.loads(line[6:]) for line in text.splitlines() if line.startswith('data: {"')]
+    events, text = streamed_order(client)
     assert events[-1]["status"] == "ready"
     assert text.rstrip().endswith("event: end\ndata: {}")
 
