@@ -9,7 +9,6 @@ that consume.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -30,6 +29,7 @@ from headshots.jobs.queue import Queue, build_queue
 from headshots.orders import db
 from headshots.orders.changes import CHANGES_CHANNEL, MESSAGE, OrderChanges
 from headshots.orders.selfies import SelfieCache
+from headshots.orders.service import ORDER_ID
 from headshots.orders.variations import Claim, process_owner
 from headshots.payments.base import Payments
 from headshots.payments.factory import payments_from_settings
@@ -39,7 +39,6 @@ from headshots.tiers import Tier, parse_tiers
 log = logging.getLogger(__name__)
 
 SHREDDED_CHANNEL = "headshots:orders:shredded"
-_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
 
 
 @dataclass
@@ -177,7 +176,7 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
         payments=payments,
         queue=build_queue(settings),
         selfies=SelfieCache(ttl_seconds=settings.selfie_cache_seconds),
-        shreds=Channel(queue_url, SHREDDED_CHANNEL, accept=_ORDER_ID) if queue_url else None,
+        shreds=Channel(queue_url, SHREDDED_CHANNEL, accept=ORDER_ID) if queue_url else None,
         changes=OrderChanges(
             Channel(queue_url, CHANGES_CHANNEL, accept=MESSAGE) if queue_url else None
         ),

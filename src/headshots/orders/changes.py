@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from headshots.channel import Channel
+from headshots.orders.service import ORDER_ID
 
 CHANGES_CHANNEL = "headshots:orders:changed"
-# What crosses the channel: an order id, tagged when the change is final.
-MESSAGE = re.compile(r"[A-Za-z0-9_-]{16,32}(:final)?")
 _FINAL = ":final"
+# What crosses the channel: an order id, tagged when the change is final.
+MESSAGE = re.compile(f"(?:{ORDER_ID.pattern})(?:{_FINAL})?")
 
 
 @dataclass(frozen=True, eq=False)
