@@ -213,40 +213,40 @@ def _pixels(image: Image.Image) -> Pixels:
     return np.ascontiguousarray(np.asarray(image.convert("RGB"))).copy()
 
 
-def _bgr(image: Image.Image) -> Pixels:
+def as_bgr(image: Image.Image) -> Pixels:
     return np.ascontiguousarray(_pixels(image)[..., ::-1])
 
 
-def _from_bgr(pixels: Pixels) -> Image.Image:
+def from_bgr(pixels: Pixels) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(pixels[..., ::-1]), "RGB")
 
 
 def oil_painting(name: str) -> Image.Image:
     """Brush strokes of flat colour (OpenCV's oil-painting filter)."""
-    return _from_bgr(cv2.xphoto.oilPainting(_bgr(source(name)), 7, 1))
+    return from_bgr(cv2.xphoto.oilPainting(as_bgr(source(name)), 7, 1))
 
 
 def watercolour(name: str) -> Image.Image:
     """Edge-preserving washes of colour (OpenCV's stylization filter)."""
-    return _from_bgr(cv2.stylization(_bgr(source(name)), sigma_s=60, sigma_r=0.45))
+    return from_bgr(cv2.stylization(as_bgr(source(name)), sigma_s=60, sigma_r=0.45))
 
 
 def pencil_sketch(name: str) -> Image.Image:
     """Grey pencil lines on white paper (OpenCV's pencil-sketch filter)."""
-    grey, _ = cv2.pencilSketch(_bgr(source(name)), sigma_s=60, sigma_r=0.07, shade_factor=0.05)
+    grey, _ = cv2.pencilSketch(as_bgr(source(name)), sigma_s=60, sigma_r=0.07, shade_factor=0.05)
     return Image.fromarray(grey, "L").convert("RGB")
 
 
 def cartoon(name: str) -> Image.Image:
     """Few flat colours inside dark outlines, as in a comic."""
-    bgr = _bgr(source(name))
+    bgr = as_bgr(source(name))
     smooth = bgr
     for _ in range(4):
         smooth = cv2.bilateralFilter(smooth, 9, 40, 7)
     levels = (smooth // 48) * 48 + 24
     grey = cv2.medianBlur(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), 7)
     edges = cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, 9, 4)
-    return _from_bgr(np.where(edges[..., None] > 0, levels, 20).astype(np.uint8))
+    return from_bgr(np.where(edges[..., None] > 0, levels, 20).astype(np.uint8))
 
 
 def screen_photo(name: str) -> Image.Image:

@@ -9,19 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import cv2
-import numpy as np
-import numpy.typing as npt
 import pytest
 from PIL import Image
 
 from headshots.imaging.faces import find_upright_face
 from headshots.imaging.preflight import PreflightReport, preflight
-from tests.selfie_set import SINGLES, Case, cases, head_and_shoulders, source
+from tests.selfie_set import (
+    SINGLES,
+    Case,
+    Pixels,
+    as_bgr,
+    cases,
+    from_bgr,
+    head_and_shoulders,
+    source,
+)
 
 CASES = cases()
 PHOTOS = [case for case in CASES if not case.non_photo]
 NON_PHOTOS = [case for case in CASES if case.non_photo]
-Pixels = npt.NDArray[np.uint8]
 # The kinds the statistics catch (imaging/medium.py, decision 0008).
 FLAGGED_KINDS = {"oil_painting", "cartoon", "pencil_sketch", "halftone", "screen_photo"}
 
@@ -85,8 +91,7 @@ def test_degraded_real_photos_are_never_called_paintings(name: str) -> None:
 
 
 def _bgr_filtered(image: Image.Image, smooth: Callable[[Pixels], Pixels]) -> Image.Image:
-    bgr = np.ascontiguousarray(np.asarray(image)[..., ::-1])
-    return Image.fromarray(np.ascontiguousarray(smooth(bgr)[..., ::-1]))
+    return from_bgr(smooth(as_bgr(image)))
 
 
 # A phone's noise reduction and a beauty filter at a light setting.
