@@ -15,6 +15,7 @@ the seeds (the cut-out, the defocused background) is done once per call.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -30,8 +31,26 @@ import numpy.typing as npt
 from PIL import Image
 
 from headshots.config import Settings
-from headshots.engines.base import EngineFailure, Outcome, Rendered, Shape, Size, check_seeds
-from headshots.imaging.faces import CHIN, FOREHEAD, Face, segment_person
+from headshots.engines.base import (
+    EngineFailure,
+    Failed,
+    Outcome,
+    Rendered,
+    Shape,
+    Size,
+    check_seeds,
+)
+from headshots.imaging import quality
+from headshots.imaging.faces import Face, segment_person
+from headshots.imaging.framing import (
+    Framing,
+    Subject,
+    face_height,
+    frame,
+    photo_fade,
+    reaches_outside,
+    subject_of,
+)
 from headshots.imaging.matting import Cutout, cut_out, merge_detail, weighted_blur
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import RGB, StudioLook, Style
@@ -42,22 +61,27 @@ BACKDROPS = ("solid", "gradient", "radial", "blur")
 # Output sizes the engine accepts, per side.
 MIN_SIDE, MAX_SIDE = 256, 4096
 
-# Framing. The eye line sits about a third from the top; when the photo is
-# too small for that, it may move within this band before the crop leaves
-# the photo.
-EYE_LINE = 0.35
-EYE_LINE_RANGE = (0.28, 0.44)
-# How far the face may move off the vertical centre line, as a share of the
-# frame width, to keep the crop inside the photo.
-OFF_CENTRE = 0.1
-# The tightest crop we accept to stay inside the photo, as the face's share
-# of the frame height; tighter photos extend past their edge instead.
-MAX_HEAD_SHARE = 0.5
-# A camera held slightly crooked is levelled fully; a stronger tilt is a
-# pose, and levelling it would tilt the shoulders, so it fades out.
-LEVEL_FULL, LEVEL_NONE = 5.0, 10.0
+# Two of a style's four variations must differ by at least this mean
+# CIELAB difference at a glance (imaging.quality.variation_distance); the
+# seed plan below keeps them further apart than that.
+VARIATION_MIN_DISTANCE = 3.0
+# How far (CIELAB Delta-E) the grade may move the skin of the cheeks and
+# forehead before the head is pulled back towards its own tone; under the
+# limits of imaging.quality with room for the light's own shaping.
+SKIN_SHIFT = 1.5
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+# Backdrop tone per corner of the seed grid (seed & 3), -1 darker .. 1
+# lighter, each a step of TONE_STEP in CIELAB lightness; a backdrop lighter
+# than LIGHT_BACKDROP only goes darker, by two thirds of a step at most, and a solid
+# one varies by how much light falls off towards its corners (at most to
+# SOLID_CORNER of its colour).
+_TONES = (-1.0, 0.35, 1.0, -0.35)
+TONE_STEP = 12.0
+LIGHT_BACKDROP = 85.0
+SOLID_CORNER = 0.72
 
 
 @dataclass(frozen=True)
@@ -65,12 +89,15 @@ class Variation:
     """What one seed varies."""
 
     seed: int
-    # Multiplies the preset's head share: above 1 is a tighter crop.
+    # Multiplies the preset's head share: above 1 is a closer frame.
     tightness: float
     # -1: the key light comes from the left of the picture, 1: from the right.
     light_side: int
     # Degrees above the horizontal the key light comes from.
     light_angle: float
+    # Multiplies the preset's fill: below 1 is a stronger light ratio
+    # (deeper shadow side), above 1 a flatter one.
+    fill: float
     # -1 .. 1: darker or lighter backdrop than the preset's colour.
     tone: float
     # Where the face sits across the frame, as a share of its width from the
@@ -83,6 +110,7 @@ class Variation:
             "horizontal_shift": round(self.shift, 3),
             "light_side": "left" if self.light_side < 0 else "right",
             "light_angle": round(self.light_angle, 1),
+            "light_fill": round(self.fill, 3),
             "background_tone": round(self.tone, 3),
         }
 
@@ -90,153 +118,28 @@ class Variation:
 def plan_variation(seed: int) -> Variation:
     """The variation a seed stands for; the same seed always gives the same one."""
     rng = random.Random(seed)
-    # The two lowest bits choose the corner of a 2x2 grid (light side x crop)
-    # so any four consecutive seeds cover all four; the rest is jitter.
-    # The backdrop's tone goes darker or lighter by the same two bits, so
-    # any two of the four differ in at least two of the three.
-    tight = (seed >> 1) & 1
+    # The two lowest bits choose the corner of a 2x2 grid (light side x
+    # framing distance) so any four consecutive seeds cover all four; the
+    # rest is jitter. The light ratio follows the same two bits crosswise,
+    # and each corner has a backdrop tone of its own (_TONES), furthest
+    # apart between corners that share a framing distance: a photo too
+    # tight to vary the framing still gives four pictures apart.
+    close = (seed >> 1) & 1
     side = seed & 1
-    low, high = (1.04, 1.1) if tight else (0.9, 0.96)
+    low, high = (1.1, 1.16) if close else (0.84, 0.9)
+    contrasty = side ^ close
     return Variation(
         seed=seed,
         tightness=rng.uniform(low, high),
         light_side=1 if side else -1,
-        light_angle=rng.uniform(15.0, 55.0),
-        tone=rng.uniform(0.4, 1.0) * (1 if side ^ tight else -1),
+        light_angle=rng.uniform(20.0, 50.0),
+        fill=rng.uniform(0.55, 0.7) if contrasty else rng.uniform(1.15, 1.3),
+        tone=_TONES[seed & 3] * rng.uniform(0.9, 1.0),
         # The face moves a little away from the key light, as a photographer
-        # leaves room on the lit side: two variations that share a crop still
-        # differ in composition, not only in light.
+        # leaves room on the lit side: two variations that share a frame
+        # still differ in composition, not only in light.
         shift=rng.uniform(0.035, 0.06) * (-1 if side else 1),
     )
-
-
-@dataclass(frozen=True)
-class Framing:
-    """Where the headshot lies in the photo: one affine map to the output."""
-
-    # (2, 3) affine from photo pixels to output pixels.
-    matrix: npt.NDArray[np.float64]
-    size: Size
-    head_share: float
-    levelled_degrees: float
-    # Whether the crop reaches past the photo (filled with backdrop).
-    past_edge: bool
-
-    @property
-    def scale(self) -> float:
-        return float(math.hypot(self.matrix[0, 0], self.matrix[0, 1]))
-
-    def to_output(self, x: float, y: float) -> tuple[float, float]:
-        m = self.matrix
-        return (
-            float(m[0, 0] * x + m[0, 1] * y + m[0, 2]),
-            float(m[1, 0] * x + m[1, 1] * y + m[1, 2]),
-        )
-
-
-def face_height(face: Face) -> float:
-    """Forehead to chin in pixels, independent of the head's tilt."""
-    top, chin = face.landmarks[FOREHEAD, :2], face.landmarks[CHIN, :2]
-    return float(np.hypot(*(chin - top)))
-
-
-def level_angle(roll: float) -> float:
-    """How many degrees to rotate the photo to level the eyes."""
-    size = abs(roll)
-    if size <= LEVEL_FULL:
-        return roll
-    if size >= LEVEL_NONE:
-        return 0.0
-    return roll * (LEVEL_NONE - size) / (LEVEL_NONE - LEVEL_FULL) * LEVEL_FULL / size
-
-
-def frame_face(
-    face: Face,
-    photo_size: Size,
-    head_share: float,
-    size: Size,
-    tightness: float = 1.0,
-    shift: float = 0.0,
-) -> Framing:
-    """The headshot crop: eyes level, eye line near a third, face at ``head_share``.
-
-    ``tightness`` applies after the crop is fitted into the photo, so a
-    variation is tighter or looser than its neighbours even when the photo
-    itself limits the crop (a loose variation then stays at the photo's
-    edge rather than going past it).
-    """
-    out_w, out_h = size
-    aspect = out_w / out_h
-    angle = level_angle(face.roll_degrees)
-    ex, ey = face.eye_center
-    # The photo's corners around the eyes, in the levelled frame, and the
-    # box that is inside the photo for certain.
-    rotate = cv2.getRotationMatrix2D((ex, ey), angle, 1.0)
-    width, height = photo_size
-    corners = np.array([[0, 0, 1], [width, 0, 1], [0, height, 1], [width, height, 1]], float)
-    cx, cy = (corners @ rotate.T - (ex, ey)).T
-    inside_left, inside_right = max(cx[0], cx[2]), min(cx[1], cx[3])
-    inside_top, inside_bottom = max(cy[0], cy[1]), min(cy[2], cy[3])
-
-    crop_h = face_height(face) / head_share
-    largest = min(inside_bottom - inside_top, (inside_right - inside_left) / aspect)
-    crop_h = max(min(crop_h, largest), face_height(face) / MAX_HEAD_SHARE)
-    # A looser variation may grow only while it still fits in the photo.
-    crop_h = min(crop_h / tightness, max(crop_h, largest))
-    crop_w = crop_h * aspect
-
-    top = _place(
-        -EYE_LINE * crop_h,
-        (-EYE_LINE_RANGE[1] * crop_h, -EYE_LINE_RANGE[0] * crop_h),
-        (inside_top, inside_bottom - crop_h),
-        prefer_low=True,
-    )
-    left = _place(
-        -(0.5 + shift) * crop_w,
-        (-(0.5 + OFF_CENTRE) * crop_w, -(0.5 - OFF_CENTRE) * crop_w),
-        (inside_left, inside_right - crop_w),
-        prefer_low=False,
-    )
-    past_edge = bool(
-        top < inside_top - 0.5
-        or top + crop_h > inside_bottom + 0.5
-        or left < inside_left - 0.5
-        or left + crop_w > inside_right + 0.5
-    )
-    scale = out_h / crop_h
-    matrix = np.asarray(cv2.getRotationMatrix2D((ex, ey), angle, scale), np.float64)
-    matrix[:, 2] += (-left * scale - ex, -top * scale - ey)
-    return Framing(
-        matrix=matrix,
-        size=size,
-        head_share=face_height(face) / crop_h,
-        levelled_degrees=angle,
-        past_edge=past_edge,
-    )
-
-
-def _place(
-    wanted: float, allowed: tuple[float, float], photo: tuple[float, float], prefer_low: bool
-) -> float:
-    """A crop edge: ``wanted`` if the photo allows, else as close as the band lets.
-
-    ``allowed`` is the band the composition tolerates, ``photo`` the band
-    that keeps the crop inside the photo. When they do not meet, the crop
-    leaves the photo on one side; ``prefer_low`` leaves it at the top
-    (above the head, where backdrop belongs) rather than the bottom.
-    """
-    low = max(allowed[0], photo[0])
-    high = min(allowed[1], photo[1])
-    if low <= high:
-        return min(max(wanted, low), high)
-    if photo[1] < allowed[0]:  # the photo ends too early (bottom or right)
-        return allowed[0]
-    if photo[0] > allowed[1]:  # the photo starts too late (top or left)
-        return allowed[1]
-    # The photo is smaller than the crop on both sides: centre what is there.
-    middle = (photo[0] + photo[1]) / 2
-    chosen = allowed[0] if prefer_low else middle
-    return min(max(chosen, allowed[0]), allowed[1])
 
 
 @dataclass(frozen=True)
@@ -245,9 +148,13 @@ class _Prepared:
 
     premultiplied: FloatArray
     alpha: FloatArray
+    # The photo's background near the person, the person taken out: what
+    # a halo would show (imaging.quality.halo).
+    old_background: FloatArray
     backdrop_photo: FloatArray | None
     face_luma: float
     photo_size: Size
+    subject: Subject
 
 
 class StudioEngine:
@@ -291,18 +198,9 @@ class StudioEngine:
         outcomes: list[Outcome] = []
         for seed in seeds:
             began = time.perf_counter()
-            variation = plan_variation(seed)
-            image, framing = render(shared, selfie.face, style.look, variation, size)
-            details: dict[str, Any] = {
-                "generative": False,
-                "backdrop": style.look.backdrop,
-                **variation.as_details(),
-                "head_share": round(framing.head_share, 3),
-                "levelled_degrees": round(framing.levelled_degrees, 2),
-                "extends_past_photo": framing.past_edge,
-            }
+            outcome = _checked(shared, selfie.face, style.look, plan_variation(seed), size)
             seconds = time.perf_counter() - began + shared_seconds
-            outcomes.append(Rendered(seed=seed, image=image, seconds=seconds, details=details))
+            outcomes.append(dataclasses.replace(outcome, seconds=seconds))
         return outcomes
 
 
@@ -311,6 +209,46 @@ def _check_size(size: Size) -> None:
         raise EngineFailure(
             f"The output size must be between {MIN_SIDE} and {MAX_SIDE} pixels on each side."
         )
+
+
+def _checked(
+    shared: _Prepared, face: Face, look: StudioLook, variation: Variation, size: Size
+) -> Outcome:
+    """One variation that passed its self-check, or a failure; a failing image is never shown.
+
+    An image that fails (a person pixel from outside the photo, a halo at
+    the cut-out's edge) is made again with the next framing: closer, then
+    centred.
+    """
+    tries = [
+        variation,
+        dataclasses.replace(variation, tightness=variation.tightness * 1.12),
+        dataclasses.replace(variation, tightness=1.0, shift=0.0),
+    ]
+    problems: list[str] = []
+    for attempt, planned in enumerate(tries):
+        made = render(shared, look, planned, size)
+        problems = made.problems()
+        if not problems:
+            details: dict[str, Any] = {
+                "generative": False,
+                "backdrop": look.backdrop,
+                **planned.as_details(),
+                "framing": made.framing.kind,
+                "head_share": round(made.framing.head_share, 3),
+                "levelled_degrees": round(made.framing.levelled_degrees, 2),
+                "enlarged": round(made.framing.scale, 2),
+                "fades_into_backdrop": sorted(made.framing.fades),
+                "halo": round(made.halo, 4),
+                "reframed": attempt,
+            }
+            return Rendered(seed=variation.seed, image=made.image, seconds=0.0, details=details)
+    return Failed(
+        seed=variation.seed,
+        reason="This variation did not pass the studio's own check of the picture.",
+        code="self_check_failed",
+        retryable=True,
+    )
 
 
 def _prepare(selfie: PreparedSelfie, look: StudioLook) -> _Prepared:
@@ -329,9 +267,13 @@ def _prepare(selfie: PreparedSelfie, look: StudioLook) -> _Prepared:
     return _Prepared(
         premultiplied=premultiplied,
         alpha=alpha,
+        old_background=weighted_blur(
+            pixels.astype(np.float32) * (1 / 255), _steep(1 - alpha), max(alpha.shape) / 96
+        ),
         backdrop_photo=backdrop_photo,
         face_luma=_face_luma(pixels, selfie.face),
         photo_size=(pixels.shape[1], pixels.shape[0]),
+        subject=subject_of(selfie.face, alpha),
     )
 
 
@@ -359,32 +301,39 @@ def _face_luma(pixels: npt.NDArray[np.uint8], face: Face) -> float:
     return float(np.median(samples @ _LUMA))
 
 
-def render(
-    shared: _Prepared, face: Face, look: StudioLook, variation: Variation, size: Size
-) -> tuple[Image.Image, Framing]:
+@dataclass(frozen=True)
+class Made:
+    """One rendered headshot with what its self-check reads."""
+
+    image: Image.Image
+    framing: Framing
+    # The person's coverage in the output, and the share of its edge that
+    # no mix of person and backdrop explains (imaging.quality.halo).
+    alpha: FloatArray
+    halo: float
+    photo_size: Size
+
+    def problems(self) -> list[str]:
+        found = []
+        if reaches_outside(self.framing, self.alpha, self.photo_size):
+            found.append("stretched")
+        if self.halo > quality.HALO_LIMIT:
+            found.append("halo")
+        return found
+
+
+def render(shared: _Prepared, look: StudioLook, variation: Variation, size: Size) -> Made:
     """One headshot for one variation."""
-    framing = frame_face(
-        face, shared.photo_size, look.head_share, size, variation.tightness, variation.shift
-    )
+    subject = shared.subject
+    face = subject.face
+    framing = frame(subject, look.head_share * variation.tightness, size, variation.shift)
     width, height = size
     matrix = framing.matrix
-    alpha = _f32(
-        cv2.warpAffine(
-            shared.alpha, matrix, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
-        )
-    )
+    # Outside the photo everything is 0 (BORDER_CONSTANT): backdrop, never
+    # a repeated edge of the photo.
+    alpha = _warp(shared.alpha, matrix, size)
     np.clip(alpha, 0.0, 1.0, out=alpha)
-    if framing.past_edge:
-        alpha *= _inside_photo(matrix, shared.photo_size, size)
-    colour = _f32(
-        cv2.warpAffine(
-            shared.premultiplied,
-            matrix,
-            size,
-            flags=cv2.INTER_CUBIC,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-    )
+    colour = _warp(shared.premultiplied, matrix, size)
     if framing.scale > 1.15:
         # Scaling a small photo up softens it; a gentle unsharp mask at the
         # scale of the stretch gives back the crispness of the original.
@@ -392,36 +341,77 @@ def render(
         colour += 0.4 * (colour - soft)
     np.minimum(colour, alpha[..., None], out=colour)
     np.maximum(colour, 0.0, out=colour)
+    # The halo is read on the cut-out's own edge, before the person fades
+    # out where the photo ends (that fade is meant to mix them).
+    matte_edge = alpha
+    if framing.fades:
+        # Where the photo ends inside the frame the person fades into the
+        # backdrop; premultiplied colour fades with the coverage.
+        fade = photo_fade(framing, shared.photo_size)
+        matte_edge = np.where(fade > 0.999, alpha, 0.0).astype(np.float32)
+        alpha = alpha * fade
+        colour *= fade[..., None]
 
     eye = framing.to_output(*face.eye_center)
     face_px = face_height(face) * framing.scale
-    person = _light_and_grade(colour, alpha, look, variation, eye, face_px, shared.face_luma)
     backdrop = _backdrop(shared, framing, look, variation, alpha, eye, size)
+    halo = _halo(shared, framing, colour, matte_edge, backdrop, alpha)
+    person = _light_and_grade(colour, alpha, look, variation, eye, face_px, shared.face_luma)
+    skin = [framing.to_output(*face.landmarks[i, :2]) for i in quality.SKIN_POINTS]
+    _keep_skin_tone(colour, person, skin, face_px)
     backdrop *= (1 - alpha)[..., None]
     backdrop += person
+    backdrop += _grain(height, width)[..., None]
     # Scales, rounds and saturates at 255 in one pass; values are never
     # meaningfully below 0.
     out = np.asarray(cv2.convertScaleAbs(backdrop, alpha=255.0), np.uint8)
     assert out.shape == (height, width, 3)
-    return Image.fromarray(out, "RGB"), framing
+    return Made(
+        image=Image.fromarray(out, "RGB"),
+        framing=framing,
+        alpha=alpha,
+        halo=halo,
+        photo_size=shared.photo_size,
+    )
 
 
-def _inside_photo(matrix: npt.NDArray[np.float64], photo_size: Size, size: Size) -> FloatArray:
-    """1 where an output pixel comes from the photo or from below it, else 0.
+def _halo(
+    shared: _Prepared,
+    framing: Framing,
+    colour: FloatArray,
+    matte_edge: FloatArray,
+    backdrop: FloatArray,
+    alpha: FloatArray,
+) -> float:
+    """The halo measure of this cut-out on its backdrop, read at half size.
 
-    Below the photo the person's body is continued (the crop of a tight
-    selfie ends at the chest, as any headshot does); beside and above it is
-    backdrop.
+    A halo wide enough to see is still two pixels wide at half size, and
+    the measure costs a quarter.
     """
-    inverse = cv2.invertAffineTransform(matrix)
-    xs = np.arange(size[0], dtype=np.float32)
-    ys = np.arange(size[1], dtype=np.float32)
-    src_x = inverse[0, 0] * xs[None, :] + (inverse[0, 1] * ys + inverse[0, 2])[:, None]
-    src_y = inverse[1, 0] * xs[None, :] + (inverse[1, 1] * ys + inverse[1, 2])[:, None]
-    width = photo_size[0]
-    inside_x = np.clip(np.minimum(src_x, width - 1 - src_x) + 1, 0.0, 1.0)
-    inside_y = np.clip(src_y + 1, 0.0, 1.0)
-    return _f32(inside_x * inside_y)
+    height, width = alpha.shape
+    half = (width // 2, height // 2)
+
+    def small(image: FloatArray) -> FloatArray:
+        return _f32(cv2.resize(image, half, interpolation=cv2.INTER_AREA))
+
+    composite = colour + backdrop * (1 - alpha)[..., None]
+    matrix = framing.matrix * np.array([[0.5], [0.5]])
+    old = _f32(
+        cv2.warpAffine(
+            shared.old_background,
+            matrix,
+            half,
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+    )
+    return quality.halo(small(composite), small(matte_edge), small(backdrop), old)
+
+
+def _warp(image: FloatArray, matrix: npt.NDArray[np.float64], size: Size) -> FloatArray:
+    return _f32(
+        cv2.warpAffine(image, matrix, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
+    )
 
 
 def _light_direction(variation: Variation) -> tuple[float, float]:
@@ -462,6 +452,48 @@ def _light_and_grade(
     return np.asarray(person, np.float32)
 
 
+def _keep_skin_tone(
+    before: FloatArray, after: FloatArray, skin: list[tuple[float, float]], face_px: float
+) -> None:
+    """Pull the head back towards its own skin tone where the grade moved it too far.
+
+    A look's warmth, saturation, contrast and light move the whole person;
+    on clothes that is the look, on skin it makes someone else. The mean
+    colour of the cheeks and forehead after the grade is compared with
+    before (CIELAB); past SKIN_SHIFT the head is corrected, per channel, by
+    just enough to come back to it, fading out over the neck so the
+    clothes keep the look.
+    """
+    height, width = after.shape[:2]
+    cx = sum(x for x, _ in skin) / len(skin)
+    cy = sum(y for _, y in skin) / len(skin)
+    # Everything below happens in the head's box: a fraction of the frame.
+    reach_x, reach_y = 1.4 * face_px, 1.7 * face_px
+    left, right = int(max(0, cx - reach_x)), int(min(width, cx + reach_x))
+    top, bottom = int(max(0, cy - reach_y)), int(min(height, cy + reach_y))
+    if right - left < 4 or bottom - top < 4:
+        return
+    radius = max(2, round(face_px * quality.SKIN_PATCH))
+    patches = np.zeros((bottom - top, right - left), np.uint8)
+    for x, y in skin:
+        cv2.circle(patches, (round(x) - left, round(y) - top), radius, (1,), -1)
+    inside = patches > 0
+    if not inside.any():
+        return
+    was = before[top:bottom, left:right][inside].mean(0)
+    now = after[top:bottom, left:right][inside].mean(0)
+    shift = float(np.linalg.norm(quality.lab(now[None, None]) - quality.lab(was[None, None])))
+    if shift <= SKIN_SHIFT:
+        return
+    share = 1 - SKIN_SHIFT / shift
+    gain = (1 + share * (was / np.maximum(now, 1e-4) - 1)).astype(np.float32)
+    # The head: an ellipse around the face, soft at its edge.
+    xs = (np.arange(left, right, dtype=np.float32) - cx) / (0.9 * face_px)
+    ys = (np.arange(top, bottom, dtype=np.float32) - cy) / (1.1 * face_px)
+    head = np.clip(1.5 - np.sqrt(xs[None, :] ** 2 + ys[:, None] ** 2), 0.0, 1.0)
+    after[top:bottom, left:right] *= 1 + head[..., None] * (gain - 1)
+
+
 def _grade_matrix(look: StudioLook) -> FloatArray:
     warm = look.warmth
     # Warmth shifts red against blue; kept small so skin stays the person's own.
@@ -488,12 +520,19 @@ def _key_light(
     ys = (np.arange(0, height, step, dtype=np.float32) - eye[1]) / face_px
     dx, dy = _light_direction(variation)
     towards = np.tanh(1.4 * (xs[None, :] * dx + ys[:, None] * dy))
+    fill = min(1.0, look.fill * variation.fill)
     lift = 0.17 * look.key
-    drop = 0.26 * look.key * (1 - look.fill)
+    drop = 0.26 * look.key * (1 - fill)
     gain = 1 + lift * np.maximum(towards, 0) - drop * np.maximum(-towards, 0)
     # Light falls off down the body, which keeps the eye on the face.
     below = np.clip((ys[:, None] - 1.0) / 3.0, 0.0, 1.0)
     gain *= 1 - 0.12 * below
+    # The light shapes the face but does not brighten or darken it as a
+    # whole: its mean over the face stays 1, so the skin keeps its tone
+    # (the grade's limit, imaging.quality.SKIN_DELTA_E_MEDIAN).
+    on_face = (xs[None, :] ** 2 + (ys[:, None] - 0.35) ** 2) < 0.5**2
+    if on_face.any():
+        gain /= float(gain[on_face].mean())
     coarse = np.ascontiguousarray(gain, dtype=np.float32)
     return np.asarray(cv2.resize(coarse, size, interpolation=cv2.INTER_LINEAR), np.float32)
 
@@ -529,30 +568,46 @@ def _backdrop(
     width, height = size
     base = _tone(look.background, look, variation)
     accent = _tone(look.background_accent, look, variation)
-    if look.backdrop == "blur" and shared.backdrop_photo is not None:
-        photo = cv2.warpAffine(
+    painted = _painted(look, variation, base, accent, eye, (width, height))
+    if look.backdrop != "blur" or shared.backdrop_photo is None:
+        painted *= (1 - _cast_shadow(alpha, look, variation, height))[..., None]
+        return painted
+    photo = _f32(
+        cv2.warpAffine(
             shared.backdrop_photo,
             framing.matrix,
             size,
             flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REFLECT,
+            borderMode=cv2.BORDER_CONSTANT,
         )
-        # Pulled towards the preset's colour and half desaturated, so any
-        # room reads as a soft, light space behind the person.
-        grey = (photo @ _LUMA)[..., None]
-        field = 0.2 * grey + 0.2 * photo + 0.6 * base
-    else:
-        field = _painted(look, variation, base, accent, eye, (width, height))
-        field *= (1 - _cast_shadow(alpha, look, variation, height))[..., None]
-    noise = _grain(height, width)
-    return np.asarray(field + noise[..., None], np.float32)
+    )
+    # Pulled towards the preset's colour and half desaturated, so any room
+    # reads as a soft, light space behind the person.
+    grey = (photo @ _LUMA)[..., None]
+    own = 0.2 * grey + 0.2 * photo + 0.6 * base
+    # The variation's tone moves the whole room, not only its tint.
+    own += 0.4 * (base - np.array(look.background, np.float32) / 255)
+    # Where the frame reaches past the photo the room gives way, gently,
+    # to the painted backdrop: nothing of the photo is repeated there.
+    inside = photo_fade(framing, shared.photo_size, extra=3.0)[..., None]
+    return np.asarray(inside * own + (1 - inside) * painted, np.float32)
 
 
 def _tone(colour: RGB, look: StudioLook, variation: Variation) -> FloatArray:
+    """The backdrop colour of this variation: the preset's, lighter or darker.
+
+    The step is in CIELAB lightness, so a charcoal varies as visibly as a
+    mid grey. A light backdrop only goes darker: a white seamless may
+    become a light grey, never brighter than white.
+    """
     rgb = np.array(colour, np.float32) / 255
-    # Light backdrops vary less: a white seamless should stay white.
-    amount = 0.1 * (1 - 0.6 * float(rgb @ _LUMA)) * variation.tone
-    return np.clip(rgb * (1 + amount), 0.0, 1.0).astype(np.float32)
+    lightness = quality.lab(rgb[None, None])[0, 0]
+    if lightness[0] > LIGHT_BACKDROP:
+        lightness[0] += TONE_STEP * (variation.tone - 1) / 3
+    else:
+        lightness[0] += TONE_STEP * variation.tone
+    back = _f32(cv2.cvtColor(lightness[None, None].astype(np.float32), cv2.COLOR_LAB2RGB))
+    return np.asarray(np.clip(back[0, 0], 0.0, 1.0), np.float32)
 
 
 def _painted(
@@ -570,10 +625,14 @@ def _painted(
     y = np.arange(0, height, step, dtype=np.float32)[:, None] / height
     side = variation.light_side
     if look.backdrop == "solid":
-        # A hint of the key light across the seamless.
-        amount = np.broadcast_to(
-            0.08 * np.clip(0.5 - 0.25 * side * (x - 0.5), 0, 1), (y.size, x.size)
-        )
+        # A hint of the key light across the seamless, and light falling off
+        # towards the corners, more on the variations of a darker tone: a
+        # white seamless stays white behind the head and varies around it.
+        across = 0.08 * np.clip(0.5 - 0.25 * side * (x - 0.5), 0, 1)
+        spread = ((x - eye[0] / width) / 0.6) ** 2 + ((y - eye[1] / height) / 0.8) ** 2
+        falloff = (0.1 + 0.45 * (1 - variation.tone)) * (1 - np.exp(-spread))
+        amount = np.clip(across + falloff, 0.0, 1.0)
+        accent = base * SOLID_CORNER
     elif look.backdrop == "gradient":
         amount = np.clip(y * 0.95 + 0.2 * side * (0.5 - x) * y + 0.02, 0.0, 1.0)
         amount = amount * amount * (3 - 2 * amount)
@@ -600,6 +659,13 @@ def _cast_shadow(
     soft = cv2.GaussianBlur(moved, (0, 0), 0.04 * small_h)
     shadow = cv2.resize(soft, (alpha.shape[1], alpha.shape[0]), interpolation=cv2.INTER_LINEAR)
     return np.asarray(shadow * (0.1 + 0.3 * look.key), np.float32)
+
+
+def _steep(weight: FloatArray) -> FloatArray:
+    """``weight`` to the 16th power: about 1 only where it is nearly 1."""
+    for _ in range(4):
+        weight = weight * weight
+    return weight
 
 
 def _f32(array: object) -> FloatArray:

@@ -22,6 +22,9 @@ Pixels = npt.NDArray[np.uint8]
 # Rec. 601 luma weights: the fallback guide when person and background
 # differ in brightness more than in hue.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+# The edge's own colours are estimated on at most this many pixels on the
+# long side (docs/decisions/0013 has the timings and the halo figures).
+MATTE_SIDE = 768
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,35 @@ def cut_out(image: Pixels, mask: FloatArray) -> Cutout:
     """Refine ``mask`` against ``image`` and decontaminate the edge colours."""
     photo = image.astype(np.float32) * (1 / 255)
     alpha = refine_alpha(photo, mask)
-    return Cutout(foreground=estimate_foreground(photo, alpha), alpha=alpha)
+    return Cutout(foreground=decontaminate(photo, alpha), alpha=alpha)
+
+
+def decontaminate(photo: FloatArray, alpha: FloatArray) -> FloatArray:
+    """The person's own colours along the edge, where the old background shines through.
+
+    pymatting's multilevel foreground estimation solves ``photo = alpha * F
+    + (1 - alpha) * B`` for smooth F and B over the whole photo, so a wisp
+    of hair or the rim of an ear takes the colour of the hair or skin next
+    to it, not of the wall behind. It runs at most MATTE_SIDE pixels on the
+    long side: edge colours are smooth, and the cost grows with the pixels.
+    Fully covered pixels keep their photo value exactly.
+    """
+    import pymatting  # numba compiles it on first use: only the studio engine pays
+
+    height, width = alpha.shape
+    scale = min(1.0, MATTE_SIDE / max(height, width))
+    size = (max(2, round(width * scale)), max(2, round(height * scale)))
+    small_photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    small_alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA).astype(np.float64)
+    colours = pymatting.estimate_foreground_ml(small_photo, small_alpha)
+    own = np.asarray(
+        cv2.resize(
+            np.asarray(colours, np.float32), (width, height), interpolation=cv2.INTER_LINEAR
+        ),
+        np.float32,
+    )
+    covered = _smoothstep(0.9, 0.995, alpha)[..., None]
+    return np.clip(covered * photo + (1 - covered) * own, 0.0, 1.0).astype(np.float32)
 
 
 def refine_alpha(photo: FloatArray, mask: FloatArray) -> FloatArray:
