@@ -1,4 +1,4 @@
-"""Web benchmark (issue 6), against a real `headshots serve` over loopback.
+"""Web benchmark (decision 0003), against a real `headshots serve` over loopback.
 
 (a) upload -> preflight result: a ~5 MB JPEG selfie posted through the upload
     page's form until the page with the preflight findings has arrived;

@@ -132,7 +132,7 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
 
     def work() -> tuple[service.NewOrder, dict[str, Any], PreparedSelfie]:
         choose(runtime.tiers, tier_id, style_ids)  # refuse a bad choice before decoding
-        selfie = prepare_selfie(  # issue 14: the preflight judges for the order's engine
+        selfie = prepare_selfie(  # the preflight judges for the order's engine (decision 0008)
             selfie_bytes, settings, repairs_crop=engine_repairs_crop(settings)
         )
         warnings = selfie.preflight.warnings if selfie.preflight else []
@@ -183,7 +183,7 @@ def _image(
         wrapped_key = order.wrapped_key
         finishing = variation.status == VariationStatus.FINISHING
         name = f"headshot-{variation.style}-{variation.index}"
-        made = credentials.facts_of(runtime, order, variation)  # issue 12
+        made = credentials.facts_of(runtime, order, variation)  # decision 0011
     assert wrapped_key is not None
     data = _stored(runtime, order_id, wrapped_key, blob, finishing=finishing)
     return (credentials.downloadable_png(runtime, made, data) if clean else data), name

@@ -208,7 +208,7 @@ async def upload(request: Request) -> Response:
             raise FormError("Choose a photo of yourself first.")
 
         def work() -> drafts.NewDraft:
-            selfie = prepare_selfie(  # issue 14: the preflight judges for the order's engine
+            selfie = prepare_selfie(  # the preflight judges for the order's engine (decision 0008)
                 photo, settings, repairs_crop=engine_repairs_crop(settings)
             )
             with transaction(runtime.sessions) as session:
