@@ -29,7 +29,13 @@ from headshots.orders.models import SHOWABLE, Order, OrderStatus, Variation, Var
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound
 from headshots.tiers import choose
-from headshots.web.multipart import FormError, read_form
+from headshots.web.multipart import (
+    MAX_WEBHOOK_BYTES,
+    FormError,
+    WebhookTooLarge,
+    read_body,
+    read_form,
+)
 from headshots.web.security import client_address, limiter_of
 
 log = logging.getLogger(__name__)
@@ -301,7 +307,7 @@ async def payment_webhook(provider: str, request: Request, runtime: RuntimeDep) 
     """Payment notifications: /api/webhooks/stripe, or /api/webhooks/local."""
     if provider != runtime.payments.name:
         raise service.OrderNotFound("There is no such webhook here.")
-    payload = await request.body()
+    payload = await read_body(request, max_bytes=MAX_WEBHOOK_BYTES, too_large=WebhookTooLarge())
     applied = await run_in_threadpool(
         checkout_service.receive_payment,
         runtime.sessions,

@@ -37,7 +37,7 @@ from headshots.runtime import Runtime
 from headshots.styles import STYLES, get_style
 from headshots.tiers import Tier
 from headshots.web.api import NO_STORE, order_json, start_checkout
-from headshots.web.multipart import FormError, read_form
+from headshots.web.multipart import FormError, read_form, read_page_form
 from headshots.web.samples import LANDING, Samples
 from headshots.web.security import (
     CSRF_FIELD,
@@ -305,13 +305,13 @@ def _thumbnail(png: bytes) -> bytes:
 async def choose(request: Request, draft_id: str) -> Response:
     runtime = runtime_of(request)
     settings = runtime.settings
-    form = await request.form()
-    tier_id = str(form.get("tier") or "")
-    style_ids = [str(s) for s in form.getlist("styles") if str(s).strip()]
+    form = await read_page_form(request)
+    tier_id = form.first("tier")
+    style_ids = [s for s in form.fields.get("styles", []) if s.strip()]
     findings: list[Any] = []
     try:
         token = _draft_token(request, draft_id)
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         limiter_of(request).take(client_address(request))
 
         def work() -> tuple[service.NewOrder, str]:
@@ -485,9 +485,9 @@ async def order_events(request: Request, order_id: str) -> Response:
 @router.post("/orders/{order_id}/pay")
 async def pay(request: Request, order_id: str) -> Response:
     runtime = runtime_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     try:
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         url = await run_in_threadpool(
             start_checkout,
             runtime,
@@ -524,9 +524,9 @@ def delete_confirm(request: Request, order_id: str) -> HTMLResponse:
 @router.post("/orders/{order_id}/delete")
 async def delete(request: Request, order_id: str) -> Response:
     runtime = runtime_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     try:
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         token = _order_token(request, order_id)
 
         def work() -> None:
@@ -580,10 +580,10 @@ def local_checkout(request: Request, session_id: str) -> HTMLResponse:
 @router.post("/pay/local/{session_id}")
 async def local_pay(request: Request, session_id: str) -> Response:
     runtime = runtime_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     payments = runtime.payments
     try:
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         order = await run_in_threadpool(_checkout_order, runtime, session_id)
         if not isinstance(payments, LocalPayments) or order is None or order.is_tombstone:
             raise service.OrderNotFound("This test checkout does not exist.")
