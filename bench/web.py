@@ -109,9 +109,8 @@ def main() -> None:
                 follow_redirects=True,
             )
             order = str(chosen.url.path)
-            order_id = order.rsplit("/", 1)[1]
             deadline = time.monotonic() + 120
-            while client.get(f"/api/orders/{order_id}").json()["status"] != "ready":
+            while client.get(f"{order}/progress").json()["status"] != "ready":
                 if time.monotonic() > deadline:
                     raise RuntimeError("the order did not finish")
                 time.sleep(0.2)

@@ -442,3 +442,25 @@ def test_a_page_upload_over_1_mb_is_read_in_memory(
     assert answer.headers["location"].startswith("/drafts/")
     assert not no_temp_files.exists()
 
+
+# --- the API answers its bearer token only ---------------------------------------
+
+
+def test_a_cross_site_request_with_the_order_cookie_changes_nothing(
+    server: LiveServer, hostile_runtime: Runtime
+) -> None:
+    created = upload_order(server.url)
+    order_id, token = created["id"], created["token"]
+    # What another site can make a browser send: the cookie, not the header.
+    browser = {"Origin": "https://evil.example", "Cookie": f"order_{order_id}={token}"}
+    base = f"{server.url}/api/orders/{order_id}"
+    assert httpx.delete(base, headers=browser).status_code == 404
+    assert httpx.post(f"{base}/checkout", headers=browser).status_code == 404
+    assert httpx.get(base, headers=browser).status_code == 404
+    order = httpx.get(base, headers={"Authorization": f"Bearer {token}"})
+    assert order.status_code == 200
+    assert order.json()["status"] in ("queued", "ready")
+    with hostile_runtime.sessions() as session:
+        stored_order = session.get(Order, order_id)
+        assert stored_order is not None and stored_order.wrapped_key is not None
+        assert stored_order.checkout_session_id is None
