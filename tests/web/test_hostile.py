@@ -2,9 +2,10 @@
 
 Each case is what an attacker or a broken client can send over a socket:
 bodies that never arrive, too many of them at once, forged Host headers,
-malformed multipart, forged and replayed webhooks, concurrent deletes. The
-service must answer each with a 4xx and a sentence, never a 5xx or a hang,
-and leave no row or file behind.
+malformed multipart, forged and replayed webhooks, concurrent deletes,
+oversized forms and webhooks, another site's requests carrying the order's
+cookie. The service must answer each with a 4xx and a sentence, never a 5xx
+or a hang, and leave no row or file behind (not even a temporary one).
 """
 
 from __future__ import annotations
