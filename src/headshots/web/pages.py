@@ -63,7 +63,7 @@ router = APIRouter(include_in_schema=False)
 # The progress stream reads the order when a change is announced, at most
 # once per EVENTS_GATHER_SECONDS (the order ready or paid is read at once),
 # and at least every EVENTS_POLL_SECONDS for what nobody announces; it gives
-# up after EVENTS_LIFETIME_SECONDS (the page then falls back to polling PROGRESS).
+# up after EVENTS_LIFETIME_SECONDS (the page then polls order_progress instead).
 EVENTS_POLL_SECONDS = 0.75
 EVENTS_GATHER_SECONDS = 0.1
 EVENTS_LIFETIME_SECONDS = 600.0
