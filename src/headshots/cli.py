@@ -185,7 +185,7 @@ def generate(
 
 
 def _require_credentials(settings: Settings) -> None:
-    """Refuse to hand out images without Content Credentials unless turned off (issue 12)."""
+    """Refuse to hand out images without Content Credentials unless turned off (decision 0011)."""
     from headshots.credentials.signing import signer_for
 
     try:
@@ -256,7 +256,7 @@ def serve(
     runtime = _runtime(settings)
     host, port = host or settings.host, port or settings.port
     console.print(f"headshots on http://{host}:{port} (engine and queue: see /readyz)")
-    _print_model_licence(runtime, settings)  # issue 15
+    _print_model_licence(runtime, settings)  # docs/decisions/0009-flux2-klein.md
     uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", access_log=False)
     runtime.close()
 
@@ -295,7 +295,7 @@ def cleanup() -> None:
     runtime.close()
 
 
-# --- identity and preflight (issue 5) ---
+# --- identity and preflight ---
 
 
 def _read_photo(path: Path, settings: Settings) -> Any:
@@ -371,7 +371,7 @@ def compare(
         typer.echo(f"{result.distance:.3f} {result.verdict} (threshold {result.threshold:g})")
 
 
-# --- Content Credentials (issue 12) ---
+# --- Content Credentials (docs/decisions/0011-content-credentials.md) ---
 
 
 @app.command()

@@ -180,7 +180,7 @@ def _add_health(app: FastAPI) -> None:
                 checks[name] = f"unavailable ({type(error).__name__})"
         ready = all(value == "ok" for value in checks.values())
         body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
-        # issue 15: which model a local engine runs, and its licence.
+        # Which model a local engine runs, and its licence (docs/decisions/0009-flux2-klein.md).
         model = _engine_model(runtime) if checks["engine"] == "ok" else None
         if model:
             body["model"] = model

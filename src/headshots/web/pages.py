@@ -36,8 +36,16 @@ from headshots.payments.local import LocalPayments
 from headshots.runtime import Runtime
 from headshots.styles import STYLES, get_style
 from headshots.tiers import Tier
-from headshots.web.api import NO_STORE, order_json, start_checkout
-from headshots.web.multipart import FormError, read_form
+from headshots.web.api import (
+    NO_STORE,
+    download_response,
+    order_json,
+    order_response,
+    preview_response,
+    start_checkout,
+    zip_response,
+)
+from headshots.web.multipart import FormError, read_form, read_page_form
 from headshots.web.samples import LANDING, Samples
 from headshots.web.security import (
     CSRF_FIELD,
@@ -55,10 +63,13 @@ router = APIRouter(include_in_schema=False)
 # The progress stream reads the order when a change is announced, at most
 # once per EVENTS_GATHER_SECONDS (the order ready or paid is read at once),
 # and at least every EVENTS_POLL_SECONDS for what nobody announces; it gives
-# up after EVENTS_LIFETIME_SECONDS (the page then falls back to polling the API).
+# up after EVENTS_LIFETIME_SECONDS (the page then polls order_progress instead).
 EVENTS_POLL_SECONDS = 0.75
 EVENTS_GATHER_SECONDS = 0.1
 EVENTS_LIFETIME_SECONDS = 600.0
+# The order's addresses as the pages give them: opened with the order's
+# cookie, which the JSON API does not accept (web.api).
+ORDERS = "/orders"
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -208,7 +219,7 @@ async def upload(request: Request) -> Response:
             raise FormError("Choose a photo of yourself first.")
 
         def work() -> drafts.NewDraft:
-            selfie = prepare_selfie(  # issue 14: the preflight judges for the order's engine
+            selfie = prepare_selfie(  # the preflight judges for the order's engine (decision 0008)
                 photo, settings, repairs_crop=engine_repairs_crop(settings)
             )
             with transaction(runtime.sessions) as session:
@@ -305,13 +316,13 @@ def _thumbnail(png: bytes) -> bytes:
 async def choose(request: Request, draft_id: str) -> Response:
     runtime = runtime_of(request)
     settings = runtime.settings
-    form = await request.form()
-    tier_id = str(form.get("tier") or "")
-    style_ids = [str(s) for s in form.getlist("styles") if str(s).strip()]
+    form = await read_page_form(request)
+    tier_id = form.first("tier")
+    style_ids = [s for s in form.fields.get("styles", []) if s.strip()]
     findings: list[Any] = []
     try:
         token = _draft_token(request, draft_id)
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         limiter_of(request).take(client_address(request))
 
         def work() -> tuple[service.NewOrder, str]:
@@ -375,7 +386,7 @@ def time_left(expires_at: datetime) -> str:
 
 
 def _order_view(order: Order) -> dict[str, Any]:
-    body = order_json(order)
+    body = order_json(order, ORDERS)
     groups: list[dict[str, Any]] = []
     for style_id in order.styles:
         style = get_style(style_id)
@@ -434,7 +445,7 @@ async def order_events(request: Request, order_id: str) -> Response:
     def snapshot() -> dict[str, Any] | None:
         with transaction(runtime.sessions) as session:
             try:
-                return order_json(service.open_order(session, order_id, token))
+                return order_json(service.open_order(session, order_id, token), ORDERS)
             except HeadshotsError:
                 return None
 
@@ -482,12 +493,40 @@ async def order_events(request: Request, order_id: str) -> Response:
     )
 
 
+# Reading is all a cookie does on these GETs; every change (pay, delete)
+# is a form with its CSRF token.
+
+
+@router.get("/orders/{order_id}/progress")
+def order_progress(request: Request, order_id: str) -> Response:
+    """The order as JSON: what the page polls when its event stream breaks."""
+    runtime = runtime_of(request)
+    return order_response(runtime, order_id, _order_token(request, order_id), ORDERS)
+
+
+@router.get("/orders/{order_id}/variations/{variation_id}/preview")
+def order_preview(request: Request, order_id: str, variation_id: str) -> Response:
+    token = _order_token(request, order_id)
+    return preview_response(runtime_of(request), order_id, variation_id, token)
+
+
+@router.get("/orders/{order_id}/variations/{variation_id}/download")
+def order_download(request: Request, order_id: str, variation_id: str) -> Response:
+    token = _order_token(request, order_id)
+    return download_response(runtime_of(request), order_id, variation_id, token)
+
+
+@router.get("/orders/{order_id}/download.zip")
+def order_zip(request: Request, order_id: str) -> Response:
+    return zip_response(runtime_of(request), order_id, _order_token(request, order_id))
+
+
 @router.post("/orders/{order_id}/pay")
 async def pay(request: Request, order_id: str) -> Response:
     runtime = runtime_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     try:
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         url = await run_in_threadpool(
             start_checkout,
             runtime,
@@ -524,9 +563,9 @@ def delete_confirm(request: Request, order_id: str) -> HTMLResponse:
 @router.post("/orders/{order_id}/delete")
 async def delete(request: Request, order_id: str) -> Response:
     runtime = runtime_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     try:
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         token = _order_token(request, order_id)
 
         def work() -> None:
@@ -580,10 +619,10 @@ def local_checkout(request: Request, session_id: str) -> HTMLResponse:
 @router.post("/pay/local/{session_id}")
 async def local_pay(request: Request, session_id: str) -> Response:
     runtime = runtime_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     payments = runtime.payments
     try:
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         order = await run_in_threadpool(_checkout_order, runtime, session_id)
         if not isinstance(payments, LocalPayments) or order is None or order.is_tombstone:
             raise service.OrderNotFound("This test checkout does not exist.")
