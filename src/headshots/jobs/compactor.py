@@ -72,10 +72,6 @@ class Compactor(Generic[Item]):
             self._busy += change
             self._changed.notify_all()
 
-    def pending(self) -> int:
-        with self._changed:
-            return len(self._items)
-
     def stop(self) -> None:
         """Stop after the image in hand; the rest stay raw pixels, which still serve."""
         with self._changed:

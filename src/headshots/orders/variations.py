@@ -119,8 +119,9 @@ def claim(
         variation = session.get(Variation, variation_id)
         assert variation is not None
         order = variation.order
-        if order.is_tombstone or order.wrapped_key is None:
-            return []
+        # A shred deletes an order's variations with its key, so a variation
+        # just claimed has an order that still holds its key.
+        assert order.wrapped_key is not None
         if variation.attempts > MAX_ATTEMPTS:
             _give_up(variation, now)
             continue
