@@ -15,9 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from headshots.engines.base import Shape
+from headshots.jobs.worker import consumer_threads
 from headshots.orders.models import Variation, VariationStatus
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
@@ -126,4 +129,36 @@ def test_an_order_completes_after_its_worker_is_killed_mid_job(
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     process.kill()
+        runtime.close()
+
+
+class Shaped:
+    def __init__(self, shape: Shape) -> None:
+        self._shape = shape
+
+    def shape(self) -> Shape:
+        return self._shape
+
+
+@pytest.mark.parametrize(
+    ("shape", "threads"),
+    [
+        # One GPU batch of a style's four seeds: one job on the GPU, one
+        # storing and checking while its next style waits in the lane.
+        (Shape(calls=1, batch=4), 2),
+        # The studio on two cores: one job's four seeds already fill both.
+        (Shape(calls=2, batch=1), 2),
+        # Hosted, 24 predictions in flight: six styles of four, and one more.
+        (Shape(calls=24, batch=1, asynchronous=True), 7),
+    ],
+)
+def test_consumer_threads_fill_the_engine_lanes_and_one_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: Shape, threads: int
+) -> None:
+    """As README and decision 0007 say: ceil(calls x batch / variations) + 1."""
+    runtime = build_runtime(make_settings(tmp_path, None, concurrency=0), migrate=False)
+    try:
+        monkeypatch.setattr(runtime, "engine", lambda name: Shaped(shape))
+        assert consumer_threads(runtime) == threads
+    finally:
         runtime.close()

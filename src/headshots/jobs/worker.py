@@ -51,13 +51,16 @@ def consumer_threads(runtime: Runtime) -> int:
 
     Enough to keep the default engine's calls busy: a job gives the engine
     one style's seeds, so ``calls * batch / variations`` jobs fill its lanes;
-    one more stores and checks images while the others wait on the engine.
+    one more stores and checks images while the others wait on the engine,
+    and its next style's calls queue in the lanes behind theirs. A job
+    beyond that only holds claims that wait for a lane, which another
+    process could be working on meanwhile.
     """
     settings = runtime.settings
     if settings.concurrency:
         return settings.concurrency
     shape = runtime.engine(default_engine_name(settings)).shape()
-    return max(2, math.ceil(shape.calls * shape.batch / settings.variations)) + 1
+    return math.ceil(shape.calls * shape.batch / settings.variations) + 1
 
 
 def bind(runtime: Runtime) -> None:
