@@ -1,7 +1,15 @@
 """A variation's lifecycle: claimed, preview stored, done or failed, and its lease.
 
-    pending -> running -> finishing -> done
-                   \\-> failed     (or given up after MAX_ATTEMPTS claims)
+    pending --claim--> running --preview_stored--> finishing --done--> done
+                        |   ^                         |
+                        |   +-------image_lost--------+
+                        |                             |
+                        +--failed--> failed           +--given up--> done
+                        +--given up--> failed              (image kept, unchecked)
+
+A claim after a lease ran out keeps its state (running or finishing); the
+claim after MAX_ATTEMPTS is given up instead: a running variation fails, a
+finishing one is done with the image it has (claim, _give_up).
 
 A worker claims a variation with a conditional UPDATE and a short lease in
 the database before any work starts, so a second delivery of the same job
