@@ -36,7 +36,7 @@ from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.imaging.watermark import watermarked_preview
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Call
-from headshots.orders import service, unowned, variations
+from headshots.orders import processes, service, unowned, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
 from headshots.orders.variations import Claim, Recorded
@@ -527,6 +527,7 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
     if hourly:
         with transaction(runtime.sessions) as session:
             left = unowned.delete_unowned(session, runtime.blobs)
+            processes.forget_stopped(session)
         if left:
             log.info("sweep: blobs of %d ids no order owns deleted", left)
     with transaction(runtime.sessions) as session:
