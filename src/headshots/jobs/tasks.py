@@ -50,7 +50,7 @@ from headshots.render import (
     rerolls_help,
 )
 from headshots.runtime import Runtime
-from headshots.storage.base import BlobNotFound, OrderDeleted
+from headshots.storage.base import BlobNotFound, OrderDeleted, StorageUnavailable
 from headshots.styles import Style, get_style
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,12 @@ class _StyleJob:
                         wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
         # Without a compactor, the final PNGs once nothing is left to show or check.
         for claim in self.compacting:
-            compact(self.runtime, claim)
+            try:
+                compact(self.runtime, claim)
+            except StorageUnavailable:
+                # Counted; with no compactor to try again later, the raw
+                # pixels stay, and a download makes the PNG on the spot.
+                log.warning("a final PNG was not stored: the store is unavailable")
 
     def _idle(self, compactor: Compactor[Claim] | None) -> AbstractContextManager[None]:
         """While nothing but a remote engine's calls is left, PNGs may be made."""
@@ -447,10 +452,10 @@ def compact(runtime: Runtime, claim: Claim) -> None:
     """
     blobs = runtime.blobs
     # Registered like a job, so a shred here stops it and waits for it.
-    with runtime.working_on(claim.order_id) as stop:
+    with runtime.working_on(claim.order_id) as stop, _store_outage_counted():
         try:
             stored = blobs.get(claim.order_id, claim.wrapped_key, claim.image_blob)
-        except HeadshotsError:
+        except (BlobNotFound, OrderDeleted):
             return  # the order was deleted meanwhile
         if stored.startswith(service.PNG_SIGNATURE):
             return
@@ -466,6 +471,16 @@ def compact(runtime: Runtime, claim: Claim) -> None:
         gone = variations.order_gone(session, claim.order_id)
     if gone:  # shredded while this was written: what was written goes too
         blobs.shred(claim.order_id)
+
+
+@contextmanager
+def _store_outage_counted() -> Iterator[None]:
+    """A store that cannot be reached now is counted, and left to the caller to retry."""
+    try:
+        yield
+    except StorageUnavailable:
+        metrics.store_unavailable("final_png")
+        raise
 
 
 def _failure(error: Exception, order_id: str) -> Failed:

@@ -28,6 +28,7 @@ from headshots.orders import processes, variations
 from headshots.orders.db import transaction
 from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus
 from headshots.runtime import Runtime
+from headshots.storage.base import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,10 @@ def bind(runtime: Runtime) -> None:
         render=partial(tasks.render_style, runtime), sweep=partial(tasks.sweep, runtime)
     )
     if runtime.compactor is None:
-        runtime.compactor = Compactor(partial(tasks.compact, runtime))
+        # A store outage is waited out; the PNGs follow once it is back.
+        runtime.compactor = Compactor(
+            partial(tasks.compact, runtime), retry_on=(StorageUnavailable,)
+        )
     processes = runtime.settings.identity_processes
     if runtime.scores is None and processes != 0:
         runtime.scores = shared_pool(processes or default_processes())
