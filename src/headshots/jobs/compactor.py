@@ -113,9 +113,11 @@ class Compactor(Generic[Item]):
     def _run(self) -> None:
         while True:
             with self._changed:
-                while not self._stopped and (entry := self._next()) is None:
+                entry = self._next()
+                while not self._stopped and entry is None:
                     self._changed.wait(self._wait_seconds())
-                if self._stopped:
+                    entry = self._next()
+                if self._stopped or entry is None:
                     return
                 self._items.remove(entry)
             try:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
 class Heartbeat:
-    def __init__(self, beat: Callable[[], None], *, every: float) -> None:
+    def __init__(self, beat: Callable[[], Any], *, every: float) -> None:
         self._beat = beat
         self.every = every
         self._stopped = threading.Event()
