@@ -66,7 +66,7 @@ REFUSALS = Counter(
 STORE_UNAVAILABLE = Counter(
     "headshots_store_unavailable",
     "Blob store calls that failed because the store was unavailable, by step "
-    "(final_png: retried with backoff until the store is back).",
+    "(final_png: retried with backoff; image: the job ends, its work handed out again).",
     ["step"],
 )
 

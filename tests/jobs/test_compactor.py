@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -125,8 +126,8 @@ def proxy(
     faulty.stop()
 
 
-def outages() -> float:
-    counted = REGISTRY.get_sample_value("headshots_store_unavailable_total", {"step": "final_png"})
+def outages(step: str = "final_png") -> float:
+    counted = REGISTRY.get_sample_value("headshots_store_unavailable_total", {"step": step})
     return counted or 0.0
 
 
@@ -184,6 +185,47 @@ def test_an_order_gets_its_pngs_once_its_store_is_back_from_an_outage(
                     image.startswith(PNG_SIGNATURE) for image in images(runtime, order["id"])
                 ),
                 "the final PNGs after the store came back",
+            )
+    finally:
+        runtime.close()
+
+
+def test_an_order_interrupted_by_a_store_outage_completes_once_it_is_back(
+    tmp_path: Path, proxy: FaultyProxy, s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    InstantEngine.reset()
+    monkeypatch.setattr(InstantEngine, "delay", 1.0)
+    settings = make_settings(
+        tmp_path,
+        None,
+        blob_url=s3_url,
+        lease_seconds=2,
+        lease_renew_seconds=1,
+        sweep_seconds=1,
+    )
+    runtime = build_runtime(settings)
+    try:
+        with TestClient(create_app(runtime, run_consumer=True)) as client:
+
+            def status() -> dict[str, Any]:
+                body: dict[str, Any] = client.get(
+                    f"/api/orders/{order['id']}", headers=auth(order["token"])
+                ).json()
+                return body
+
+            before = outages("image")
+            order = upload(client, SELFIE).json()
+            wait_until(lambda: status()["progress"]["running"] > 0, "the order's first job")
+            proxy.mode = "down"
+            wait_until(lambda: outages("image") > before, "a job to meet the outage")
+            proxy.mode = "pass"
+            wait_until(lambda: status()["status"] == "ready", "the order after the outage")
+            assert [v["status"] for v in status()["variations"]] == ["done"] * 8
+            wait_until(
+                lambda: all(
+                    image.startswith(PNG_SIGNATURE) for image in images(runtime, order["id"])
+                ),
+                "the final PNGs",
             )
     finally:
         runtime.close()

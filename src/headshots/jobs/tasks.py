@@ -125,6 +125,11 @@ class _StyleJob:
             # The process is shutting down and its engine lanes with it: the
             # leases run out and another process takes the work over.
             return
+        except StorageUnavailable:
+            # Counted, not a traceback: this try ends, its leases run out and
+            # the sweep hands its variations out again (MAX_ATTEMPTS claims).
+            metrics.store_unavailable("image")
+            log.warning("a job stopped: the store is unavailable; its images are tried again")
         except _Stop:
             self._stopped()
         except StaleDataError:
