@@ -154,6 +154,8 @@ class _StyleJob:
             # Its calls wait on a provider, not on this machine's CPU.
             self.remote = self.engine.shape().asynchronous
             self.style: Style = get_style(self.claims[0].style_id)
+        except StorageUnavailable:
+            raise  # not this order's fault: its work runs again once the store is back
         except Exception as error:
             outcome = _failure(error, self.order_id)
             for claim in fresh:
