@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     uploads_per_client: Annotated[int, Field(ge=1, le=10_000)] = 4
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
 
+    # The landing page's sample pictures: a folder with STYLE.jpg files and a
+    # samples.json naming the engine that made them (web/samples.py); unset
+    # means the shipped ones, made by the studio engine. Pages show samples
+    # only when the configured engine made them.
+    samples_dir: Path | None = None
+
     # Tiers as JSON (see tiers.py); empty means the three default tiers.
     tiers: str | None = None
 

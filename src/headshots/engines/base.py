@@ -20,7 +20,7 @@ from PIL import Image
 from headshots.config import Settings
 from headshots.errors import ConfigurationError, HeadshotsError
 from headshots.imaging.selfie import PreparedSelfie
-from headshots.styles import Style
+from headshots.styles import OWN_CLOTHES, Style
 
 if TYPE_CHECKING:
     from headshots.imaging.identity import IdentityScore
@@ -175,6 +175,19 @@ def declared(settings: Settings, name: str | None = None) -> Declared:
         changes_clothes=bool(getattr(factory, "changes_clothes", generative)),
         repairs_crop=bool(getattr(factory, "repairs_crop", False)),
     )
+
+
+def describe_style(style: Style, settings: Settings, engine: str | None = None) -> str:
+    """What ``style`` gives with the engine called ``engine`` (default: the configured one).
+
+    The one text the pages, ``headshots styles`` and the API show, so none
+    of them can promise a suit from an engine that keeps the photo's clothes.
+    """
+    made = declared(settings, engine)
+    scene = style.scene if made.generative else style.studio
+    if made.changes_clothes:
+        return f"{style.wardrobe} {scene}"
+    return f"{scene} {OWN_CLOTHES}"
 
 
 def engine_repairs_crop(settings: Settings, name: str | None = None) -> bool:
