@@ -37,6 +37,7 @@ class InstantEngine:
     generative: ClassVar[bool] = False
     rerolls_help: ClassVar[bool] = False
     repairs_crop: ClassVar[bool] = False
+    changes_clothes: ClassVar[bool] = False
 
     # Styles whose first call fails, and how long each image takes.
     fail_once: ClassVar[set[str]] = set()

@@ -15,7 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from headshots.config import Settings, get_settings
-from headshots.engines.base import Failed, get_engine
+from headshots.engines.base import Failed, default_engine_name, describe_style, get_engine
 from headshots.errors import HeadshotsError
 from headshots.render import IdentityGate, render_style
 from headshots.styles import STYLES, get_style
@@ -56,13 +56,17 @@ def read_input(path: Path) -> bytes:
 
 @app.command()
 def styles() -> None:
-    """List the style presets."""
-    table = Table(box=None, pad_edge=False)
+    """List the style presets as the configured engine makes them."""
+    settings = load_settings()
+    name = default_engine_name(settings)
+    table = Table(
+        box=None, pad_edge=False, title=f"Styles with the {name} engine", title_justify="left"
+    )
     table.add_column("id", style="bold")
     table.add_column("title")
     table.add_column("look")
     for style in STYLES:
-        table.add_row(style.id, style.title, style.description)
+        table.add_row(style.id, style.title, describe_style(style, settings, name))
     Console().print(table)
 
 

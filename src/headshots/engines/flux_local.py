@@ -230,6 +230,8 @@ class FluxLocalEngine:
     # A new seed draws a new face: the identity check may re-roll.
     rerolls_help: ClassVar[bool] = True
     repairs_crop: ClassVar[bool] = True
+    # The prompt names the style's wardrobe and the model paints it.
+    changes_clothes: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, tuning: Tuning | None = None) -> None:
         if settings.flux_weights_dir is None:

@@ -22,7 +22,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from headshots.credentials import images as credentials
-from headshots.engines.base import default_engine_name, engine_repairs_crop
+from headshots.engines.base import (
+    declared,
+    default_engine_name,
+    describe_style,
+    engine_repairs_crop,
+)
 from headshots.errors import HeadshotsError
 from headshots.imaging.identity import LOOKS_DIFFERENT
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
@@ -32,6 +37,7 @@ from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, Variation, VariationStatus
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound
+from headshots.styles import STYLES
 from headshots.tiers import choose
 from headshots.web.multipart import (
     MAX_WEBHOOK_BYTES,
@@ -168,6 +174,23 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     runtime.queue.enqueue_styles(created.jobs)
     body["token"] = created.token
     return JSONResponse(body, status_code=201, headers=NO_STORE)
+
+
+@router.get("/styles")
+def list_styles(runtime: RuntimeDep) -> dict[str, Any]:
+    """The styles a new order may pick, described as the configured engine makes them."""
+    settings = runtime.settings
+    engine = default_engine_name(settings)
+    made = declared(settings, engine)
+    return {
+        "engine": engine,
+        "generative": made.generative,
+        "changes_clothes": made.changes_clothes,
+        "styles": [
+            {"id": style.id, "title": style.title, "description": describe_style(style, settings)}
+            for style in STYLES
+        ],
+    }
 
 
 @router.get("/orders/{order_id}")

@@ -43,8 +43,6 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         active = runtime or build_runtime(Settings())
         _install(app, active)
-        if runtime is None:
-            app.state.samples.start()  # first start of a real service
         embedded = run_consumer if run_consumer is not None else active.settings.queue_url is None
         # Changes made by workers elsewhere wake this process's order pages.
         listening = active.changes.listen()
@@ -92,7 +90,7 @@ def _install(app: FastAPI, runtime: Runtime) -> None:
     app.state.runtime = runtime
     app.state.limiter = upload_limiter(runtime.settings)  # in Redis when the queue is
     app.state.csrf = Csrf(csrf_key(runtime.settings))
-    app.state.samples = Samples(runtime.settings)
+    app.state.samples = Samples.of(runtime.settings)
 
 
 def wants_html(request: Request) -> bool:

@@ -24,7 +24,13 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from starlette.responses import StreamingResponse
 
-from headshots.engines.base import default_engine_name, engine_repairs_crop
+from headshots.config import Settings
+from headshots.engines.base import (
+    declared,
+    default_engine_name,
+    describe_style,
+    engine_repairs_crop,
+)
 from headshots.errors import HeadshotsError
 from headshots.imaging.selfie import prepare_selfie
 from headshots.orders import drafts, service
@@ -77,10 +83,10 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def samples_of(request: Request) -> Samples:
+def samples_shown(request: Request) -> dict[str, Path]:
+    """The samples of each style, when the configured engine is the one that made them."""
     samples: Samples = request.app.state.samples
-    samples.start()
-    return samples
+    return samples.for_engine(default_engine_name(runtime_of(request).settings))
 
 
 def render(
@@ -137,13 +143,16 @@ def _tiers_view(tiers: tuple[Tier, ...]) -> list[dict[str, Any]]:
     ]
 
 
-def _styles_view(samples: Samples) -> list[dict[str, Any]]:
+def _styles_view(request: Request) -> list[dict[str, Any]]:
+    """The style cards for a new order, made by the configured engine."""
+    settings = runtime_of(request).settings
+    shown = samples_shown(request)
     return [
         {
             "id": style.id,
             "title": style.title,
-            "description": style.description,
-            "sample": samples.path(style.id) is not None,
+            "description": describe_style(style, settings),
+            "sample": style.id in shown,
         }
         for style in STYLES
     ]
@@ -155,15 +164,15 @@ def _styles_view(samples: Samples) -> list[dict[str, Any]]:
 @router.get("/", response_class=HTMLResponse)
 def landing(request: Request) -> HTMLResponse:
     runtime = runtime_of(request)
-    samples = samples_of(request)
-    shown = [
-        {"style": get_style(style_id), "ready": samples.path(style_id) is not None}
-        for style_id in LANDING
-    ]
+    shown = samples_shown(request)
     return render(
         request,
         "landing.html",
-        {"samples": shown, "tiers": _tiers_view(runtime.tiers)},
+        {
+            "samples": [get_style(style_id) for style_id in LANDING if style_id in shown],
+            "generative": declared(runtime.settings).generative,
+            "tiers": _tiers_view(runtime.tiers),
+        },
     )
 
 
@@ -189,9 +198,9 @@ def guide(request: Request) -> HTMLResponse:
 
 @router.get("/samples/{style_id}.jpg")
 def sample(request: Request, style_id: str) -> Response:
-    path = samples_of(request).path(style_id)
+    path = samples_shown(request).get(style_id)
     if path is None:
-        raise service.OrderNotFound("This sample is not ready yet.")
+        raise service.OrderNotFound("There is no such sample.")
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
@@ -281,7 +290,7 @@ def _choose(
             "draft_id": draft_id,
             "findings": findings,
             "tiers": tiers,
-            "styles": _styles_view(samples_of(request)),
+            "styles": _styles_view(request),
             "chosen_tier": default_tier,
             "chosen_styles": chosen_styles or [],
             "error": error,
@@ -385,13 +394,15 @@ def time_left(expires_at: datetime) -> str:
     return f"{minutes} min"
 
 
-def _order_view(order: Order) -> dict[str, Any]:
+def _order_view(order: Order, settings: Settings) -> dict[str, Any]:
     body = order_json(order, ORDERS)
     groups: list[dict[str, Any]] = []
     for style_id in order.styles:
         style = get_style(style_id)
         items = [v for v in body["variations"] if v["style"] == style_id]
-        groups.append({"style": style, "variations": items})
+        # Said of the engine that makes this order, not of today's setting.
+        description = describe_style(style, settings, order.engine)
+        groups.append({"style": style, "description": description, "variations": items})
     progress = body["progress"]
     finished = progress["finishing"] + progress["done"] + progress["failed"]
     return {
@@ -402,6 +413,7 @@ def _order_view(order: Order) -> dict[str, Any]:
         "time_left": time_left(order.expires_at),
         "ready": order.status == OrderStatus.READY,
         "any_done": progress["finishing"] + progress["done"] > 0,
+        "generative": declared(settings, order.engine).generative,
     }
 
 
@@ -411,7 +423,7 @@ def order_page(request: Request, order_id: str) -> HTMLResponse:
     try:
         with transaction(runtime.sessions) as session:
             order = service.open_order(session, order_id, _order_token(request, order_id))
-            view = _order_view(order)
+            view = _order_view(order, runtime.settings)
             tier = next((t for t in runtime.tiers if t.id == order.tier), None)
     except HeadshotsError as error:
         return error_page(request, error)
