@@ -38,9 +38,12 @@ def main() -> None:
     chain, key = write_development_chain(Path(tempfile.mkdtemp()) / "c2pa")
     signer = ImageSigner(read_credentials(chain, key))
     facts = {
-        "studio": made_by("studio", "corporate", {}),
+        "studio": made_by("studio", "corporate", {}, generative=False),
         "replicate": made_by(
-            "replicate", "corporate", {"model": "black-forest-labs/flux-kontext-pro"}
+            "replicate",
+            "corporate",
+            {"model": "black-forest-labs/flux-kontext-pro"},
+            generative=True,
         ),
     }
     result: dict[str, object] = {"runs": runs, "png_bytes": len(png), "jpeg_bytes": len(jpeg)}

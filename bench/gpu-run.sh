@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared run of bench/gpu.py on a GPU machine with no network (issue 15).
+# One prepared run of bench/gpu.py on a GPU machine with no network (decision 0009).
 #
 #   bench/gpu-wheels.sh                 # first, on a machine that reaches PyPI
 #   bench/gpu-run.sh [OUTDIR]           # then, on the GPU machine, from the repository root

@@ -1,4 +1,4 @@
-"""The local engine's models at full size on a GPU, with random weights (issue 15).
+"""The local engine's models at full size on a GPU, with random weights (decision 0009).
 
 No weights can be downloaded here, on CI or on a lent GPU machine, so each
 family's pipeline is built from its published architecture with random

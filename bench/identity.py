@@ -1,4 +1,4 @@
-"""Identity and preflight benchmark (issue 5): accuracy on the fixtures and speed.
+"""Identity and preflight benchmark: accuracy on the fixtures and speed.
 
 Prints one JSON object:
 - same-person accept rate and different-person reject rate at the threshold,

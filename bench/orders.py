@@ -1,4 +1,4 @@
-"""Order-service benchmark (issue 3), against a real `headshots serve`.
+"""Order-service benchmark (decision 0002), against a real `headshots serve`.
 
 (a) pipeline overhead: upload -> all four previews ready, engine returns at once;
 (b) concurrency: N orders x 4 variations, engine sleeps 2 s per image, wall

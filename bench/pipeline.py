@@ -1,4 +1,4 @@
-"""The order pipeline end to end, as a person waits for it (issue 10).
+"""The order pipeline end to end, as a person waits for it (decision 0007).
 
 Everything goes through a real `headshots serve` (embedded mode: SQLite, the
 in-process consumer, encrypted local blobs) over HTTP, from the upload's

@@ -1,4 +1,4 @@
-"""Replicate engine benchmark (issue 4): our overhead beyond the provider's time.
+"""Replicate engine benchmark (decision 0004): our overhead beyond the provider's time.
 
 A fake Replicate (tests/fakes/replicate_server.py, a real HTTP server on
 127.0.0.1) ends every prediction ``--delay`` seconds after it is created.

@@ -1,4 +1,4 @@
-"""S3 blob storage benchmark (issue 11), against a local SeaweedFS.
+"""S3 blob storage benchmark (decision 0010), against a local SeaweedFS.
 
 (a) median put and get of a 2 MB sealed blob, S3 against local disk;
 (b) the order pipeline's upload -> all previews, through a real

@@ -1,4 +1,4 @@
-"""boto3 against obstore for the blob store's own traffic (issue 11), on a local SeaweedFS.
+"""boto3 against obstore for the blob store's own traffic (decision 0010), on a local SeaweedFS.
 
 The S3 store uses boto3. obstore (Rust, object_store) is the other client the
 issue names; this measures both on what the service does: put and get of a

@@ -1,4 +1,4 @@
-"""The selfies people actually have (issue 14): outcomes on the issue-14 set, and speed.
+"""The selfies people actually have (decision 0008): outcomes on the selfie set, and speed.
 
 Prints one JSON object:
 - per case: the codes found, for an engine that extends a cropped head

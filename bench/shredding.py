@@ -1,4 +1,4 @@
-"""Shredding benchmark (issue 13), against a real `headshots serve`.
+"""Shredding benchmark (decision 0012), against a real `headshots serve`.
 
 The time a person waits for ``DELETE /api/orders/{id}`` on a ready order of
 24 images (executive tier: 6 styles x 4), now that the answer also means the

@@ -1,4 +1,4 @@
-"""Studio engine and intake benchmark (issue 2).
+"""Studio engine and intake benchmark.
 
 Prints one JSON object with medians over ``--runs`` runs (at least 5):
 - intake (read_photo) of a 12 MP JPEG and a 12 MP HEIC, made here from a

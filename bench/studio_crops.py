@@ -1,4 +1,4 @@
-"""What the studio engine makes of a tightly cropped selfie (issue 14, decision 0008).
+"""What the studio engine makes of a tightly cropped selfie (decision 0008).
 
 For each fixture portrait, a close-up (4% of the face into the hair) and a
 crop through the forehead are rendered by the studio engine (style

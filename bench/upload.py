@@ -1,4 +1,4 @@
-"""The web flow's upload to preflight, through a real `headshots serve` (issue 14).
+"""The web flow's upload to preflight, through a real `headshots serve` (decision 0008).
 
 What a person waits for after choosing a photo on the upload page: the
 POST of the form (the photo read, its face found, the preflight, the draft

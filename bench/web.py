@@ -1,4 +1,4 @@
-"""Web benchmark (issue 6), against a real `headshots serve` over loopback.
+"""Web benchmark (decision 0003), against a real `headshots serve` over loopback.
 
 (a) upload -> preflight result: a ~5 MB JPEG selfie posted through the upload
     page's form until the page with the preflight findings has arrived;
@@ -109,9 +109,8 @@ def main() -> None:
                 follow_redirects=True,
             )
             order = str(chosen.url.path)
-            order_id = order.rsplit("/", 1)[1]
             deadline = time.monotonic() + 120
-            while client.get(f"/api/orders/{order_id}").json()["status"] != "ready":
+            while client.get(f"{order}/progress").json()["status"] != "ready":
                 if time.monotonic() > deadline:
                     raise RuntimeError("the order did not finish")
                 time.sleep(0.2)

@@ -163,7 +163,8 @@ class FaultyProxy:
 
     ``mode`` is read on every request: "pass" forwards it; "hang" holds it
     past any client timeout; "refuse_writes" answers PUT with 403
-    AccessDenied; "fail_deletes" answers DeleteObjects with 500. The client
+    AccessDenied; "fail_deletes" answers DeleteObjects with 500; "down"
+    answers every request with 503 ServiceUnavailable (an outage). The client
     under test is the real boto3 one, pointed at :attr:`endpoint`.
     """
 
@@ -204,6 +205,9 @@ class FaultyProxy:
                 if mode == "hang":
                     proxy._release.wait(30)
                     self.close_connection = True
+                    return
+                if mode == "down":
+                    self._answer(503, "ServiceUnavailable")
                     return
                 if mode == "refuse_writes" and self.command == "PUT":
                     self._answer(403, "AccessDenied")

@@ -1,4 +1,4 @@
-"""The selfies people actually upload, made from the face fixtures (issue 14).
+"""The selfies people actually upload, made from the face fixtures (decision 0008).
 
 Every case is built on the fly from a photo in ``tests/fixtures`` (see
 PROVENANCE.md there), so the set adds no bytes to the repository and each

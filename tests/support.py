@@ -37,6 +37,7 @@ class InstantEngine:
     generative: ClassVar[bool] = False
     rerolls_help: ClassVar[bool] = False
     repairs_crop: ClassVar[bool] = False
+    changes_clothes: ClassVar[bool] = False
 
     # Styles whose first call fails, and how long each image takes.
     fail_once: ClassVar[set[str]] = set()
@@ -226,3 +227,69 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class BodyMeter:
+    """ASGI wrapper counting the request body bytes the app took in, per path.
+
+    What the server read is what an oversized body cost it; unlike what a
+    client managed to send (which kernel buffers inflate), it does not depend
+    on how fast the server got round to answering.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.received: dict[str, int] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+
+        async def counting() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.received[path] = self.received.get(path, 0) + len(message.get("body", b""))
+            return message
+
+        await self.app(scope, counting, send)
+
+
+def stream_until_answered(
+    port: int, path: str, content_type: str, first: bytes, *, chunks: int = 200
+) -> bytes:
+    """POST a chunked body that goes on (``chunks`` x 64 KiB after ``first``) until answered.
+
+    Stops sending once the server answers or closes, ends the body if it
+    never does, and returns the answer (status line, headers and JSON body).
+    """
+    import select
+    import socket
+
+    chunk = b"\xff" * 65536
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+        connection.sendall(head + b"%x\r\n%s\r\n" % (len(first), first))
+        try:
+            for _ in range(chunks):
+                if select.select([connection], [], [], 0)[0]:
+                    break  # answered (or closed) before the end
+                connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            else:
+                connection.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server stopped reading and closed: its answer is waiting
+        try:
+            while b"}" not in answer:  # the JSON body may follow the headers
+                part = connection.recv(65536)
+                if not part:
+                    break
+                answer += part
+        except ConnectionResetError:
+            pass
+    return answer

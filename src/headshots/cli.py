@@ -15,7 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from headshots.config import Settings, get_settings
-from headshots.engines.base import Failed, get_engine
+from headshots.engines.base import Failed, default_engine_name, describe_style, get_engine
 from headshots.errors import HeadshotsError
 from headshots.render import IdentityGate, render_style
 from headshots.styles import STYLES, get_style
@@ -56,13 +56,17 @@ def read_input(path: Path) -> bytes:
 
 @app.command()
 def styles() -> None:
-    """List the style presets."""
-    table = Table(box=None, pad_edge=False)
+    """List the style presets as the configured engine makes them."""
+    settings = load_settings()
+    name = default_engine_name(settings)
+    table = Table(
+        box=None, pad_edge=False, title=f"Styles with the {name} engine", title_justify="left"
+    )
     table.add_column("id", style="bold")
     table.add_column("title")
     table.add_column("look")
     for style in STYLES:
-        table.add_row(style.id, style.title, style.description)
+        table.add_row(style.id, style.title, describe_style(style, settings, name))
     Console().print(table)
 
 
@@ -185,7 +189,7 @@ def generate(
 
 
 def _require_credentials(settings: Settings) -> None:
-    """Refuse to hand out images without Content Credentials unless turned off (issue 12)."""
+    """Refuse to hand out images without Content Credentials unless turned off (decision 0011)."""
     from headshots.credentials.signing import signer_for
 
     try:
@@ -256,7 +260,7 @@ def serve(
     runtime = _runtime(settings)
     host, port = host or settings.host, port or settings.port
     console.print(f"headshots on http://{host}:{port} (engine and queue: see /readyz)")
-    _print_model_licence(runtime, settings)  # issue 15
+    _print_model_licence(runtime, settings)  # docs/decisions/0009-flux2-klein.md
     uvicorn.run(create_app(runtime), host=host, port=port, log_level="info", access_log=False)
     runtime.close()
 
@@ -295,7 +299,7 @@ def cleanup() -> None:
     runtime.close()
 
 
-# --- identity and preflight (issue 5) ---
+# --- identity and preflight ---
 
 
 def _read_photo(path: Path, settings: Settings) -> Any:
@@ -371,7 +375,7 @@ def compare(
         typer.echo(f"{result.distance:.3f} {result.verdict} (threshold {result.threshold:g})")
 
 
-# --- Content Credentials (issue 12) ---
+# --- Content Credentials (docs/decisions/0011-content-credentials.md) ---
 
 
 @app.command()

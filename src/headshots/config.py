@@ -17,8 +17,12 @@ MB = 1024 * 1024
 
 
 class Settings(BaseSettings):
+    # A variable set but empty (``HEADSHOTS_FLUX_WEIGHTS_DIR=`` in a compose
+    # file or a template) means unset for every setting: it takes the default,
+    # instead of an empty path becoming "." or an empty token turning an
+    # engine on.
     model_config = SettingsConfigDict(
-        env_prefix="HEADSHOTS_", extra="ignore", validate_default=True
+        env_prefix="HEADSHOTS_", extra="ignore", validate_default=True, env_ignore_empty=True
     )
 
     # Where the database, the encrypted blobs and (in development) the
@@ -128,6 +132,12 @@ class Settings(BaseSettings):
     uploads_per_client: Annotated[int, Field(ge=1, le=10_000)] = 4
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
 
+    # The landing page's sample pictures: a folder with STYLE.jpg files and a
+    # samples.json naming the engine that made them (web/samples.py); unset
+    # means the shipped ones, made by the studio engine. Pages show samples
+    # only when the configured engine made them.
+    samples_dir: Path | None = None
+
     # Tiers as JSON (see tiers.py); empty means the three default tiers.
     tiers: str | None = None
 
@@ -154,22 +164,6 @@ class Settings(BaseSettings):
     # validate, for as long as the certificate does.
     c2pa_tsa_url: str | None = None
 
-    @field_validator(
-        "engine",
-        "database_url",
-        "queue_url",
-        "blob_url",
-        "public_url",
-        "payments",
-        "tiers",
-        "stripe_api_base",
-        "c2pa_tsa_url",
-        "allowed_hosts",
-    )
-    @classmethod
-    def _empty_is_unset(cls, value: str | None) -> str | None:
-        return value or None
-
     @model_validator(mode="after")
     def _renewed_before_expiry(self) -> Settings:
         if self.lease_renew_seconds * 2 > self.lease_seconds:
@@ -178,11 +172,6 @@ class Settings(BaseSettings):
                 "so a live worker renews its lease before it runs out."
             )
         return self
-
-    @field_validator("c2pa_cert", "c2pa_key", mode="before")
-    @classmethod
-    def _empty_path_is_unset(cls, value: object) -> object:
-        return value or None
 
     @field_validator("data_dir")
     @classmethod

@@ -7,10 +7,10 @@ Two kinds, so the numbers stay right with any number of processes:
   and pending) is counted at scrape time from PostgreSQL: every process
   answers the same, whichever one Prometheus asks.
 - What happens inside a process (engine calls and their latency, provider
-  cost, refusals) is counted where it happens. With several processes on one
-  machine, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty folder shared by them
-  before they start, and any of them reports the sum; a worker on another
-  machine serves its own on ``HEADSHOTS_METRICS_PORT``.
+  cost, refusals, store outages) is counted where it happens. With several
+  processes on one machine, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
+  folder shared by them before they start, and any of them reports the sum;
+  a worker on another machine serves its own on ``HEADSHOTS_METRICS_PORT``.
 
 No label carries an order id or anything of a person: only engine names,
 tiers, states and error codes, each a short fixed list.
@@ -63,6 +63,13 @@ REFUSALS = Counter(
     ["code"],
 )
 
+STORE_UNAVAILABLE = Counter(
+    "headshots_store_unavailable",
+    "Blob store calls that failed because the store was unavailable, by step "
+    "(final_png: retried with backoff; image: the job ends, its work handed out again).",
+    ["step"],
+)
+
 
 def engine_call(engine: str, seconds: float, outcome: Outcome) -> None:
     """Count one engine call: its latency, its outcome and what it cost."""
@@ -77,6 +84,10 @@ def engine_call(engine: str, seconds: float, outcome: Outcome) -> None:
 
 def refused(code: str) -> None:
     REFUSALS.labels(code=code).inc()
+
+
+def store_unavailable(step: str) -> None:
+    STORE_UNAVAILABLE.labels(step=step).inc()
 
 
 class DatabaseCollector(Collector):

@@ -1,12 +1,21 @@
-"""Rendering one style for one selfie: the engine call every path shares.
+"""Rendering one style for one selfie in one call: ``headshots generate``'s path.
 
-The CLI and the job workers both come through here, so whatever is checked
-about an engine's output is checked the same way everywhere: the number of
-outcomes, and (when asked) the identity gate. The gate scores every image
-against the selfie's face; a variation with no face, several faces or a face
-too far from the selfie is flagged and, for engines where a new seed can
-change the face, tried again with a new seed. The better of the tries is
-kept, and every try is reported in the outcome's details.
+:func:`render_style` calls the engine, checks it returned one outcome per
+seed, and (when given an :class:`IdentityGate`) scores every image against
+the selfie's face, whatever the engine: a variation with no face, several
+faces or a face too far from the selfie is flagged and, for engines where a
+new seed can change the face, tried again with a new seed. The better of the
+tries is kept, and every try is reported in the outcome's details.
+
+The job workers do not come through :func:`render_style`. ``jobs.tasks``
+stores each preview first and checks identity afterwards, one image at a
+time in a pool of processes, and differs in what it checks and records:
+it scores only generative engines' images (a retouch keeps the selfie's
+face), counts outcomes in ``jobs.lanes``, and marks a variation whose check
+could not run ``identity_check: "skipped"`` where this path only logs. What
+the two share is defined here: :class:`IdentityGate`, :func:`reference_face`,
+:func:`flagged`, :func:`better`, :func:`identity_try`, :func:`reroll_seed`
+and :func:`rerolls_help`.
 """
 
 from __future__ import annotations

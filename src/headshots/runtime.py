@@ -24,13 +24,14 @@ from headshots.config import Settings
 from headshots.engines.base import Engine, get_engine
 from headshots.imaging.scoring import ScorePool
 from headshots.jobs.compactor import Compactor
+from headshots.jobs.heartbeat import Heartbeat
 from headshots.jobs.lanes import Lanes
 from headshots.jobs.queue import Queue, build_queue
-from headshots.orders import db
+from headshots.orders import db, processes
 from headshots.orders.changes import CHANGES_CHANNEL, MESSAGE, OrderChanges
 from headshots.orders.selfies import SelfieCache
 from headshots.orders.service import ORDER_ID
-from headshots.orders.variations import Claim, process_owner
+from headshots.orders.variations import Claim
 from headshots.payments.base import Payments
 from headshots.payments.factory import payments_from_settings
 from headshots.storage.vault import EncryptedBlobs, encrypted_blobs_from_settings
@@ -50,8 +51,9 @@ class Runtime:
     tiers: tuple[Tier, ...]
     payments: Payments
     queue: Queue
-    # Which process holds a lease (orders.variations.process_owner).
-    owner: str = field(default_factory=process_owner)
+    # Which process holds a lease: a random id, alive while its heartbeat
+    # row is fresh (orders.processes).
+    owner: str = field(default_factory=processes.new_id)
     # Analysed selfies of the orders this process works on.
     selfies: SelfieCache = field(default_factory=SelfieCache)
     # Engine calls in flight in this process, scheduled by engine shape.
@@ -78,6 +80,8 @@ class Runtime:
     # Identity scores in worker processes (dlib holds the GIL); set where a
     # consumer runs, else scored in this process.
     scores: ScorePool | None = None
+    # Says this process is alive, where a consumer runs (jobs.worker).
+    heartbeat: Heartbeat | None = None
     _engines: dict[str, Engine] = field(default_factory=dict)
     _engines_lock: threading.Lock = field(default_factory=threading.Lock)
     # Stop signals of the jobs working on each order in this process.
@@ -149,6 +153,8 @@ class Runtime:
         return self.shreds.listen(self.forget) if self.shreds is not None else None
 
     def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
         if self.compactor is not None:
             self.compactor.stop()
         self.lanes.close()

@@ -5,6 +5,13 @@ engine (FLUX.1 Kontext) receives, and the :class:`StudioLook` the offline
 studio engine applies to the real photo. Prompts name wardrobe, light,
 backdrop and framing, and always end with the same instruction to keep the
 person's face, because Kontext edits what it is told to and keeps the rest.
+
+What a person reads about a style depends on the engine, so each preset
+has three short texts and ``engines.base.describe_style`` composes them
+from what the engine declares: the studio engine keeps the person's own
+clothes and applies its look (``studio``: backdrop, light, colour); a
+generative engine paints the prompt's ``scene`` and dresses the person in
+its ``wardrobe``.
 """
 
 from __future__ import annotations
@@ -50,9 +57,19 @@ class StudioLook:
 class Style:
     id: str
     title: str
-    description: str
+    # What the studio engine does to the real photo: backdrop, light, colour.
+    # Never a garment: it keeps the person's own clothes.
+    studio: str
+    # What a generative engine's prompt asks for besides clothes: light, backdrop.
+    scene: str
+    # The clothes a generative engine's prompt dresses the person in.
+    wardrobe: str
     prompt: str
     look: StudioLook
+
+
+# Said of every style by an engine that keeps the photo's clothes.
+OWN_CLOTHES = "You keep your own clothes."
 
 
 # Said only when the photo cuts the head or the shoulders off (a close-up):
@@ -76,7 +93,9 @@ STYLES: tuple[Style, ...] = (
     Style(
         id="corporate",
         title="Corporate",
-        description="Dark suit, white shirt, neutral grey studio backdrop, even light.",
+        studio="A mid-grey studio backdrop, soft even light, natural colour.",
+        scene="Soft even studio light, a plain mid-grey seamless backdrop.",
+        wardrobe="A tailored charcoal suit jacket over a crisp white shirt.",
         prompt=_prompt(
             "Make this a professional corporate headshot: the person wears a tailored "
             "charcoal suit jacket over a crisp white shirt, head-and-shoulders framing, "
@@ -100,7 +119,12 @@ STYLES: tuple[Style, ...] = (
     Style(
         id="creative",
         title="Creative",
-        description="Relaxed smart layers, warm side light, a colourful studio wall.",
+        studio=(
+            "A deep teal backdrop glowing behind the head, warm "
+            "directional light with a warm rim, rich colour."
+        ),
+        scene="Warm directional side light, a deep teal painted studio wall with a soft glow.",
+        wardrobe="A relaxed dark crew-neck knit or an open overshirt.",
         prompt=_prompt(
             "Make this a creative-industry portrait: the person wears a relaxed dark "
             "crew-neck knit or an open overshirt, chest-up framing slightly off centre, "
@@ -124,7 +148,15 @@ STYLES: tuple[Style, ...] = (
     Style(
         id="startup",
         title="Startup",
-        description="Smart casual, bright airy light, a softly blurred modern office.",
+        studio=(
+            "Your photo's own background, softly blurred and tinted a "
+            "light sage, bright airy light, fresh colour."
+        ),
+        scene=(
+            "Bright airy window light, a softly blurred modern "
+            "open-plan office with plants and warm wood."
+        ),
+        wardrobe="Smart casual: a plain t-shirt under a light jacket.",
         prompt=_prompt(
             "Make this a modern startup team photo: the person wears a smart casual "
             "plain t-shirt under a light jacket, head-and-shoulders framing, bright airy "
@@ -148,7 +180,14 @@ STYLES: tuple[Style, ...] = (
     Style(
         id="executive",
         title="Executive",
-        description="Dark tailoring, dramatic low-key light, a deep charcoal backdrop.",
+        studio=(
+            "A deep charcoal backdrop fading to black, dramatic low-key "
+            "light with a cool rim, muted high-contrast colour."
+        ),
+        scene=(
+            "Dramatic low-key light with a subtle rim, a deep charcoal backdrop fading to black."
+        ),
+        wardrobe="A dark navy suit, a white shirt and, where it fits, a subdued tie.",
         prompt=_prompt(
             "Make this an executive portrait for a board or annual report: the person "
             "wears a dark navy suit, white shirt and, if appropriate, a subdued tie, "
@@ -172,7 +211,9 @@ STYLES: tuple[Style, ...] = (
     Style(
         id="friendly",
         title="Friendly",
-        description="Soft knit or open collar, warm flattering light, a warm cream backdrop.",
+        studio="A warm cream backdrop, soft flattering light, warm golden colour.",
+        scene="Warm golden light from the front, a warm cream backdrop with a gentle gradient.",
+        wardrobe="A soft sweater or an open-collar shirt in a muted colour.",
         prompt=_prompt(
             "Make this a warm, approachable profile photo: the person wears a soft "
             "sweater or an open-collar shirt in a muted colour, head-and-shoulders "
@@ -196,7 +237,11 @@ STYLES: tuple[Style, ...] = (
     Style(
         id="minimal",
         title="Minimal",
-        description="Plain dark top, clean high-key light, a pure white backdrop.",
+        studio=(
+            "A pure white backdrop, bright high-key light with almost no shadows, clean colour."
+        ),
+        scene="Bright high-key light with almost no shadows, a pure white seamless backdrop.",
+        wardrobe="A plain dark crew-neck top.",
         prompt=_prompt(
             "Make this a clean minimalist headshot: the person wears a plain dark "
             "crew-neck top, centred head-and-shoulders framing, bright high-key studio "

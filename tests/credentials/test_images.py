@@ -24,7 +24,7 @@ from headshots.credentials import images
 from headshots.credentials.manifest import (
     ALGORITHMICALLY_ENHANCED,
     ASSERTION,
-    COMPOSITE_SYNTHETIC,
+    COMPOSITE,
     TRAINED_ALGORITHMIC_MEDIA,
     made_by,
 )
@@ -84,7 +84,7 @@ def order_runtime(tmp_path: Path, engine: str, fake: FakeReplicate) -> Runtime:
 
 EXPECTED = {
     # engine: (style, digital source type, model recorded)
-    "studio": ("corporate", COMPOSITE_SYNTHETIC, None),
+    "studio": ("corporate", COMPOSITE, None),
     "replicate": ("corporate", TRAINED_ALGORITHMIC_MEDIA, "black-forest-labs/flux-kontext-pro"),
     "flux-local": ("corporate", TRAINED_ALGORITHMIC_MEDIA, "FLUX.1-Kontext-dev"),
 }
@@ -149,9 +149,32 @@ def test_every_downloadable_image_says_what_made_it_and_nothing_of_the_person(
 
 
 def test_the_studio_engine_says_its_defocused_backdrop_is_an_enhanced_photo() -> None:
-    made = made_by("studio", "startup", {})
+    made = made_by("studio", "startup", {}, generative=False)
     assert made.source_type == ALGORITHMICALLY_ENHANCED
     assert made.generative is False and made.model is None
+
+
+@pytest.mark.parametrize(
+    ("engine", "source_type"),
+    [
+        ("studio", COMPOSITE),
+        ("flux-local", TRAINED_ALGORITHMIC_MEDIA),
+        ("replicate", TRAINED_ALGORITHMIC_MEDIA),
+        # A plugin that cannot be loaded here is marked as AI-made, not hidden.
+        ("nowhere.engine:Missing", TRAINED_ALGORITHMIC_MEDIA),
+    ],
+)
+def test_the_mark_follows_what_the_engine_class_declares(
+    tmp_path: Path, engine: str, source_type: str
+) -> None:
+    # Read from the class: no client, no weights, no torch needed.
+    runtime = build_runtime(make_settings(tmp_path, None))
+    try:
+        made = images.facts(runtime, engine, "corporate", {})
+    finally:
+        runtime.close()
+    assert made.source_type == source_type
+    assert made.generative is (source_type == TRAINED_ALGORITHMIC_MEDIA)
 
 
 def test_a_download_before_the_final_png_is_signed_on_the_fly(tmp_path: Path) -> None:

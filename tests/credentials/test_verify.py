@@ -10,14 +10,15 @@ from typer.testing import CliRunner
 
 from headshots.cli import app
 from headshots.config import Settings
-from headshots.credentials.manifest import COMPOSITE_SYNTHETIC
+from headshots.credentials.manifest import ALGORITHMICALLY_ENHANCED, COMPOSITE, IPTC
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One studio headshot written by `headshots generate`, for real."""
+    """Studio headshots written by `headshots generate`, for real: corporate
+    (a painted backdrop) and startup (the photo's own background, defocused)."""
     out = tmp_path_factory.mktemp("out")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HEADSHOTS_DATA_DIR", str(out / "data"))
@@ -31,6 +32,8 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 str(FIXTURES / "grace_hopper.jpg"),
                 "--style",
                 "corporate",
+                "--style",
+                "startup",
                 "--engine",
                 "studio",
                 "--variations",
@@ -54,9 +57,40 @@ def test_generate_signs_its_outputs_and_verify_reads_them(made: Path, settings: 
     assert verdict["trusted"] is False  # a development chain
     assert verdict["engine"] == "studio" and verdict["model"] is None
     assert verdict["style"] == "corporate"
-    assert verdict["digital_source_type"] == COMPOSITE_SYNTHETIC
+    assert verdict["digital_source_type"] == COMPOSITE
     assert verdict["signer"] == "headshots development (not trusted)"
     assert b"grace_hopper" not in made.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("style", "source_type", "backdrop"),
+    [
+        ("corporate", COMPOSITE, "c2pa.edited"),
+        ("startup", ALGORITHMICALLY_ENHANCED, "c2pa.filtered"),
+    ],
+)
+def test_a_studio_headshot_never_claims_generative_ai(
+    made: Path, settings: Settings, style: str, source_type: str, backdrop: str
+) -> None:
+    # IPTC's compositeSynthetic and compositeWithTrainedAlgorithmicMedia both
+    # say generative AI made part of the image; the studio engine uses none.
+    image = made.parent / f"{style}-1.png"
+    result = CliRunner().invoke(app, ["verify", str(image), "--json"])
+    assert result.exit_code == 0, result.output
+    verdict = json.loads(result.output)
+    assert verdict["valid"] and verdict["style"] == style
+    assert verdict["digital_source_type"] == source_type
+    assert verdict["actions"] == [
+        "c2pa.created",
+        "c2pa.cropped",
+        "c2pa.color_adjustments",
+        backdrop,
+    ]
+    data = image.read_bytes()
+    # The XMP marking for readers without C2PA says the same.
+    assert f"<Iptc4xmpExt:DigitalSourceType>{source_type}<".encode() in data
+    for claim in ("compositeSynthetic", "trainedAlgorithmicMedia", "compositeWithTrained"):
+        assert (IPTC + claim).encode() not in data, claim
 
 
 def test_verify_trusts_a_chain_it_is_given(made: Path, settings: Settings) -> None:

@@ -43,21 +43,20 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="package")
 def sample_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The landing page's samples, rendered once by the real studio engine."""
-    from headshots.web.samples import render_samples
+    """The shipped samples, labelled as the test engine's own so its pages show them."""
+    from headshots.web.samples import INDEX, SHIPPED
 
-    folder = tmp_path_factory.mktemp("samples")
-    settings = make_settings(folder, None)
-    render_samples(settings, folder / "files")
-    return folder / "files"
+    folder = tmp_path_factory.mktemp("samples") / "files"
+    shutil.copytree(SHIPPED, folder)
+    (folder / INDEX).write_text('{"engine": "instant"}')
+    return folder
 
 
 @pytest.fixture
 def live(tmp_path: Path, sample_files: Path) -> Iterator[tuple[str, Runtime]]:
     """The app on SQLite with the instant engine, served on 127.0.0.1."""
     InstantEngine.reset()
-    runtime = build_runtime(make_settings(tmp_path, None))
-    shutil.copytree(sample_files, runtime.settings.data_dir / "samples")
+    runtime = build_runtime(make_settings(tmp_path, None, samples_dir=sample_files))
     server = LiveServer(create_app(runtime, run_consumer=True))
     try:
         yield server.url, runtime

@@ -99,7 +99,7 @@ def test_threads_share_the_models_safely() -> None:
 
 
 def test_studio_outputs_keep_the_person(settings: Settings) -> None:
-    """Issue 5: studio outputs against their selfie, median <= 0.15, none over the threshold."""
+    """Studio outputs against their selfie, median <= 0.15, none over the threshold."""
     from headshots.engines.studio import StudioEngine
     from headshots.imaging.intake import Photo
     from headshots.imaging.selfie import prepare_photo

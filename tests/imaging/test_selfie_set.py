@@ -1,4 +1,4 @@
-"""The selfies people actually have (issue 14), case by case: tests/selfie_set.py.
+"""The selfies people actually have (decision 0008), case by case: tests/selfie_set.py.
 
 Each case is judged twice, as an engine that extends a cropped head
 (generative) and as one that cannot (studio) would judge it.

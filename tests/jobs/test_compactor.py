@@ -1,4 +1,7 @@
-"""The compactor makes final PNGs only when no job is making or checking images."""
+"""The compactor makes final PNGs only when no job is making or checking images.
+
+A store that is down when a PNG is due delays it (tests/jobs/test_store_outage.py).
+"""
 
 from __future__ import annotations
 
@@ -70,5 +73,24 @@ def test_a_job_waiting_on_a_remote_engine_lets_pngs_be_made() -> None:
             assert not done.wait(0.3)
             with compactor.idle():
                 assert done.wait(5)
+    finally:
+        compactor.stop()
+
+
+def test_an_image_whose_store_is_down_is_tried_again_later() -> None:
+    tries: list[int] = []
+    done = threading.Event()
+
+    def work(item: int) -> None:
+        tries.append(item)
+        if len(tries) < 3:
+            raise ConnectionError("store down")
+        done.set()
+
+    compactor: Compactor[int] = Compactor(work, retry_on=(ConnectionError,))
+    try:
+        compactor.add(7)
+        assert done.wait(10)  # two waits: 0.5 s, then 1 s
+        assert tries == [7, 7, 7]
     finally:
         compactor.stop()

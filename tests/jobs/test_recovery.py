@@ -1,8 +1,8 @@
 """The only `headshots serve` is killed mid-order and started again on its data dir.
 
 Its predecessor's leases would hold the work until they ran out; the new
-process sees that the process that held them is dead and takes the work
-back at start-up, so the order is ready within 30 seconds of the restart.
+process sees the dead one's heartbeat lapse and takes the work back, so
+the order is ready within 30 seconds of the restart.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def test_a_killed_server_finishes_its_order_soon_after_a_restart(
         # Four calls at once, two seconds each: a 24-image order takes 12 s.
         "HEADSHOTS_CONCURRENCY": "4",
         # Leases longer than the 30 s allowed: only taking the dead process's
-        # work back at start-up can make it in time.
+        # work back when its heartbeat lapses can make it in time.
         "HEADSHOTS_LEASE_SECONDS": "120",
         "HEADSHOTS_LEASE_RENEW_SECONDS": "10",
     }

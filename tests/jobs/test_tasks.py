@@ -327,11 +327,13 @@ def test_every_call_of_an_order_is_in_flight_at_once(
         assert len(AsyncCountingEngine.threads) == 1  # one event loop for all of them
 
 
+@pytest.mark.parametrize("engine", ["counting", "async-counting"])
 def test_calls_in_flight_are_bounded_by_the_engine_shape(
-    tmp_path: Path, database_url: str | None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str | None, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
+    # The hosted kind is bounded by the lanes' semaphore on the event loop.
     monkeypatch.setattr(CountingEngine, "calls_allowed", 3)
-    ready = make_order(tmp_path, database_url, engine="counting")
+    ready = make_order(tmp_path, database_url, engine=engine)
     assert CountingEngine.most == 3
     # A retouching engine keeps the selfie's face: nothing to check.
     assert all(v["identity"]["distance"] is None for v in ready["variations"])

@@ -12,13 +12,21 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from headshots.orders.models import Variation, VariationStatus
+from headshots.engines.base import Shape
+from headshots.jobs import worker
+from headshots.jobs.worker import consumer_threads
+from headshots.orders import processes
+from headshots.orders import variations as lifecycle
+from headshots.orders.db import transaction
+from headshots.orders.models import Variation, VariationStatus, utcnow
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
 from tests.support import InstantEngine, auth, credentials_env, make_settings, upload
@@ -55,6 +63,42 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_processes_sharing_a_host_name_and_pid_keep_each_others_live_leases(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    """Two runtimes in one test process stand for two containers with the same
+    host name whose servers are both pid 1: neither may take the other's work
+    while it is alive, and its work is taken back once its heartbeat lapses."""
+    InstantEngine.reset()
+    settings = make_settings(tmp_path, database_url)
+    holder, other = build_runtime(settings), build_runtime(settings)
+    try:
+        with TestClient(create_app(holder, run_consumer=False)) as client:
+            order = upload(
+                client, (FIXTURES / "obama.jpg").read_bytes(), tier="starter", styles=("minimal",)
+            ).json()
+        ids = [v.id for v in variations(holder, order["id"])]
+        with transaction(holder.sessions) as session:
+            processes.beat(session, holder.owner)
+            held = lifecycle.claim(session, ids, owner=holder.owner, lease_seconds=600)
+        assert len(held) == len(ids)
+
+        # The other process starts, and beats, while the holder is alive.
+        assert worker.resume(other, embedded=False) == 0
+        assert worker.beat(other) == 0
+        assert all(v.lease_until > utcnow() for v in variations(holder, order["id"]))
+
+        # The holder stopped a while ago: its work is released at the next beat.
+        with transaction(holder.sessions) as session:
+            processes.beat(session, holder.owner, now=utcnow() - timedelta(minutes=1))
+        assert worker.beat(other) == len(ids)
+        assert all(v.lease_until <= utcnow() for v in variations(holder, order["id"]))
+        assert worker.beat(other) == 0  # released once
+    finally:
+        holder.close()
+        other.close()
 
 
 def test_an_order_completes_after_its_worker_is_killed_mid_job(
@@ -126,4 +170,36 @@ def test_an_order_completes_after_its_worker_is_killed_mid_job(
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     process.kill()
+        runtime.close()
+
+
+class Shaped:
+    def __init__(self, shape: Shape) -> None:
+        self._shape = shape
+
+    def shape(self) -> Shape:
+        return self._shape
+
+
+@pytest.mark.parametrize(
+    ("shape", "threads"),
+    [
+        # One GPU batch of a style's four seeds: one job on the GPU, one
+        # storing and checking while its next style waits in the lane.
+        (Shape(calls=1, batch=4), 2),
+        # The studio on two cores: one job's four seeds already fill both.
+        (Shape(calls=2, batch=1), 2),
+        # Hosted, 24 predictions in flight: six styles of four, and one more.
+        (Shape(calls=24, batch=1, asynchronous=True), 7),
+    ],
+)
+def test_consumer_threads_fill_the_engine_lanes_and_one_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: Shape, threads: int
+) -> None:
+    """As README and decision 0007 say: ceil(calls x batch / variations) + 1."""
+    runtime = build_runtime(make_settings(tmp_path, None, concurrency=0), migrate=False)
+    try:
+        monkeypatch.setattr(runtime, "engine", lambda name: Shaped(shape))
+        assert consumer_threads(runtime) == threads
+    finally:
         runtime.close()

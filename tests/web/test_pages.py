@@ -181,9 +181,10 @@ def test_a_draft_becomes_an_order_and_leaves_nothing_behind(
     with runtime.sessions() as session:
         assert session.get(Draft, draft_id) is None
     assert not (runtime.settings.data_dir / "blobs" / draft_id).exists()
-    # The API answers the browser's cookie as it answers a bearer token.
-    body = client.get(f"/api/orders/{order_id}").json()
+    # The pages answer the browser's cookie; the JSON API wants its bearer token.
+    body = client.get(f"/orders/{order_id}/progress").json()
     assert body["styles"] == ["corporate", "minimal"]
+    assert client.get(f"/api/orders/{order_id}").status_code == 404
     assert client.get(draft_url, headers=HTML).status_code == 410
 
 
@@ -232,7 +233,8 @@ def test_an_order_page_needs_its_own_cookie(client: TestClient, runtime: Runtime
             assert page.status_code == 404
             assert "text/html" in page.headers["content-type"]
             assert "no order here" in page.text
-        assert stranger.get(f"/orders/{order_id}/events").status_code == 404
+        for path in ("events", "progress", "download.zip"):
+            assert stranger.get(f"/orders/{order_id}/{path}").status_code == 404
 
 
 def test_progress_streams_as_server_sent_events_and_ends(client: TestClient) -> None:
@@ -294,8 +296,8 @@ def test_returning_from_checkout_waits_for_the_webhook(client: TestClient) -> No
     back = client.get(f"/orders/{order_id}?paid=1")
     assert "Confirming your payment" in back.text
     assert "Download PNG" not in back.text
-    variation = client.get(f"/api/orders/{order_id}").json()["variations"][0]
-    clean = f"/api/orders/{order_id}/variations/{variation['id']}/download"
+    variation = client.get(f"/orders/{order_id}/progress").json()["variations"][0]
+    clean = f"/orders/{order_id}/variations/{variation['id']}/download"
     assert client.get(clean).status_code == 402
 
     checkout = client.get(opened.headers["location"])
@@ -306,7 +308,10 @@ def test_returning_from_checkout_waits_for_the_webhook(client: TestClient) -> No
     done = client.get(f"/orders/{order_id}?paid=1")
     assert "Confirming your payment" not in done.text
     assert "Download PNG" in done.text and "Download all (zip)" in done.text
+    assert f'href="{clean}"' in done.text
+    assert "/api/" not in done.text  # the API would not take the page's cookie
     assert client.get(clean).status_code == 200
+    assert client.get(f"/orders/{order_id}/download.zip").status_code == 200
 
 
 @pytest.mark.timeout(90)
@@ -345,6 +350,13 @@ def test_the_stream_of_a_page_confirming_payment_ends_when_the_webhook_lands(
     assert not watcher.is_alive()
     events = [json.loads(line[6:]) for line in streamed if line.startswith('data: {"')]
     assert events[0]["paid"] is False and events[-1]["paid"] is True
+
+
+def test_the_page_script_fetches_nothing_from_the_api() -> None:
+    # The API takes no cookie: the page polls its own progress address.
+    script = (Path(pages.__file__).parent / "static" / "app.js").read_text()
+    assert "/api/" not in script
+    assert '"/orders/" + id + "/progress"' in script
 
 
 def test_cancelled_checkout_says_nothing_was_charged(client: TestClient) -> None:

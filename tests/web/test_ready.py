@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from headshots.engines.flux_models import KONTEXT
 from headshots.runtime import build_runtime
 from headshots.web.app import create_app
 from tests.engines.test_flux_local import needs_ml
@@ -46,4 +48,26 @@ def test_ready_says_why_a_weights_folder_cannot_be_used(tmp_path: Path) -> None:
         runtime.close()
     assert response.status_code == 503
     assert "the folder mixes two models" in response.json()["checks"]["engine"]
+    assert "model" not in response.json()
+
+
+def test_ready_only_looks_and_leaves_the_engine_as_it_was(tmp_path: Path) -> None:
+    weights = weights_folder(tmp_path / "weights", transformer=KLEIN_4B, is_distilled=True)
+    settings = make_settings(tmp_path, None, engine="flux-local", flux_weights_dir=weights)
+    runtime = build_runtime(settings)
+    try:
+        engine = runtime.engine("flux-local")
+        before = dict(vars(engine))
+        # The operator swaps the weights under the running service.
+        shutil.rmtree(weights)
+        weights_folder(weights, KONTEXT)
+        with TestClient(create_app(runtime)) as client:
+            response = client.get("/readyz")
+        assert runtime.engine("flux-local") is engine
+        assert vars(engine) == before
+    finally:
+        runtime.close()
+    # Not ready, and it says why: the running engine is not the folder's model.
+    assert response.status_code == 503
+    assert "Restart it to use the new weights" in response.json()["checks"]["engine"]
     assert "model" not in response.json()

@@ -102,7 +102,11 @@ def test_seen_ids_are_remembered_for_the_ttl_and_bounded() -> None:
 
 
 class AwaitedPrediction:
-    """A prediction awaited on a real event loop in another thread, as the engine does."""
+    """A prediction awaited on a real event loop in another thread, as the engine does.
+
+    Every test ends the wait by a notification; the minute's limit only bounds
+    a broken one, so a loaded machine cannot run out the time of a good one.
+    """
 
     def __init__(self, waiters: Waiters, prediction_id: str) -> None:
         self.payload: dict[str, Any] | None = None
@@ -113,7 +117,7 @@ class AwaitedPrediction:
             event = waiters.register(prediction_id)
             ready.set()
             try:
-                await asyncio.wait_for(event.wait(), 5)
+                await asyncio.wait_for(event.wait(), 60)
                 self.woke = True
                 self.payload = waiters.payload(prediction_id)
             except TimeoutError:
@@ -123,10 +127,10 @@ class AwaitedPrediction:
 
         self._thread = threading.Thread(target=asyncio.run, args=(wait(),))
         self._thread.start()
-        ready.wait(5)
+        assert ready.wait(60), "the prediction was never awaited"
 
     def join(self) -> None:
-        self._thread.join(10)
+        self._thread.join(90)
 
 
 @pytest.fixture
@@ -279,7 +283,7 @@ def subscribed(url: str, channel: str) -> None:
     import redis
 
     client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60
     while dict(client.pubsub_numsub(channel)).get(channel.encode(), 0) == 0:
         assert time.monotonic() < deadline, "the relay never subscribed"
         time.sleep(0.02)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from headshots.credentials.manifest import GENERATIVE_ENGINES, Facts, made_by
+from headshots.credentials.manifest import Facts, made_by
 from headshots.credentials.signing import sign_jpeg, sign_png, signer_for
+from headshots.engines.base import declared
 from headshots.orders import service
 from headshots.orders.db import transaction
 from headshots.orders.models import Order, Variation
@@ -21,18 +22,9 @@ if TYPE_CHECKING:
 
 
 def facts(runtime: Runtime, engine: str, style: str, details: Mapping[str, Any]) -> Facts:
-    return made_by(engine, style, details, generative=_generative(runtime, engine))
-
-
-def _generative(runtime: Runtime, engine: str) -> bool | None:
-    if engine in GENERATIVE_ENGINES:
-        return True
-    if engine == "studio":
-        return False
-    try:
-        return bool(runtime.engine(engine).generative)
-    except Exception:
-        return None  # an engine that cannot be built here: made_by assumes generative
+    # The engine's class says whether it is generative; nothing is built.
+    generative = declared(runtime.settings, engine).generative
+    return made_by(engine, style, details, generative=generative)
 
 
 def sign_preview(

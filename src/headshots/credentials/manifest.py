@@ -22,19 +22,22 @@ from headshots import __version__
 from headshots.errors import UnknownStyleError
 from headshots.styles import get_style
 
+# IPTC's digital source type vocabulary, release 2024-10-23; the terms and
+# why each engine gets its own are in docs/decisions/0011-content-credentials.md.
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-# Made by a generative model trained on sampled content (replicate, flux-local).
+# "Created using generative AI": a generative engine's images.
 TRAINED_ALGORITHMIC_MEDIA = IPTC + "trainedAlgorithmicMedia"
-# A real capture composited with synthetic, non-generated elements: the studio
-# engine's painted backdrops (docs/decisions/0011-content-credentials.md).
-COMPOSITE_SYNTHETIC = IPTC + "compositeSynthetic"
-# A real capture altered by algorithm, its content kept: the studio engine's
-# defocused backdrop, which is the photo's own background.
+# "Mix or composite of several elements, any of which may or may not be
+# generative AI": a real photo of the person on a backdrop drawn by formula,
+# joined through a segmentation mask. Not compositeSynthetic, which says
+# at least one element is generative AI, and none is.
+COMPOSITE = IPTC + "composite"
+# "Modification or correction by algorithm without changing the main content":
+# the photo's own background defocused, the person reframed, relit, graded.
 ALGORITHMICALLY_ENHANCED = IPTC + "algorithmicallyEnhanced"
 
 GENERATOR = "headshots"
 ASSERTION = "org.headshots.made"
-GENERATIVE_ENGINES = frozenset({"replicate", "flux-local"})
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,14 @@ class Facts:
         }
 
 
-def made_by(
-    engine: str, style: str, details: Mapping[str, Any], *, generative: bool | None = None
-) -> Facts:
-    """The facts of an image from its engine's name, its style and the engine's details.
+def made_by(engine: str, style: str, details: Mapping[str, Any], *, generative: bool) -> Facts:
+    """The facts of an image from its engine, its style and the engine's details.
 
-    ``generative`` may be left out for the built-in engines; any other
-    engine is taken as generative unless told otherwise, because saying
-    "AI made this" of a retouched photo misleads less than the reverse.
+    ``generative`` is what the engine declares (engines.base.declared). A
+    non-generative engine retouches the real photo with the style's studio
+    look: a drawn backdrop makes a composite, the photo's own background
+    defocused keeps its content.
     """
-    if generative is None:
-        generative = engine != "studio"
     model = details.get("model")
     model = model if isinstance(model, str) and model else None
     if generative:
@@ -75,7 +75,7 @@ def made_by(
     elif _backdrop(style) == "blur":
         source = ALGORITHMICALLY_ENHANCED
     else:
-        source = COMPOSITE_SYNTHETIC
+        source = COMPOSITE
     return Facts(engine=engine, style=style, model=model, generative=generative, source_type=source)
 
 

@@ -20,7 +20,7 @@ from PIL import Image
 from headshots.config import Settings
 from headshots.errors import ConfigurationError, HeadshotsError
 from headshots.imaging.selfie import PreparedSelfie
-from headshots.styles import Style
+from headshots.styles import OWN_CLOTHES, Style
 
 if TYPE_CHECKING:
     from headshots.imaging.identity import IdentityScore
@@ -98,6 +98,10 @@ class Engine(Protocol):
     # off (generative engines paint them in; the studio engine keeps the
     # real photo and cannot), so the preflight judges a tight crop per engine.
     repairs_crop: ClassVar[bool]
+    # Whether the engine dresses the person in the style's wardrobe
+    # (generative engines follow the prompt) or keeps their own clothes (the
+    # studio engine), so every style text says what this engine will do.
+    changes_clothes: ClassVar[bool]
 
     def shape(self) -> Shape:
         """How many calls may be in flight per process, and how many seeds each takes."""
@@ -139,11 +143,22 @@ def default_engine_name(settings: Settings) -> str:
     return "studio"
 
 
-def engine_repairs_crop(settings: Settings, name: str | None = None) -> bool:
-    """Whether the engine that will make the order can extend a cropped head.
+@dataclass(frozen=True)
+class Declared:
+    """What an engine says of itself, read from its class: nothing is built."""
 
-    Read from the engine's class, so no client is built and no weights are
-    checked just to judge an upload. An engine that does not say cannot.
+    generative: bool
+    changes_clothes: bool
+    repairs_crop: bool
+
+
+def declared(settings: Settings, name: str | None = None) -> Declared:
+    """What the engine called ``name`` (default: the configured one) declares.
+
+    An engine that cannot be loaded here, or does not say, counts as
+    generative (its images are marked as AI-made: over-disclosing misleads
+    less than hiding it), as changing clothes when generative, and as unable
+    to extend a cropped head.
     """
     name = name or default_engine_name(settings)
     factory: object = _REGISTERED.get(name)
@@ -153,8 +168,31 @@ def engine_repairs_crop(settings: Settings, name: str | None = None) -> bool:
         try:
             factory = getattr(importlib.import_module(module_name), class_name)
         except (ImportError, AttributeError):
-            return False
-    return bool(getattr(factory, "repairs_crop", False))
+            factory = None
+    generative = bool(getattr(factory, "generative", True))
+    return Declared(
+        generative=generative,
+        changes_clothes=bool(getattr(factory, "changes_clothes", generative)),
+        repairs_crop=bool(getattr(factory, "repairs_crop", False)),
+    )
+
+
+def describe_style(style: Style, settings: Settings, engine: str | None = None) -> str:
+    """What ``style`` gives with the engine called ``engine`` (default: the configured one).
+
+    The one text the pages, ``headshots styles`` and the API show, so none
+    of them can promise a suit from an engine that keeps the photo's clothes.
+    """
+    made = declared(settings, engine)
+    scene = style.scene if made.generative else style.studio
+    if made.changes_clothes:
+        return f"{style.wardrobe} {scene}"
+    return f"{scene} {OWN_CLOTHES}"
+
+
+def engine_repairs_crop(settings: Settings, name: str | None = None) -> bool:
+    """Whether the engine that will make the order can extend a cropped head."""
+    return declared(settings, name).repairs_crop
 
 
 def get_engine(settings: Settings, name: str | None = None) -> Engine:

@@ -230,6 +230,8 @@ class FluxLocalEngine:
     # A new seed draws a new face: the identity check may re-roll.
     rerolls_help: ClassVar[bool] = True
     repairs_crop: ClassVar[bool] = True
+    # The prompt names the style's wardrobe and the model paints it.
+    changes_clothes: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, tuning: Tuning | None = None) -> None:
         if settings.flux_weights_dir is None:
@@ -272,8 +274,18 @@ class FluxLocalEngine:
         return f"flux-local: {self.family.title}; licence {self.family.licence.summary()}"
 
     def check_ready(self) -> None:
-        """Cheap: the weights folder and the installed packages, without loading anything."""
-        self.family = check_weights_dir(self.weights_dir)
+        """Cheap: the weights folder and the installed packages, without loading anything.
+
+        A probe only looks: the engine keeps the family it was built for (its
+        steps, guidance and sizes were chosen for it), and weights swapped
+        underneath it since are reported, to be taken up by a restart.
+        """
+        found = check_weights_dir(self.weights_dir)
+        if found != self.family:
+            raise ConfigurationError(
+                f"HEADSHOTS_FLUX_WEIGHTS_DIR ({self.weights_dir}) now holds {found.title}, but "
+                f"this service started with {self.family.title}. Restart it to use the new weights."
+            )
         for name in ("torch", "diffusers", "transformers"):
             if importlib.util.find_spec(name) is None:
                 raise ConfigurationError(

@@ -195,6 +195,8 @@ class ReplicateEngine:
     # A failed seed is worth another: the identity check may re-roll.
     rerolls_help: ClassVar[bool] = True
     repairs_crop: ClassVar[bool] = True
+    # The prompt names the style's wardrobe and the model paints it.
+    changes_clothes: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, timing: Timing | None = None) -> None:
         if settings.replicate_api_token is None:

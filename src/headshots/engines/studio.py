@@ -169,6 +169,8 @@ class StudioEngine:
     # A new seed changes the light and crop, never the face.
     rerolls_help: ClassVar[bool] = False
     repairs_crop: ClassVar[bool] = False
+    # The real photo is kept, clothes included: no style can dress the person.
+    changes_clothes: ClassVar[bool] = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -45,7 +45,7 @@ DETECTION_CONFIDENCE = 0.5
 # share of its long side on every side: a close-up whose face fills the
 # frame and touches its edges then looks like the selfies the model was
 # trained on, and a neighbour's face half cut by the edge is still seen.
-# Measured on the issue-14 set (bench/selfies.py): without the border 4 of
+# Measured on the selfie set of decision 0008 (bench/selfies.py): without the border 4 of
 # 17 close-ups and 3 of 4 half-faces of neighbours were missed; with it none.
 SHORT_RANGE_BORDER = 0.25
 # Two detections are one face when their boxes overlap this much (IoU).

@@ -30,7 +30,7 @@ reduction or beauty filter (decision 0008 has the figures). Such a photo
 already comes near ``strokes`` and ``flat``: strong denoising can cross
 them.
 
-The limits were set on the issue-14 set (tests/selfie_set.py; figures in
+The limits were set on the selfie set (tests/selfie_set.py; figures in
 decision 0008 and bench/README.md): every real photo, also degraded
 (JPEG quality 30, downscaled, blurred, darkened, turned to grey), stays
 below each of them with a margin.
@@ -49,7 +49,7 @@ Pixels = npt.NDArray[np.uint8]
 
 # The region is looked at this many pixels wide.
 SCALE = 256
-# Limits (photos' largest values on the issue-14 set in brackets).
+# Limits (photos' largest values on the selfie set in brackets).
 STROKES_MAX = 0.33  # [0.28]; oil paintings 0.39-0.47, cartoons 0.27-0.40
 FLAT_MAX = 0.5  # [0.44, a photo blurred by 2 px]; cartoons 0.58-0.99
 INK_MAX = 4.5  # [2.6]; pencil sketches 7.1-10.4, halftone prints 15-29

@@ -45,7 +45,6 @@ class Lanes:
         self._pools: dict[str, ThreadPoolExecutor] = {}
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread: threading.Thread | None = None
 
     def submit(
         self,
@@ -59,12 +58,12 @@ class Lanes:
         shape = engine.shape()
         chunks = [list(seeds[i : i + shape.batch]) for i in range(0, len(seeds), shape.batch)]
         if shape.asynchronous:
-            loop = self._event_loop()
+            loop, limit = self._event_loop(engine.name, shape.calls)
             return [
                 (
                     chunk,
                     asyncio.run_coroutine_threadsafe(
-                        self._limited(engine, shape.calls, selfie, style, chunk, size), loop
+                        _limited(limit, engine, selfie, style, chunk, size), loop
                     ),
                 )
                 for chunk in chunks
@@ -76,6 +75,7 @@ class Lanes:
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
             loop, self._loop = self._loop, None
+            self._limits = {}  # bound to the loop that stops here
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
         if loop is not None:
@@ -90,35 +90,41 @@ class Lanes:
                 )
             return pool
 
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
+    def _event_loop(
+        self, name: str, calls: int
+    ) -> tuple[asyncio.AbstractEventLoop, asyncio.Semaphore]:
+        """The process's one engine loop, and the engine's bound on it (made once)."""
         with self._lock:
             if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="engine-loop", daemon=True)
-                thread.start()
-                self._loop, self._loop_thread = loop, thread
-            return self._loop
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=self._loop.run_forever, name="engine-loop", daemon=True
+                ).start()
+            # An asyncio semaphore binds to the loop that first waits on it,
+            # which is always this one; only coroutines on it touch the count.
+            limit = self._limits.get(name)
+            if limit is None:
+                limit = self._limits[name] = asyncio.Semaphore(calls)
+            return self._loop, limit
 
-    async def _limited(
-        self,
-        engine: Engine,
-        calls: int,
-        selfie: PreparedSelfie,
-        style: Style,
-        seeds: list[int],
-        size: Size,
-    ) -> Call:
-        # Made on the loop itself, the only thread that touches it.
-        limit = self._limits.setdefault(engine.name, asyncio.Semaphore(calls))
-        async with limit:
-            started = time.perf_counter()
-            try:
-                agenerate = cast(Any, engine).agenerate
-                outcomes: list[Outcome] = await agenerate(selfie, style, seeds, size)
-                outcomes = _checked(engine, seeds, outcomes)
-            except Exception as error:
-                outcomes = _failed(engine, seeds, error)
-            return Call(outcomes, time.perf_counter() - started)
+
+async def _limited(
+    limit: asyncio.Semaphore,
+    engine: Engine,
+    selfie: PreparedSelfie,
+    style: Style,
+    seeds: list[int],
+    size: Size,
+) -> Call:
+    async with limit:
+        started = time.perf_counter()
+        try:
+            agenerate = cast(Any, engine).agenerate
+            outcomes: list[Outcome] = await agenerate(selfie, style, seeds, size)
+            outcomes = _checked(engine, seeds, outcomes)
+        except Exception as error:
+            outcomes = _failed(engine, seeds, error)
+        return Call(outcomes, time.perf_counter() - started)
 
 
 def _call(

@@ -36,7 +36,7 @@ from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.imaging.watermark import watermarked_preview
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Call
-from headshots.orders import service, unowned, variations
+from headshots.orders import processes, service, unowned, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
 from headshots.orders.variations import Claim, Recorded
@@ -50,7 +50,7 @@ from headshots.render import (
     rerolls_help,
 )
 from headshots.runtime import Runtime
-from headshots.storage.base import BlobNotFound, OrderDeleted
+from headshots.storage.base import BlobNotFound, OrderDeleted, StorageUnavailable
 from headshots.styles import Style, get_style
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,11 @@ class _StyleJob:
             # The process is shutting down and its engine lanes with it: the
             # leases run out and another process takes the work over.
             return
+        except StorageUnavailable:
+            # Counted, not a traceback: this try ends, its leases run out and
+            # the sweep hands its variations out again (MAX_ATTEMPTS claims).
+            metrics.store_unavailable("image")
+            log.warning("a job stopped: the store is unavailable; its images are tried again")
         except _Stop:
             self._stopped()
         except StaleDataError:
@@ -149,6 +154,8 @@ class _StyleJob:
             # Its calls wait on a provider, not on this machine's CPU.
             self.remote = self.engine.shape().asynchronous
             self.style: Style = get_style(self.claims[0].style_id)
+        except StorageUnavailable:
+            raise  # not this order's fault: its work runs again once the store is back
         except Exception as error:
             outcome = _failure(error, self.order_id)
             for claim in fresh:
@@ -188,7 +195,12 @@ class _StyleJob:
                         wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
         # Without a compactor, the final PNGs once nothing is left to show or check.
         for claim in self.compacting:
-            compact(self.runtime, claim)
+            try:
+                compact(self.runtime, claim)
+            except StorageUnavailable:
+                # Counted; with no compactor to try again later, the raw
+                # pixels stay, and a download makes the PNG on the spot.
+                log.warning("a final PNG was not stored: the store is unavailable")
 
     def _idle(self, compactor: Compactor[Claim] | None) -> AbstractContextManager[None]:
         """While nothing but a remote engine's calls is left, PNGs may be made."""
@@ -447,10 +459,10 @@ def compact(runtime: Runtime, claim: Claim) -> None:
     """
     blobs = runtime.blobs
     # Registered like a job, so a shred here stops it and waits for it.
-    with runtime.working_on(claim.order_id) as stop:
+    with runtime.working_on(claim.order_id) as stop, _store_outage_counted():
         try:
             stored = blobs.get(claim.order_id, claim.wrapped_key, claim.image_blob)
-        except HeadshotsError:
+        except (BlobNotFound, OrderDeleted):
             return  # the order was deleted meanwhile
         if stored.startswith(service.PNG_SIGNATURE):
             return
@@ -466,6 +478,16 @@ def compact(runtime: Runtime, claim: Claim) -> None:
         gone = variations.order_gone(session, claim.order_id)
     if gone:  # shredded while this was written: what was written goes too
         blobs.shred(claim.order_id)
+
+
+@contextmanager
+def _store_outage_counted() -> Iterator[None]:
+    """A store that cannot be reached now is counted, and left to the caller to retry."""
+    try:
+        yield
+    except StorageUnavailable:
+        metrics.store_unavailable("final_png")
+        raise
 
 
 def _failure(error: Exception, order_id: str) -> Failed:
@@ -527,6 +549,7 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
     if hourly:
         with transaction(runtime.sessions) as session:
             left = unowned.delete_unowned(session, runtime.blobs)
+            processes.forget_stopped(session)
         if left:
             log.info("sweep: blobs of %d ids no order owns deleted", left)
     with transaction(runtime.sessions) as session:

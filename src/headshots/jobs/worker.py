@@ -1,10 +1,11 @@
 """Starting a job consumer: in the web process (embedded) or as `headshots worker`.
 
-A consumer that starts first takes back what a dead process of this machine
-was holding (its predecessor, killed mid-order), so the work resumes now
-instead of when the leases run out; the embedded process also re-enqueues
-every waiting variation, since its own queue may have lost jobs it had
-taken but not yet claimed.
+Every consumer process writes its heartbeat every few seconds, and with
+each beat takes back what a stopped process was holding (one killed
+mid-order, on any machine), so the work resumes once that process's
+heartbeat lapses instead of when its leases run out; the embedded process
+also re-enqueues every waiting variation at start, since its own queue may
+have lost jobs it had taken but not yet claimed.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from headshots.engines.base import default_engine_name
 from headshots.imaging.scoring import default_processes, shared_pool
 from headshots.jobs import tasks
 from headshots.jobs.compactor import Compactor
+from headshots.jobs.heartbeat import Heartbeat
 from headshots.jobs.queue import SweepingConsumer, make_consumer
-from headshots.orders import variations
+from headshots.orders import processes, variations
 from headshots.orders.db import transaction
 from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus
 from headshots.runtime import Runtime
+from headshots.storage.base import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +54,16 @@ def consumer_threads(runtime: Runtime) -> int:
 
     Enough to keep the default engine's calls busy: a job gives the engine
     one style's seeds, so ``calls * batch / variations`` jobs fill its lanes;
-    one more stores and checks images while the others wait on the engine.
+    one more stores and checks images while the others wait on the engine,
+    and its next style's calls queue in the lanes behind theirs. A job
+    beyond that only holds claims that wait for a lane, which another
+    process could be working on meanwhile.
     """
     settings = runtime.settings
     if settings.concurrency:
         return settings.concurrency
     shape = runtime.engine(default_engine_name(settings)).shape()
-    return max(2, math.ceil(shape.calls * shape.batch / settings.variations)) + 1
+    return math.ceil(shape.calls * shape.batch / settings.variations) + 1
 
 
 def bind(runtime: Runtime) -> None:
@@ -66,7 +72,10 @@ def bind(runtime: Runtime) -> None:
         render=partial(tasks.render_style, runtime), sweep=partial(tasks.sweep, runtime)
     )
     if runtime.compactor is None:
-        runtime.compactor = Compactor(partial(tasks.compact, runtime))
+        # A store outage is waited out; the PNGs follow once it is back.
+        runtime.compactor = Compactor(
+            partial(tasks.compact, runtime), retry_on=(StorageUnavailable,)
+        )
     processes = runtime.settings.identity_processes
     if runtime.scores is None and processes != 0:
         runtime.scores = shared_pool(processes or default_processes())
@@ -82,16 +91,18 @@ def start(runtime: Runtime, *, embedded: bool) -> Consumer:
         # Children load their models now, not when the first order needs them.
         threading.Thread(target=runtime.scores.warm, name="warm-scores", daemon=True).start()
     resume(runtime, embedded=embedded)
+    if runtime.heartbeat is None:
+        runtime.heartbeat = Heartbeat(partial(beat, runtime), every=processes.BEAT_SECONDS)
+        runtime.heartbeat.start()
     if embedded:
         consumer.start()
     return Consumer(consumer=consumer, threads=threads, listening=listening)
 
 
 def resume(runtime: Runtime, *, embedded: bool) -> int:
-    """Re-enqueue what a dead process of this machine left; how many variations."""
-    alive = partial(variations.owner_alive, me=runtime.owner)
+    """Re-enqueue what a stopped process left; how many variations."""
     with transaction(runtime.sessions) as session:
-        released = variations.orphaned(session, owner_alive=alive)
+        released = variations.orphaned(session)
         if embedded:
             released += session.scalars(
                 select(Variation.id)
@@ -106,3 +117,10 @@ def resume(runtime: Runtime, *, embedded: bool) -> int:
     if released:
         log.info("resumed %d variations left by a stopped process", len(released))
     return len(released)
+
+
+def beat(runtime: Runtime) -> int:
+    """This process is alive; take back what a stopped one held. How many variations."""
+    with transaction(runtime.sessions) as session:
+        processes.beat(session, runtime.owner)
+    return resume(runtime, embedded=False)

@@ -6,7 +6,7 @@ from alembic import context
 
 # Every module that defines tables must be imported, or autogenerate would
 # propose dropping its tables (tests/orders/test_migrations.py checks this).
-from headshots.orders import drafts  # noqa: F401
+from headshots.orders import drafts, processes  # noqa: F401
 from headshots.orders.models import Base
 
 connection = context.config.attributes["connection"]

@@ -7,6 +7,7 @@ of the web service and of every worker.
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,10 @@ from headshots.errors import ConfigurationError
 from headshots.orders import scrubbing
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# One advisory lock per schema: databases in other schemas never wait on it.
+_SCHEMA_LOCK = text(
+    "SELECT pg_advisory_xact_lock(hashtext('headshots.migrate.' || current_schema()))"
+)
 
 
 def database_url(settings: Settings) -> str:
@@ -66,12 +71,40 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+    """Bring the schema to the newest revision (idempotent).
+
+    Processes started together on a fresh database (two web processes and a
+    worker) would each create the tables and all but one die at start; so
+    one migrates at a time and the others wait for it, then find the schema
+    current and change nothing.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    with _migrating_alone(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            # Held until this transaction, which creates the schema, commits.
+            connection.execute(_SCHEMA_LOCK)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _migrating_alone(engine: Engine) -> Iterator[None]:
+    """On a SQLite file, an exclusive lock on a file beside it, held while migrating.
+
+    SQLite's own locking cannot serve: the driver runs DDL outside any
+    transaction, so two processes each see no table and create it.
+    """
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrating", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -1,24 +1,30 @@
 """A variation's lifecycle: claimed, preview stored, done or failed, and its lease.
 
-    pending -> running -> finishing -> done
-                   \\-> failed     (or given up after MAX_ATTEMPTS claims)
+    pending --claim--> running --preview_stored--> finishing --done--> done
+                        |   ^                         |
+                        |   +-------image_lost--------+
+                        |                             |
+                        +--failed--> failed           +--given up--> done
+                        +--given up--> failed              (image kept, unchecked)
+
+A claim after a lease ran out keeps its state (running or finishing); the
+claim after MAX_ATTEMPTS is given up instead: a running variation fails, a
+finishing one is done with the image it has (claim, _give_up).
 
 A worker claims a variation with a conditional UPDATE and a short lease in
 the database before any work starts, so a second delivery of the same job
 finds it taken. The worker renews the lease while it works (running and
 finishing alike); a lease that runs out means the worker died, and the
-sweep, or a restarted process at once, hands the variation to another
-worker. Every result is recorded only if the attempt that made it still
-owns the variation. The functions take a Session and never commit.
+sweep hands the variation to another worker; so does any consumer, sooner,
+once the worker's process stops beating (orders.processes). Every result
+is recorded only if the attempt that made it still owns the variation.
+The functions take a Session and never commit.
 """
 
 from __future__ import annotations
 
 import enum
-import os
-import secrets
-import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,17 +32,11 @@ from typing import Any
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
-from headshots.orders import service
+from headshots.orders import processes, service
 from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus, utcnow
+from headshots.orders.processes import Process
 
 MAX_ATTEMPTS = 3
-# The lease owner names a process: its host, its pid and a random part, so a
-# restarted process can tell its dead predecessor's claims from live ones.
-_HOST = socket.gethostname()[:40]
-
-
-def process_owner() -> str:
-    return f"{_HOST}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,9 @@ def claim(
         variation = session.get(Variation, variation_id)
         assert variation is not None
         order = variation.order
-        if order.is_tombstone or order.wrapped_key is None:
-            return []
+        # A shred deletes an order's variations with its key, so a variation
+        # just claimed has an order that still holds its key.
+        assert order.wrapped_key is not None
         if variation.attempts > MAX_ATTEMPTS:
             _give_up(variation, now)
             continue
@@ -309,46 +310,35 @@ def order_gone(session: Session, order_id: str) -> bool:
     return status not in (OrderStatus.QUEUED, OrderStatus.READY)
 
 
-def orphaned(session: Session, *, owner_alive: Callable[[str], bool]) -> list[str]:
-    """Variations held by a dead process of this machine, released now.
+def orphaned(session: Session, now: datetime | None = None) -> list[str]:
+    """Variations held by a process whose heartbeat lapsed, released now.
 
-    A process that restarts calls this first: its predecessor's leases would
-    otherwise hold the work until they ran out.
+    Only a process that stopped beating (orders.processes) loses its leases
+    here, wherever it ran; a live one keeps them, whatever its host name or
+    pid. Each release is a conditional UPDATE, so of two processes releasing
+    at once only one re-enqueues a variation.
     """
-    rows = session.scalars(
-        select(Variation)
-        .join(Order)
-        .where(
-            Order.status == OrderStatus.QUEUED,
-            Variation.status.in_([VariationStatus.RUNNING, VariationStatus.FINISHING]),
-            Variation.lease_owner.like(f"{_HOST}:%"),
-        )
+    now = now or utcnow()
+    lapsed = select(Process.id).where(Process.seen_at < processes.lapsed_before(now))
+    held = (
+        Variation.status.in_([VariationStatus.RUNNING, VariationStatus.FINISHING])
+        & (Variation.lease_until > now)
+        & Variation.lease_owner.in_(lapsed)
+    )
+    candidates = session.scalars(
+        select(Variation.id).join(Order).where(Order.status == OrderStatus.QUEUED, held)
     ).all()
-    now = utcnow()
     released = []
-    for variation in rows:
-        if variation.lease_owner is not None and not owner_alive(variation.lease_owner):
-            variation.lease_until = now
-            variation.enqueued_at = now
-            released.append(variation.id)
+    for variation_id in candidates:
+        changed = session.execute(
+            update(Variation)
+            .where(Variation.id == variation_id, held)
+            .values(lease_until=now, enqueued_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if changed:
+            released.append(variation_id)
     return released
-
-
-def owner_alive(owner: str, *, me: str) -> bool:
-    """Whether the process that wrote ``owner`` on this machine still runs."""
-    if owner == me:
-        return True
-    _host, _, rest = owner.partition(":")
-    pid_text, _, _token = rest.partition(":")
-    if not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False  # an earlier process with this pid, or not ours to read
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def styles_of(session: Session, variation_ids: list[str]) -> list[list[str]]:

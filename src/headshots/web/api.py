@@ -1,7 +1,11 @@
 """The JSON API.
 
 Every order call needs ``Authorization: Bearer <token>``; a missing or wrong
-token gets the same 404 as an order that does not exist.
+token gets the same 404 as an order that does not exist. The order's cookie
+is not accepted here: a browser sends it on requests another site makes it
+send, and only the pages, whose every change carries a CSRF token, take it
+(decision 0003). The pages serve their own images and progress with it,
+through the same functions as the API's routes below.
 """
 
 from __future__ import annotations
@@ -18,7 +22,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from headshots.credentials import images as credentials
-from headshots.engines.base import default_engine_name, engine_repairs_crop
+from headshots.engines.base import (
+    declared,
+    default_engine_name,
+    describe_style,
+    engine_repairs_crop,
+)
 from headshots.errors import HeadshotsError
 from headshots.imaging.identity import LOOKS_DIFFERENT
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
@@ -28,8 +37,15 @@ from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, Variation, VariationStatus
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound
+from headshots.styles import STYLES
 from headshots.tiers import choose
-from headshots.web.multipart import FormError, read_form
+from headshots.web.multipart import (
+    MAX_WEBHOOK_BYTES,
+    FormError,
+    WebhookTooLarge,
+    read_body,
+    read_form,
+)
 from headshots.web.security import client_address, limiter_of
 
 log = logging.getLogger(__name__)
@@ -53,20 +69,19 @@ def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
     return None
 
 
-def order_token(request: Request, token: Annotated[str | None, Depends(bearer)]) -> str | None:
-    # Browsers carry the token in an HttpOnly cookie set at upload.
-    return token or request.cookies.get(f"order_{request.path_params.get('order_id', '')}")
+TokenDep = Annotated[str | None, Depends(bearer)]
 
-
-TokenDep = Annotated[str | None, Depends(order_token)]
+# Where an order's images are fetched: the API's own addresses, or the
+# pages' (web.pages), which open with the order's cookie.
+API_ORDERS = "/api/orders"
 
 
 def isoformat(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def variation_json(order: Order, variation: Variation) -> dict[str, Any]:
-    base = f"/api/orders/{order.id}/variations/{variation.id}"
+def variation_json(order: Order, variation: Variation, orders: str = API_ORDERS) -> dict[str, Any]:
+    base = f"{orders}/{order.id}/variations/{variation.id}"
     showable = variation.status in SHOWABLE
     flag = variation.identity_flag
     return {
@@ -94,7 +109,7 @@ def variation_json(order: Order, variation: Variation) -> dict[str, Any]:
     }
 
 
-def order_json(order: Order) -> dict[str, Any]:
+def order_json(order: Order, orders: str = API_ORDERS) -> dict[str, Any]:
     counts = {status.value: 0 for status in VariationStatus}
     for variation in order.variations:
         counts[variation.status] += 1
@@ -112,8 +127,8 @@ def order_json(order: Order) -> dict[str, Any]:
         "finished_at": isoformat(order.finished_at),
         "progress": counts,
         "preflight": order.preflight or [],
-        "variations": [variation_json(order, v) for v in order.variations],
-        "zip_url": f"/api/orders/{order.id}/download.zip" if order.is_paid else None,
+        "variations": [variation_json(order, v, orders) for v in order.variations],
+        "zip_url": f"{orders}/{order.id}/download.zip" if order.is_paid else None,
     }
 
 
@@ -132,7 +147,7 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
 
     def work() -> tuple[service.NewOrder, dict[str, Any], PreparedSelfie]:
         choose(runtime.tiers, tier_id, style_ids)  # refuse a bad choice before decoding
-        selfie = prepare_selfie(  # issue 14: the preflight judges for the order's engine
+        selfie = prepare_selfie(  # the preflight judges for the order's engine (decision 0008)
             selfie_bytes, settings, repairs_crop=engine_repairs_crop(settings)
         )
         warnings = selfie.preflight.warnings if selfie.preflight else []
@@ -161,11 +176,34 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(body, status_code=201, headers=NO_STORE)
 
 
+@router.get("/styles")
+def list_styles(runtime: RuntimeDep) -> dict[str, Any]:
+    """The styles a new order may pick, described as the configured engine makes them."""
+    settings = runtime.settings
+    engine = default_engine_name(settings)
+    made = declared(settings, engine)
+    return {
+        "engine": engine,
+        "generative": made.generative,
+        "changes_clothes": made.changes_clothes,
+        "styles": [
+            {"id": style.id, "title": style.title, "description": describe_style(style, settings)}
+            for style in STYLES
+        ],
+    }
+
+
 @router.get("/orders/{order_id}")
 def get_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> JSONResponse:
+    return order_response(runtime, order_id, token)
+
+
+def order_response(
+    runtime: Runtime, order_id: str, token: str | None, orders: str = API_ORDERS
+) -> JSONResponse:
     with transaction(runtime.sessions) as session:
         order = service.open_order(session, order_id, token)
-        return JSONResponse(order_json(order), headers=NO_STORE)
+        return JSONResponse(order_json(order, orders), headers=NO_STORE)
 
 
 def _image(
@@ -183,7 +221,7 @@ def _image(
         wrapped_key = order.wrapped_key
         finishing = variation.status == VariationStatus.FINISHING
         name = f"headshot-{variation.style}-{variation.index}"
-        made = credentials.facts_of(runtime, order, variation)  # issue 12
+        made = credentials.facts_of(runtime, order, variation)  # decision 0011
     assert wrapped_key is not None
     data = _stored(runtime, order_id, wrapped_key, blob, finishing=finishing)
     return (credentials.downloadable_png(runtime, made, data) if clean else data), name
@@ -204,12 +242,24 @@ def _stored(
 
 @router.get("/orders/{order_id}/variations/{variation_id}/preview")
 def preview(order_id: str, variation_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
+    return preview_response(runtime, order_id, variation_id, token)
+
+
+def preview_response(
+    runtime: Runtime, order_id: str, variation_id: str, token: str | None
+) -> Response:
     data, _ = _image(runtime, order_id, variation_id, token, clean=False)
     return Response(data, media_type="image/jpeg", headers=NO_STORE)
 
 
 @router.get("/orders/{order_id}/variations/{variation_id}/download")
 def download(order_id: str, variation_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
+    return download_response(runtime, order_id, variation_id, token)
+
+
+def download_response(
+    runtime: Runtime, order_id: str, variation_id: str, token: str | None
+) -> Response:
     data, name = _image(runtime, order_id, variation_id, token, clean=True)
     return Response(
         data,
@@ -220,6 +270,10 @@ def download(order_id: str, variation_id: str, runtime: RuntimeDep, token: Token
 
 @router.get("/orders/{order_id}/download.zip")
 def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
+    return zip_response(runtime, order_id, token)
+
+
+def zip_response(runtime: Runtime, order_id: str, token: str | None) -> Response:
     with transaction(runtime.sessions) as session:
         order = service.open_order(session, order_id, token)
         if not order.is_paid:
@@ -301,7 +355,7 @@ async def payment_webhook(provider: str, request: Request, runtime: RuntimeDep) 
     """Payment notifications: /api/webhooks/stripe, or /api/webhooks/local."""
     if provider != runtime.payments.name:
         raise service.OrderNotFound("There is no such webhook here.")
-    payload = await request.body()
+    payload = await read_body(request, max_bytes=MAX_WEBHOOK_BYTES, too_large=WebhookTooLarge())
     applied = await run_in_threadpool(
         checkout_service.receive_payment,
         runtime.sessions,

@@ -43,8 +43,6 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         active = runtime or build_runtime(Settings())
         _install(app, active)
-        if runtime is None:
-            app.state.samples.start()  # first start of a real service
         embedded = run_consumer if run_consumer is not None else active.settings.queue_url is None
         # Changes made by workers elsewhere wake this process's order pages.
         listening = active.changes.listen()
@@ -92,7 +90,7 @@ def _install(app: FastAPI, runtime: Runtime) -> None:
     app.state.runtime = runtime
     app.state.limiter = upload_limiter(runtime.settings)  # in Redis when the queue is
     app.state.csrf = Csrf(csrf_key(runtime.settings))
-    app.state.samples = Samples(runtime.settings)
+    app.state.samples = Samples.of(runtime.settings)
 
 
 def wants_html(request: Request) -> bool:
@@ -180,7 +178,7 @@ def _add_health(app: FastAPI) -> None:
                 checks[name] = f"unavailable ({type(error).__name__})"
         ready = all(value == "ok" for value in checks.values())
         body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
-        # issue 15: which model a local engine runs, and its licence.
+        # Which model a local engine runs, and its licence (docs/decisions/0009-flux2-klein.md).
         model = _engine_model(runtime) if checks["engine"] == "ok" else None
         if model:
             body["model"] = model

@@ -24,7 +24,13 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from starlette.responses import StreamingResponse
 
-from headshots.engines.base import default_engine_name, engine_repairs_crop
+from headshots.config import Settings
+from headshots.engines.base import (
+    declared,
+    default_engine_name,
+    describe_style,
+    engine_repairs_crop,
+)
 from headshots.errors import HeadshotsError
 from headshots.imaging.selfie import prepare_selfie
 from headshots.orders import drafts, service
@@ -36,8 +42,16 @@ from headshots.payments.local import LocalPayments
 from headshots.runtime import Runtime
 from headshots.styles import STYLES, get_style
 from headshots.tiers import Tier
-from headshots.web.api import NO_STORE, order_json, start_checkout
-from headshots.web.multipart import FormError, read_form
+from headshots.web.api import (
+    NO_STORE,
+    download_response,
+    order_json,
+    order_response,
+    preview_response,
+    start_checkout,
+    zip_response,
+)
+from headshots.web.multipart import FormError, read_form, read_page_form
 from headshots.web.samples import LANDING, Samples
 from headshots.web.security import (
     CSRF_FIELD,
@@ -55,10 +69,13 @@ router = APIRouter(include_in_schema=False)
 # The progress stream reads the order when a change is announced, at most
 # once per EVENTS_GATHER_SECONDS (the order ready or paid is read at once),
 # and at least every EVENTS_POLL_SECONDS for what nobody announces; it gives
-# up after EVENTS_LIFETIME_SECONDS (the page then falls back to polling the API).
+# up after EVENTS_LIFETIME_SECONDS (the page then polls order_progress instead).
 EVENTS_POLL_SECONDS = 0.75
 EVENTS_GATHER_SECONDS = 0.1
 EVENTS_LIFETIME_SECONDS = 600.0
+# The order's addresses as the pages give them: opened with the order's
+# cookie, which the JSON API does not accept (web.api).
+ORDERS = "/orders"
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -66,10 +83,10 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def samples_of(request: Request) -> Samples:
+def samples_shown(request: Request) -> dict[str, Path]:
+    """The samples of each style, when the configured engine is the one that made them."""
     samples: Samples = request.app.state.samples
-    samples.start()
-    return samples
+    return samples.for_engine(default_engine_name(runtime_of(request).settings))
 
 
 def render(
@@ -126,13 +143,16 @@ def _tiers_view(tiers: tuple[Tier, ...]) -> list[dict[str, Any]]:
     ]
 
 
-def _styles_view(samples: Samples) -> list[dict[str, Any]]:
+def _styles_view(request: Request) -> list[dict[str, Any]]:
+    """The style cards for a new order, made by the configured engine."""
+    settings = runtime_of(request).settings
+    shown = samples_shown(request)
     return [
         {
             "id": style.id,
             "title": style.title,
-            "description": style.description,
-            "sample": samples.path(style.id) is not None,
+            "description": describe_style(style, settings),
+            "sample": style.id in shown,
         }
         for style in STYLES
     ]
@@ -144,15 +164,15 @@ def _styles_view(samples: Samples) -> list[dict[str, Any]]:
 @router.get("/", response_class=HTMLResponse)
 def landing(request: Request) -> HTMLResponse:
     runtime = runtime_of(request)
-    samples = samples_of(request)
-    shown = [
-        {"style": get_style(style_id), "ready": samples.path(style_id) is not None}
-        for style_id in LANDING
-    ]
+    shown = samples_shown(request)
     return render(
         request,
         "landing.html",
-        {"samples": shown, "tiers": _tiers_view(runtime.tiers)},
+        {
+            "samples": [get_style(style_id) for style_id in LANDING if style_id in shown],
+            "generative": declared(runtime.settings).generative,
+            "tiers": _tiers_view(runtime.tiers),
+        },
     )
 
 
@@ -178,9 +198,9 @@ def guide(request: Request) -> HTMLResponse:
 
 @router.get("/samples/{style_id}.jpg")
 def sample(request: Request, style_id: str) -> Response:
-    path = samples_of(request).path(style_id)
+    path = samples_shown(request).get(style_id)
     if path is None:
-        raise service.OrderNotFound("This sample is not ready yet.")
+        raise service.OrderNotFound("There is no such sample.")
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
 
@@ -208,7 +228,7 @@ async def upload(request: Request) -> Response:
             raise FormError("Choose a photo of yourself first.")
 
         def work() -> drafts.NewDraft:
-            selfie = prepare_selfie(  # issue 14: the preflight judges for the order's engine
+            selfie = prepare_selfie(  # the preflight judges for the order's engine (decision 0008)
                 photo, settings, repairs_crop=engine_repairs_crop(settings)
             )
             with transaction(runtime.sessions) as session:
@@ -270,7 +290,7 @@ def _choose(
             "draft_id": draft_id,
             "findings": findings,
             "tiers": tiers,
-            "styles": _styles_view(samples_of(request)),
+            "styles": _styles_view(request),
             "chosen_tier": default_tier,
             "chosen_styles": chosen_styles or [],
             "error": error,
@@ -305,13 +325,13 @@ def _thumbnail(png: bytes) -> bytes:
 async def choose(request: Request, draft_id: str) -> Response:
     runtime = runtime_of(request)
     settings = runtime.settings
-    form = await request.form()
-    tier_id = str(form.get("tier") or "")
-    style_ids = [str(s) for s in form.getlist("styles") if str(s).strip()]
+    form = await read_page_form(request)
+    tier_id = form.first("tier")
+    style_ids = [s for s in form.fields.get("styles", []) if s.strip()]
     findings: list[Any] = []
     try:
         token = _draft_token(request, draft_id)
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         limiter_of(request).take(client_address(request))
 
         def work() -> tuple[service.NewOrder, str]:
@@ -374,13 +394,15 @@ def time_left(expires_at: datetime) -> str:
     return f"{minutes} min"
 
 
-def _order_view(order: Order) -> dict[str, Any]:
-    body = order_json(order)
+def _order_view(order: Order, settings: Settings) -> dict[str, Any]:
+    body = order_json(order, ORDERS)
     groups: list[dict[str, Any]] = []
     for style_id in order.styles:
         style = get_style(style_id)
         items = [v for v in body["variations"] if v["style"] == style_id]
-        groups.append({"style": style, "variations": items})
+        # Said of the engine that makes this order, not of today's setting.
+        description = describe_style(style, settings, order.engine)
+        groups.append({"style": style, "description": description, "variations": items})
     progress = body["progress"]
     finished = progress["finishing"] + progress["done"] + progress["failed"]
     return {
@@ -391,6 +413,7 @@ def _order_view(order: Order) -> dict[str, Any]:
         "time_left": time_left(order.expires_at),
         "ready": order.status == OrderStatus.READY,
         "any_done": progress["finishing"] + progress["done"] > 0,
+        "generative": declared(settings, order.engine).generative,
     }
 
 
@@ -400,7 +423,7 @@ def order_page(request: Request, order_id: str) -> HTMLResponse:
     try:
         with transaction(runtime.sessions) as session:
             order = service.open_order(session, order_id, _order_token(request, order_id))
-            view = _order_view(order)
+            view = _order_view(order, runtime.settings)
             tier = next((t for t in runtime.tiers if t.id == order.tier), None)
     except HeadshotsError as error:
         return error_page(request, error)
@@ -434,7 +457,7 @@ async def order_events(request: Request, order_id: str) -> Response:
     def snapshot() -> dict[str, Any] | None:
         with transaction(runtime.sessions) as session:
             try:
-                return order_json(service.open_order(session, order_id, token))
+                return order_json(service.open_order(session, order_id, token), ORDERS)
             except HeadshotsError:
                 return None
 
@@ -482,12 +505,40 @@ async def order_events(request: Request, order_id: str) -> Response:
     )
 
 
+# Reading is all a cookie does on these GETs; every change (pay, delete)
+# is a form with its CSRF token.
+
+
+@router.get("/orders/{order_id}/progress")
+def order_progress(request: Request, order_id: str) -> Response:
+    """The order as JSON: what the page polls when its event stream breaks."""
+    runtime = runtime_of(request)
+    return order_response(runtime, order_id, _order_token(request, order_id), ORDERS)
+
+
+@router.get("/orders/{order_id}/variations/{variation_id}/preview")
+def order_preview(request: Request, order_id: str, variation_id: str) -> Response:
+    token = _order_token(request, order_id)
+    return preview_response(runtime_of(request), order_id, variation_id, token)
+
+
+@router.get("/orders/{order_id}/variations/{variation_id}/download")
+def order_download(request: Request, order_id: str, variation_id: str) -> Response:
+    token = _order_token(request, order_id)
+    return download_response(runtime_of(request), order_id, variation_id, token)
+
+
+@router.get("/orders/{order_id}/download.zip")
+def order_zip(request: Request, order_id: str) -> Response:
+    return zip_response(runtime_of(request), order_id, _order_token(request, order_id))
+
+
 @router.post("/orders/{order_id}/pay")
 async def pay(request: Request, order_id: str) -> Response:
     runtime = runtime_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     try:
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         url = await run_in_threadpool(
             start_checkout,
             runtime,
@@ -524,9 +575,9 @@ def delete_confirm(request: Request, order_id: str) -> HTMLResponse:
 @router.post("/orders/{order_id}/delete")
 async def delete(request: Request, order_id: str) -> Response:
     runtime = runtime_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     try:
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         token = _order_token(request, order_id)
 
         def work() -> None:
@@ -580,10 +631,10 @@ def local_checkout(request: Request, session_id: str) -> HTMLResponse:
 @router.post("/pay/local/{session_id}")
 async def local_pay(request: Request, session_id: str) -> Response:
     runtime = runtime_of(request)
-    form = await request.form()
+    form = await read_page_form(request)
     payments = runtime.payments
     try:
-        csrf_of(request).check(request, str(form.get(CSRF_FIELD) or ""))
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
         order = await run_in_threadpool(_checkout_order, runtime, session_id)
         if not isinstance(payments, LocalPayments) or order is None or order.is_tombstone:
             raise service.OrderNotFound("This test checkout does not exist.")

@@ -39,10 +39,9 @@ from headshots.engines.replicate_webhooks import (
     check_headers,
     verify_signature,
 )
+from headshots.web.multipart import MAX_WEBHOOK_BYTES, WebhookTooLarge, read_body
 
 log = logging.getLogger(__name__)
-
-MAX_BODY_BYTES = 1024 * 1024
 
 
 class _Secret:
@@ -104,9 +103,12 @@ def build_replicate_webhook_router(
     async def replicate_webhook(request: Request) -> JSONResponse:
         if not secret.configured:
             return _answer(404, "not_configured", "This service does not use Replicate.")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _answer(413, "rejected", "The webhook body is too large.")
+        try:
+            body = await read_body(
+                request, max_bytes=MAX_WEBHOOK_BYTES, too_large=WebhookTooLarge()
+            )
+        except WebhookTooLarge as error:
+            return _answer(413, "rejected", error.detail)
         try:
             check_headers(request.headers)
             prediction = json.loads(body)

@@ -230,7 +230,7 @@
     function poll() {
       if (polling) return;
       polling = setInterval(function () {
-        fetch("/api/orders/" + id, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        fetch("/orders/" + id + "/progress", { credentials: "same-origin", headers: { Accept: "application/json" } })
           .then(function (response) {
             if (response.status === 404 || response.status === 410) { clearInterval(polling); reloadClean(); return null; }
             return response.ok ? response.json() : null;
