@@ -416,8 +416,11 @@ def _lower_face(face_image: Image.Image) -> tuple[float, float, float]:
 
 
 def with_microphone(name: str) -> Image.Image:
+    return microphone_on(source(name))
+
+
+def microphone_on(image: Image.Image) -> Image.Image:
     """A dark, rounded microphone with a grille held in front of the chin, its handle below."""
-    image = source(name)
     x, y, height = _lower_face(image)
     out = _pixels(image)
     width = 0.8 * height
@@ -445,12 +448,15 @@ def with_phone(name: str) -> Image.Image:
 
 
 def with_neighbour(name: str, neighbour: str, share: float = 0.4) -> Image.Image:
-    """Part of another person (their shoulder and arm, no face) cut in at the left edge.
+    return neighbour_on(head_and_shoulders(name, 640), neighbour, share)
 
-    The neighbour's head-and-shoulders photo, scaled to the same height, gives
+
+def neighbour_on(image: Image.Image, neighbour: str, share: float = 0.4) -> Image.Image:
+    """Part of another person (the side of their head and a shoulder) cut in at the left edge.
+
+    The neighbour's head-and-shoulders photo, scaled to the same size, gives
     the outer ``share`` of its right side, cut out along its person mask.
     """
-    image = head_and_shoulders(name, 640)
     other = head_and_shoulders(neighbour, 640).resize(image.size, Image.Resampling.LANCZOS)
     mask = (segment_person(other) * 255).astype(np.uint8)
     strip = round(share * image.width)
