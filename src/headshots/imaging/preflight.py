@@ -731,9 +731,9 @@ def _other_person(people: npt.NDArray[np.float32], face: Face) -> list[Finding]:
 
     Looked for in the rows of the face only: below them the sitter's own
     shoulders fill the width, and a neighbour's shoulder joins them. In
-    those rows the sitter is one patch around the face; another patch that
-    touches a side edge, counted only where it lies more than
-    OTHER_PERSON_GAP face widths beside the face, is someone else.
+    those rows a patch of person that touches a side edge is counted only
+    where it lies more than OTHER_PERSON_GAP face widths beside the face,
+    further than the sitter's own head and hair reach.
     """
     certain = people > OTHER_PERSON_PROBABILITY
     height, width = certain.shape
