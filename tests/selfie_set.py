@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from headshots.imaging.faces import CHIN, FOREHEAD, LEFT_IRIS, find_one_face
+from headshots.imaging.faces import CHIN, FOREHEAD, LEFT_IRIS, find_one_face, segment_person
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SINGLES = (
@@ -401,3 +401,85 @@ def cases() -> list[Case]:
                 )
             )
     return found
+
+
+# --- things in front of the face, another person at the edge (issue 21) ---------
+
+
+def _lower_face(face_image: Image.Image) -> tuple[float, float, float]:
+    """The point between the lower lip and the chin, and the face's height."""
+    face = find_one_face(face_image)
+    points = face.landmarks
+    height = float(np.hypot(*(points[CHIN, :2] - points[FOREHEAD, :2])))
+    x, y = (points[14, :2] + points[CHIN, :2]) / 2
+    return float(x), float(y), height
+
+
+def with_microphone(name: str) -> Image.Image:
+    return microphone_on(source(name))
+
+
+def microphone_on(image: Image.Image) -> Image.Image:
+    """A dark, rounded microphone with a grille held in front of the chin, its handle below."""
+    x, y, height = _lower_face(image)
+    out = _pixels(image)
+    width = 0.8 * height
+    handle = (round(x - 0.06 * width), round(y)), (round(x + 0.06 * width), round(y + height))
+    cv2.rectangle(out, *handle, (25, 25, 28), -1)
+    axes = (round(0.2 * width), round(0.24 * width))
+    cv2.ellipse(out, (round(x), round(y)), axes, 0, 0, 360, (45, 45, 50), -1, cv2.LINE_AA)
+    for step in range(-8, 9, 2):
+        row = round(y + step * 0.025 * width)
+        cv2.line(
+            out, (round(x - 0.19 * width), row), (round(x + 0.19 * width), row), (70, 70, 75), 1
+        )
+    return Image.fromarray(out, "RGB")
+
+
+def with_phone(name: str) -> Image.Image:
+    """A phone's dark glass held at a slant over the mouth and chin."""
+    image = source(name)
+    x, y, height = _lower_face(image)
+    out = _pixels(image)
+    width = 0.8 * height
+    corners = cv2.boxPoints(((x, y - 0.08 * height), (0.55 * width, 1.1 * width), 20.0))
+    cv2.fillConvexPoly(out, corners.astype(np.int32), (20, 22, 30), cv2.LINE_AA)
+    return Image.fromarray(out, "RGB")
+
+
+def with_neighbour(name: str, neighbour: str, share: float = 0.4) -> Image.Image:
+    return neighbour_on(head_and_shoulders(name, 640), neighbour, share)
+
+
+def neighbour_on(image: Image.Image, neighbour: str, share: float = 0.4) -> Image.Image:
+    """Part of another person (the side of their head and a shoulder) cut in at the left edge.
+
+    The neighbour's head-and-shoulders photo, scaled to the same size, gives
+    the outer ``share`` of its right side, cut out along its person mask.
+    """
+    other = head_and_shoulders(neighbour, 640).resize(image.size, Image.Resampling.LANCZOS)
+    mask = (segment_person(other) * 255).astype(np.uint8)
+    strip = round(share * image.width)
+    part = other.crop((other.width - strip, 0, other.width, other.height))
+    part_mask = Image.fromarray(mask[:, other.width - strip :], "L")
+    out = image.copy()
+    out.paste(part, (0, 0), part_mask)
+    return out
+
+
+def shoulder_cut(name: str, out: int = 640) -> Image.Image:
+    """The whole head with room above it, the left edge close beside the face.
+
+    The shoulder on that side runs into the edge: a frame the studio engine
+    cannot widen without showing it cut off.
+    """
+    g = _geometry(name)
+    h = g["chin"] - g["top"]
+    return _crop(
+        name,
+        g["left"] - 0.1 * g["width"],
+        g["top"] - 0.7 * h,
+        g["right"] + 1.2 * h,
+        g["chin"] + 1.0 * h,
+        out,
+    )

@@ -104,3 +104,29 @@ def test_generate_reports_the_identity_of_each_variation(
     # Seed 7 gave a stranger and was re-rolled with a seed that brought the person back.
     assert [t["flag"] for t in second["details"]["identity_tries"]] == ["different_person", None]
     assert second["seed"] != 7 and second["identity"]["distance"] < 0.6
+
+
+def test_check_tells_each_thing_an_outside_tester_found_in_one_photo(
+    settings: Settings, tmp_path: Path
+) -> None:
+    # Issue 21: a microphone in front of the chin, the mouth open mid-word,
+    # the eyes looking aside and part of a second person at the edge were
+    # passed as "All checks passed... well framed".
+    from tests.selfie_set import head_and_shoulders, microphone_on, neighbour_on
+
+    photo = tmp_path / "tester.png"
+    neighbour_on(microphone_on(head_and_shoulders("obama2.jpg", 640)), "shards_avatar-1.jpg").save(
+        photo
+    )
+    studio = runner.invoke(app, ["check", "--engine", "studio", str(photo)])
+    assert studio.exit_code == 1
+    lines = [line for line in studio.output.splitlines() if line.strip()]
+    assert any(line.startswith("error face_covered: Something covers your mouth") for line in lines)
+    for code in ("mouth_open", "eyes_off_camera", "other_person"):
+        assert any(line.startswith(f"warning {code}: ") for line in lines), code
+    generative = runner.invoke(app, ["check", "--json", "--engine", "replicate", str(photo)])
+    assert generative.exit_code == 0, generative.output
+    found = {f["code"]: f["severity"] for f in json.loads(generative.output)["findings"]}
+    assert found == dict.fromkeys(
+        ("mouth_open", "eyes_off_camera", "face_covered", "other_person"), "warning"
+    )

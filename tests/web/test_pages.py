@@ -6,6 +6,7 @@ payments (the browser tests in tests/e2e drive the same pages in Chromium).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import threading
@@ -25,6 +26,7 @@ from headshots.runtime import Runtime, build_runtime
 from headshots.web import pages
 from headshots.web.app import create_app
 from headshots.web.security import RateLimited, RateLimiter
+from tests.selfie_set import shoulder_cut
 from tests.support import InstantEngine, make_settings, upload, wait_ready
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -149,6 +151,17 @@ def test_the_preflight_warnings_are_shown_before_the_choice(client: TestClient) 
     assert 'data-code="low_resolution"' in page.text
     assert "Retake the photo" in page.text and 'href="/guide#low_resolution"' in page.text
     assert 'id="low_resolution"' in client.get("/guide").text
+
+
+def test_well_framed_is_said_only_when_the_engine_can_use_the_frame(client: TestClient) -> None:
+    # The test engine, like the studio engine, cannot extend a photo's frame.
+    whole = client.get(start_upload(client).headers["location"])
+    assert "All checks passed" in whole.text and "well framed" in whole.text
+    buffer = io.BytesIO()
+    shoulder_cut("obama.jpg").save(buffer, "JPEG", quality=90)
+    cut = client.get(start_upload(client, buffer.getvalue()).headers["location"])
+    assert 'data-code="cut_at_side"' in cut.text
+    assert "well framed" not in cut.text
 
 
 def test_a_refused_photo_comes_back_with_its_sentence(client: TestClient, runtime: Runtime) -> None:

@@ -38,7 +38,9 @@ from headshots.imaging.faces import (
     NoFaceError,
     as_array,
     find_upright_face,
+    segment_person,
 )
+from headshots.imaging.framing import HEAD_MAX, frame, subject_of
 from headshots.imaging.medium import measure as measure_medium
 
 Severity = Literal["error", "warning"]
@@ -106,6 +108,60 @@ PITCH_MAX = 25.0
 # Eye aspect ratio (lid gap over eye width), mean of both eyes; open eyes on
 # the fixtures measure 0.20-0.37.
 EYES_OPEN_MIN = 0.12
+# Mouth open as in speech: the gap between the inner lips over the face's
+# height (forehead to chin). Closed and smiling with the teeth together on
+# the 36 portraits of the fixtures (faces/ and faces-more/): 0.00-0.094;
+# speaking (obama2.jpg) 0.121, laughing with the mouth open 0.138-0.197.
+MOUTH_OPEN_MAX = 0.11
+# Eyes not on the camera: where the irises sit between the eye corners,
+# 0 in the middle, +-0.5 at a corner (mean of both eyes, signed the same
+# way). Eyes turned the way the head is turned (or in a head facing the
+# camera, within GAZE_FRONTAL_YAW degrees) look further away from the lens:
+# limit GAZE_OFF_MAX. Eyes turned against the head's turn come back
+# towards the lens (a look over the shoulder into the camera): the larger
+# GAZE_BACK_MAX. Measured on the 20 portraits of tests/fixtures, whole and
+# as head-and-shoulders crops: eyes on the camera up to 0.088 in a frontal
+# head (sunglasses, voltreact_profile-picture-1.jpg) and 0.094 turned with
+# the head (adminkit_avatar-2.jpg), 0.10-0.12 turned against it
+# (adminkit_avatar-3.jpg, over the shoulder); looking aside 0.124-0.134
+# (obama2.jpg, with the head), 0.133-0.149 (blackdash_james.jpg), 0.163
+# against the head (nikola_tesla4_lg.jpg). A head turned away together with
+# eyes that follow it only a little (adminkit_avatar.jpg: 0.057) is missed.
+GAZE_OFF_MAX = 0.11
+GAZE_BACK_MAX = 0.15
+GAZE_FRONTAL_YAW = 10.0
+# Something in front of the mouth or chin: how far the colour of the chin
+# below the lips lies from the cheeks' (Lab a/b distance of the medians),
+# counted only when the chin is also darker than the cheeks by more than
+# COVERED_DARKER (a lit chin in hard sun measures 18.6 and is brighter).
+# Ordinary colour portraits 0.0-14.4 (beards included: 2.8-8.5); a dark
+# microphone or a phone pasted over the chin of nine of them 17.9-43.4,
+# except on a dark beard (10.2-10.3: missed). Grey photos are not judged.
+COVERED_MIN = 15.0
+COVERED_DARKER = 40.0
+GREY_CHROMA = 4.0
+# Part of another person at the frame's edge: in the rows of the face, the
+# share of them that is person (segmenter probability over
+# OTHER_PERSON_PROBABILITY), more than OTHER_PERSON_GAP face widths beside
+# the face, in a patch reaching the left or right edge. Ordinary portraits
+# (faces/, faces-more/, whole and as head-and-shoulders crops): at most
+# 0.036 (a thumb raised beside the face, shards_avatar-2.jpg; a blurred
+# lamp, 0.028); a neighbour's shoulders on both sides of a person cut from
+# ons_people-mob.png 0.18; the side of a neighbour's head cut in at the
+# edge of ten portraits 0-0.064, caught on three (see decision 0008: a
+# neighbour touching the sitter's own outline is one patch with them).
+OTHER_PERSON_PROBABILITY = 0.9
+OTHER_PERSON_GAP = 0.6
+OTHER_PERSON_MIN = 0.045
+# The studio engine's closest headshot (imaging.framing at HEAD_MAX, the
+# 4:5 output). Where even that frame leaves the photo at a side and the
+# person reaches that side, the studio engine's headshots show the shoulder
+# fading out at the side: not well framed for it. A generative engine
+# paints the rest in.
+STUDIO_SIZE = (1024, 1280)
+# Share of the frame's rows beside the photo that may show person at the
+# photo's edge before it counts as cut (a strand of hair, a soft mask edge).
+CUT_AT_SIDE_MIN = 0.1
 # Paintings, drawings, prints and screens: imaging.medium's statistics, as a score
 # that passes 1 past the nearest of its limits.
 NOT_A_PHOTO_SCORE = 1.0
@@ -219,6 +275,41 @@ CHECKS: dict[str, Check] = {
             "Your eyes look closed: take another photo with your eyes open.",
         ),
         Check(
+            "mouth_open",
+            "warning",
+            "share of face",
+            "Your mouth is open, as if you were speaking: close your lips, or smile with them "
+            "together.",
+        ),
+        Check(
+            "eyes_off_camera",
+            "warning",
+            "iris offset",
+            "Your eyes are looking away from the camera: look straight into the lens.",
+        ),
+        Check(
+            "face_covered",
+            "warning",
+            "colour distance",
+            "Something covers your mouth or chin (a hand, a microphone, a phone): take a photo "
+            "with nothing in front of your face.",
+        ),
+        Check(
+            "other_person",
+            "warning",
+            "share of photo",
+            "Part of another person is at the edge of the photo: crop them out, or take one of "
+            "just you.",
+        ),
+        Check(
+            "cut_at_side",
+            "warning",
+            "share of frame",
+            "Your shoulders reach the side of the photo, and the studio engine keeps your real "
+            "photo, so its headshots would show them cut off: use a photo with room beside your "
+            "shoulders.",
+        ),
+        Check(
             "not_a_photo",
             "warning",
             "score",
@@ -241,6 +332,18 @@ WITHOUT_CROP_REPAIR: dict[str, Check] = {
         "share of head",
         "The photo cuts off the top of your head, and the studio engine cannot add what is "
         "not in the photo: use one with room above your head and your shoulders in it.",
+    ),
+    # The engine that cannot extend a crop is the one that keeps the
+    # photo's own pixels: whatever covers the mouth or chin is in every one
+    # of its headshots (an outside tester's 24 headshots all showed the
+    # microphone held in front of the chin), so it is refused, not warned.
+    "face_covered": Check(
+        "face_covered",
+        "error",
+        "colour distance",
+        "Something covers your mouth or chin (a hand, a microphone, a phone), and the studio "
+        "engine keeps your real photo, so every headshot would show it: take a photo with "
+        "nothing in front of your face.",
     ),
 }
 
@@ -337,7 +440,14 @@ def preflight(
         *_framing(face, width, height, repairs_crop),
         *_light_and_focus(pixels, face),
         *_pose(face),
+        *_mouth_and_eyes(face),
+        *_covered(pixels, face, repairs_crop),
     ]
+    people = segment_person(pixels)
+    found += _other_person(people, face)
+    cut = {"face_cut_off", "tight_crop"} & {finding.code for finding in found}
+    if not repairs_crop and not cut:  # a cut head already says it all
+        found += _cut_at_side(people, face)
     return PreflightReport(tuple(found), (width, height), face.box)
 
 
@@ -356,7 +466,7 @@ def _framing(face: Face, width: int, height: int, repairs_crop: bool) -> list[Fi
     else:
         overshoot = _head_overshoot(face, width, height)
         if overshoot > CUT_OFF_SHARE:
-            found.append(_tight_crop(overshoot, repairs_crop))
+            found.append(_for_engine("tight_crop", overshoot, CUT_OFF_SHARE, repairs_crop))
     face_height = face.box.height
     smallest = max(FACE_MIN_PIXELS, FACE_MIN_SHARE * height)
     if face_height < smallest:
@@ -366,15 +476,16 @@ def _framing(face: Face, width: int, height: int, repairs_crop: bool) -> list[Fi
     return found
 
 
-def _tight_crop(overshoot: float, repairs_crop: bool) -> Finding:
+def _for_engine(code: str, value: float, limit: float, repairs_crop: bool) -> Finding:
+    """A finding as the engine in use gives it (see WITHOUT_CROP_REPAIR)."""
     if repairs_crop:
-        return finding("tight_crop", overshoot, CUT_OFF_SHARE)
-    check = WITHOUT_CROP_REPAIR["tight_crop"]
+        return finding(code, value, limit)
+    check = WITHOUT_CROP_REPAIR[code]
     return Finding(
         code=check.code,
         severity=check.severity,
-        value=round(overshoot, 3),
-        limit=CUT_OFF_SHARE,
+        value=round(float(value), 3),
+        limit=float(limit),
         unit=check.unit,
         sentence=check.sentence,
     )
@@ -471,14 +582,9 @@ def _medium(pixels: Pixels) -> list[Finding]:
 def _pose(face: Face) -> list[Finding]:
     points = face.landmarks
     found = []
-    # Yaw from where the nose tip sits between the cheeks: half-way when
-    # facing the camera, towards one cheek as the head turns.
-    left_x, right_x = float(points[LEFT_CHEEK, 0]), float(points[RIGHT_CHEEK, 0])
-    if abs(right_x - left_x) > 1:
-        ratio = (float(points[NOSE_TIP, 0]) - left_x) / (right_x - left_x)
-        yaw = math.degrees(math.asin(max(-1.0, min(1.0, 2 * ratio - 1))))
-        if abs(yaw) > YAW_MAX:
-            found.append(finding("head_turned", abs(yaw), YAW_MAX))
+    yaw = _yaw(points)
+    if abs(yaw) > YAW_MAX:
+        found.append(finding("head_turned", abs(yaw), YAW_MAX))
     roll = face.roll_degrees
     if abs(roll) > ROLL_MAX:
         found.append(finding("head_tilted", abs(roll), ROLL_MAX))
@@ -496,8 +602,179 @@ def _pose(face: Face) -> list[Finding]:
     return found
 
 
+def _yaw(points: npt.NDArray[np.float32]) -> float:
+    """Degrees the head is turned, positive towards the image's right.
+
+    From where the nose tip sits between the cheeks: half-way when facing
+    the camera, towards one cheek as the head turns.
+    """
+    left_x, right_x = float(points[LEFT_CHEEK, 0]), float(points[RIGHT_CHEEK, 0])
+    if abs(right_x - left_x) <= 1:
+        return 0.0
+    ratio = (float(points[NOSE_TIP, 0]) - left_x) / (right_x - left_x)
+    return math.degrees(math.asin(max(-1.0, min(1.0, 2 * ratio - 1))))
+
+
 def _eye_openness(points: npt.NDArray[np.float32], eye: tuple[int, int, int, int]) -> float:
     outer, inner, upper, lower = eye
     width = float(np.hypot(*(points[outer, :2] - points[inner, :2])))
     gap = float(np.hypot(*(points[upper, :2] - points[lower, :2])))
     return gap / width if width > 0 else 0.0
+
+
+# Mesh points of the lips and the cheeks (mediapipe's face-mesh topology).
+OUTER_LIPS = [
+    61,
+    185,
+    40,
+    39,
+    37,
+    0,
+    267,
+    269,
+    270,
+    409,
+    291,
+    375,
+    321,
+    405,
+    314,
+    17,
+    84,
+    181,
+    91,
+    146,
+]
+LOWER_FACE = [57, 287, 422, 430, 394, 395, 369, 396, 175, 171, 140, 170, 169, 210, 202, 212]
+LEFT_CHEEK_PATCH = [50, 101, 118, 117, 123, 147, 187, 205]
+RIGHT_CHEEK_PATCH = [280, 330, 347, 346, 352, 376, 411, 425]
+INNER_LIP_TOP, INNER_LIP_BOTTOM = 13, 14
+
+
+def _mouth_and_eyes(face: Face) -> list[Finding]:
+    points = face.landmarks
+    found = []
+    height = float(np.hypot(*(points[CHIN, :2] - points[FOREHEAD, :2])))
+    if height > 0:
+        gap = float(np.hypot(*(points[INNER_LIP_TOP, :2] - points[INNER_LIP_BOTTOM, :2])))
+        if gap / height > MOUTH_OPEN_MAX:
+            found.append(finding("mouth_open", gap / height, MOUTH_OPEN_MAX))
+    # Both eyes' first two points run from image left to image right
+    # (LEFT_EYE outer to inner, RIGHT_EYE inner to outer), so the offsets add.
+    gaze = (
+        _iris_offset(points, LEFT_EYE, LEFT_IRIS) + _iris_offset(points, RIGHT_EYE, RIGHT_IRIS)
+    ) / 2
+    yaw = _yaw(points)
+    with_head = abs(yaw) < GAZE_FRONTAL_YAW or gaze * yaw > 0
+    limit = GAZE_OFF_MAX if with_head else GAZE_BACK_MAX
+    if abs(gaze) > limit:
+        found.append(finding("eyes_off_camera", abs(gaze), limit))
+    return found
+
+
+def _iris_offset(
+    points: npt.NDArray[np.float32], eye: tuple[int, int, int, int], iris: int
+) -> float:
+    """Where the iris lies between the eye's first two points, -0.5..0.5 (0: in the middle)."""
+    outer, inner = points[eye[0], :2], points[eye[1], :2]
+    line = inner - outer
+    length = float(line @ line)
+    if length <= 0:
+        return 0.0
+    return float((points[iris, :2] - outer) @ line) / length - 0.5
+
+
+def _covered(pixels: Pixels, face: Face, repairs_crop: bool) -> list[Finding]:
+    points = face.landmarks[:, :2]
+    height, width = pixels.shape[:2]
+    x0, y0 = (max(0, int(v)) for v in points.min(axis=0))
+    x1, y1 = (
+        min(limit, math.ceil(v) + 1)
+        for v, limit in zip(points.max(axis=0), (width, height), strict=True)
+    )
+    if x1 - x0 < 16 or y1 - y0 < 16:
+        return []
+    lab = np.asarray(
+        cv2.cvtColor(np.ascontiguousarray(pixels[y0:y1, x0:x1]), cv2.COLOR_RGB2LAB), np.float32
+    )
+    local = points - (x0, y0)
+
+    def region(indices: list[int]) -> npt.NDArray[np.bool_]:
+        mask = np.zeros(lab.shape[:2], np.uint8)
+        cv2.fillConvexPoly(mask, cv2.convexHull(local[indices].astype(np.int32)), (1,))
+        return mask > 0
+
+    lips = np.zeros(lab.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [local[OUTER_LIPS].astype(np.int32)], (1,))
+    chin = region(LOWER_FACE) & (lips == 0)
+    cheeks = region(LEFT_CHEEK_PATCH) | region(RIGHT_CHEEK_PATCH)
+    if chin.sum() < 32 or cheeks.sum() < 32:
+        return []
+    skin = np.median(lab[cheeks], axis=0)
+    below = np.median(lab[chin], axis=0)
+    # OpenCV's 8-bit Lab: L scaled to 0-255, a and b offset by 128.
+    if math.hypot(skin[1] - 128, skin[2] - 128) < GREY_CHROMA:
+        return []  # a grey photo: colour says nothing
+    darker = float(skin[0] - below[0])
+    distance = math.hypot(float(below[1] - skin[1]), float(below[2] - skin[2]))
+    if darker > COVERED_DARKER and distance > COVERED_MIN:
+        return [_for_engine("face_covered", distance, COVERED_MIN, repairs_crop)]
+    return []
+
+
+def _other_person(people: npt.NDArray[np.float32], face: Face) -> list[Finding]:
+    """Person beside the sitter's head, reaching the left or right edge.
+
+    Looked for in the rows of the face only: below them the sitter's own
+    shoulders fill the width, and a neighbour's shoulder joins them. In
+    those rows a patch of person that touches a side edge is counted only
+    where it lies more than OTHER_PERSON_GAP face widths beside the face,
+    further than the sitter's own head and hair reach.
+    """
+    certain = people > OTHER_PERSON_PROBABILITY
+    height, width = certain.shape
+    box = face.mesh_box
+    top, bottom = max(0, int(box.top)), min(height, math.ceil(box.bottom))
+    if bottom - top < 8:
+        return []
+    rows = np.ascontiguousarray(certain[top:bottom]).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(rows, connectivity=8)
+    columns = np.arange(width)
+    gap = OTHER_PERSON_GAP * box.width
+    beside = (columns < box.left - gap) | (columns > box.right + gap)
+    largest = 0.0
+    for index in range(1, count):
+        left, _, patch_width, _, _ = stats[index]
+        if left == 0 or left + patch_width == width:
+            area = int(((labels == index) & beside[None, :]).sum())
+            largest = max(largest, area / rows.size)
+    if largest > OTHER_PERSON_MIN:
+        return [finding("other_person", largest, OTHER_PERSON_MIN)]
+    return []
+
+
+def _cut_at_side(people: npt.NDArray[np.float32], face: Face) -> list[Finding]:
+    """Whether the studio engine's closest frame still leaves the photo where the person is.
+
+    The engine's own framing (imaging.framing) at its closest: where it
+    reaches past a side of the photo that the body touches, the shoulder
+    would fade out there. The value is the share of the frame's rows in
+    which the person touches that side.
+    """
+    subject = subject_of(face, people)
+    framing = frame(subject, HEAD_MAX, STUDIO_SIZE)
+    height, width = people.shape
+    inverse = cv2.invertAffineTransform(framing.matrix)
+    corners = [
+        inverse @ np.array([x, y, 1.0]) for x in (0, STUDIO_SIZE[0]) for y in (0, STUDIO_SIZE[1])
+    ]
+    top, bottom = min(c[1] for c in corners), max(c[1] for c in corners)
+    rows = slice(max(0, int(top)), min(height, math.ceil(bottom)))
+    cut = 0.0
+    if "left" in framing.fades and subject.touches_left:
+        cut = max(cut, float((people[rows, 0] > 0.5).mean()))
+    if "right" in framing.fades and subject.touches_right:
+        cut = max(cut, float((people[rows, width - 1] > 0.5).mean()))
+    if cut > CUT_AT_SIDE_MIN:
+        return [finding("cut_at_side", cut, CUT_AT_SIDE_MIN)]
+    return []
