@@ -1,8 +1,8 @@
-"""What the issue-21 checks say on real portraits and on photos made to trigger them.
+"""What the stricter-preflight checks say on real portraits and on photos made to trigger them.
 
 Prints one JSON object:
 - per portrait in tests/fixtures (whole, and as a head-and-shoulders crop):
-  the issue-21 codes found (mouth_open, eyes_off_camera, face_covered,
+  the stricter-preflight codes found (mouth_open, eyes_off_camera, face_covered,
   other_person, cut_at_side) and the measured values;
 - per kind of made photo (a microphone or a phone over the chin, part of a
   neighbour at the edge, a shoulder cut at the side): how many of the

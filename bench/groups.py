@@ -1,4 +1,4 @@
-"""Group photos refused, the single people in them accepted (issue 26, item 1).
+"""Group photos refused, the single people in them accepted (decision 0008).
 
 Prints one JSON object: for the tuning part and the held-apart part of
 ``tests/group_set.py`` separately, how many group cases the preflight

@@ -1,4 +1,4 @@
-"""Group photos and the single people in them (issue 26, item 1).
+"""Group photos and the single people in them (decision 0008).
 
 Every case is built on the fly from photos in ``tests/fixtures`` (see
 PROVENANCE.md there): the real group photos as they are, crops of them

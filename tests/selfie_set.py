@@ -403,7 +403,7 @@ def cases() -> list[Case]:
     return found
 
 
-# --- things in front of the face, another person at the edge (issue 21) ---------
+# --- things in front of the face, another person at the edge (decision 0008) ---------
 
 
 def _lower_face(face_image: Image.Image) -> tuple[float, float, float]:

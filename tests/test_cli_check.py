@@ -109,7 +109,7 @@ def test_generate_reports_the_identity_of_each_variation(
 def test_check_tells_each_thing_an_outside_tester_found_in_one_photo(
     settings: Settings, tmp_path: Path
 ) -> None:
-    # Issue 21: a microphone in front of the chin, the mouth open mid-word,
+    # decision 0008: a microphone in front of the chin, the mouth open mid-word,
     # the eyes looking aside and part of a second person at the edge were
     # passed as "All checks passed... well framed".
     from tests.selfie_set import head_and_shoulders, microphone_on, neighbour_on

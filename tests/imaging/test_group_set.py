@@ -1,4 +1,4 @@
-"""Group photos are refused, the single people in them accepted (issue 26, item 1).
+"""Group photos are refused, the single people in them accepted (decision 0008).
 
 The cases are tests/group_set.py: real group photos, crops keeping two of
 their people, and pairs composed from portraits (side by side, tilted

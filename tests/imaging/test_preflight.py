@@ -181,7 +181,7 @@ def test_the_selfie_guide_lists_every_finding_with_its_sentence() -> None:
         assert check.sentence in guide, check.code
 
 
-# --- what a person can change: mouth, eyes, what is in front of them (issue 21) ---
+# --- what a person can change: mouth, eyes, what is in front of them (decision 0008) ---
 
 NEW_CODES = {"mouth_open", "eyes_off_camera", "face_covered", "other_person"}
 # Portraits without any of those problems (looked at: mouth closed or a

@@ -280,7 +280,7 @@ def _windows(pixels: npt.NDArray[np.uint8]) -> Iterator[tuple[int, int, npt.NDAr
 
     Only for photos longer than WINDOWS_ASPECT to one side: a group in a
     panorama, shrunk whole into the detectors' 128-192 px input, leaves each
-    face a few pixels wide (issue 26: four hikers in a 1366x400 photo were
+    face a few pixels wide (decision 0008: four hikers in a 1366x400 photo were
     seen as one face).
     """
     height, width = pixels.shape[:2]

@@ -162,7 +162,7 @@ STUDIO_SIZE = (1024, 1280)
 # Share of the frame's rows beside the photo that may show person at the
 # photo's edge before it counts as cut (a strand of hair, a soft mask edge).
 CUT_AT_SIDE_MIN = 0.1
-# Paintings, drawings, prints and screens: imaging.medium's statistics, as a score
+# Paintings, drawings, prints, screens and masks: imaging.medium's statistics, as a score
 # that passes 1 past the nearest of its limits.
 NOT_A_PHOTO_SCORE = 1.0
 
@@ -313,8 +313,8 @@ CHECKS: dict[str, Check] = {
             "not_a_photo",
             "warning",
             "score",
-            "This looks like a painting, a drawing, a print or a photo of a screen rather than "
-            "a photo: use a real photo of your face.",
+            "This looks like a painting, a drawing, a print, a photo of a screen or a face "
+            "behind a mask or paint: use a real photo of your bare face.",
         ),
     )
 }
@@ -553,7 +553,7 @@ def _light_and_focus(pixels: Pixels, face: Face) -> list[Finding]:
     if sharpness < SHARPNESS_MIN:
         found.append(finding("blurry", sharpness, SHARPNESS_MIN))
 
-    found += _medium(np.ascontiguousarray(pixels[y0:y1, x0:x1]))
+    found += _medium(np.ascontiguousarray(pixels[y0:y1, x0:x1]), face=True)
     return found
 
 
@@ -572,8 +572,8 @@ def _sharpness(gray: Pixels, mask: Pixels) -> float:
     return float(cv2.Laplacian(small, cv2.CV_32F)[inside].std()) / spread
 
 
-def _medium(pixels: Pixels) -> list[Finding]:
-    score = measure_medium(pixels).score
+def _medium(pixels: Pixels, *, face: bool = False) -> list[Finding]:
+    score = measure_medium(pixels, face=face).score
     if score > NOT_A_PHOTO_SCORE:
         return [finding("not_a_photo", score, NOT_A_PHOTO_SCORE)]
     return []
