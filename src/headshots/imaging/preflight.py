@@ -345,6 +345,17 @@ WITHOUT_CROP_REPAIR: dict[str, Check] = {
         "engine keeps your real photo, so every headshot would show it: take a photo with "
         "nothing in front of your face.",
     ),
+    # The engine that keeps the photo's own pixels enlarges them: a face
+    # under FACE_DETAIL_PIXELS keeps 60-94% of its detail in a 1024x1280
+    # headshot, one of 100 px 40-60% (bench/README.md, decision 0013), and no
+    # upscaler ships its weights in a package we could install.
+    "low_resolution": Check(
+        "low_resolution",
+        "warning",
+        "px",
+        "Your photo is small: your headshots will be soft. For sharp ones, use the main camera "
+        "and let your head and shoulders fill the frame.",
+    ),
 }
 
 
@@ -472,7 +483,7 @@ def _framing(face: Face, width: int, height: int, repairs_crop: bool) -> list[Fi
     if face_height < smallest:
         found.append(finding("face_too_small", face_height, round(smallest)))
     elif face_height < FACE_DETAIL_PIXELS:
-        found.append(finding("low_resolution", face_height, FACE_DETAIL_PIXELS))
+        found.append(_for_engine("low_resolution", face_height, FACE_DETAIL_PIXELS, repairs_crop))
     return found
 
 
