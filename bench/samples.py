@@ -41,31 +41,31 @@ class Sitter:
 
 
 SITTERS = {
-    "testimonial": Sitter(
-        "sblanding_testimonials-1.jpg",
-        "npm startbootstrap-landing-page 6.0.6, dist/assets/img/testimonials-1.jpg",
-        "MIT (the package's licence; the photo is uncredited stock)",
+    "alison": Sitter(
+        "ons_alison-pritchard-featured.jpg",
+        "npm @ons/design-system 72.11.0, img/large/alison-pritchard-featured.jpg",
+        "MIT, Crown Copyright ONS (the package's licence; a staff portrait)",
     ),
     "charles": Sitter(
         "softui_charles.jpg",
         "npm soft-ui-design-system 1.0.4, assets/img/charles.jpg",
         "MIT (the package's licence; the photo is uncredited stock)",
     ),
-    "outdoors": Sitter(
-        "shards_avatar-3.jpg",
-        "npm shards-ui 3.0.0, dist/images/common/avatar-3.jpeg",
+    "profile": Sitter(
+        "sbpersonal_profile.png",
+        "npm startbootstrap-personal 1.0.1, dist/assets/profile.png",
         "MIT (the package's licence; the photo is uncredited stock)",
     ),
 }
 # Which sitter shows which style: each sitter in two looks, each of the
 # landing page's four styles on someone in ordinary clothes.
 CAST = {
-    "corporate": "testimonial",
-    "friendly": "testimonial",
+    "corporate": "alison",
+    "friendly": "alison",
     "executive": "charles",
     "creative": "charles",
-    "startup": "outdoors",
-    "minimal": "outdoors",
+    "startup": "profile",
+    "minimal": "profile",
 }
 
 

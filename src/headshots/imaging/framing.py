@@ -30,6 +30,9 @@ Size = tuple[int, int]
 
 # Space above the hair, as a share of the frame height.
 HEADROOM = 0.07
+# The loosest a frame may go: a looser one is a half-length portrait, not a
+# headshot.
+HEAD_MIN = 0.34
 # The closest a frame may go: the head (hair to chin) as a share of the
 # frame height. Tighter than this reads as a passport photo.
 HEAD_MAX = 0.6
@@ -41,12 +44,12 @@ CLOSE_HEAD = 0.5
 # How far the frame may reach below the photo, and beside it where the
 # person touches the photo's side, as a share of the frame; past that a
 # tighter frame is chosen.
-BELOW_PHOTO_MAX = 0.12
+BELOW_PHOTO_MAX = 0.08
 BESIDE_PHOTO_MAX = 0.03
 # Over how much of the frame the body fades out before a photo edge that
 # lies inside it; the fade never starts above this many face heights below
 # the chin.
-BOTTOM_FADE = 0.1
+BOTTOM_FADE = 0.16
 SIDE_FADE = 0.05
 FADE_BELOW_CHIN = 0.25
 # How far the face may move off the vertical centre line, as a share of the
@@ -184,7 +187,7 @@ def frame(subject: Subject, head_share: float, size: Size, shift: float = 0.0) -
         hair = inside_top
     head = chin - hair
     close = inside_bottom - chin < SHOULDERS_BELOW * tall
-    wanted = max(head_share, CLOSE_HEAD) if close else head_share
+    wanted = max(head_share, CLOSE_HEAD if close else HEAD_MIN)
     # First the loosest frame from the wanted share that the photo fills
     # where the body is (below it, and beside it where the body touches
     # the photo's side); failing that, one that reaches a little past it,
