@@ -198,29 +198,36 @@ def main() -> None:
     results = [judge(photo, engine, settings, styles) for photo in photos]
 
     failures: Counter[str] = Counter()
+    where: dict[str, set[str]] = {}
     skins: list[float] = []
     halos: list[float] = []
     seconds: list[float] = []
     outputs = 0
     for result in results:
-        for style in result.get("styles", {}).values():
+        for style_id, style in result.get("styles", {}).items():
             seconds.append(style["seconds"])
-            if style["closest"] is not None and style["closest"] < VARIATION_MIN_DISTANCE:
-                failures["alike"] += 1
+            checks: dict[str, bool] = {
+                "alike": style["closest"] is not None and style["closest"] < VARIATION_MIN_DISTANCE
+            }
             for row in style["outputs"]:
                 outputs += 1
-                if "failed" in row:
-                    failures["failed"] += 1
-                    continue
-                failures["stretched"] += row["stretched"]
-                failures["halo"] += row["halo"] > quality.HALO_LIMIT
-                halos.append(row["halo"])
-                if row.get("face_lost"):
-                    failures["face_lost"] += 1
-                    continue
-                failures["head_cut"] += row["head_cut"]
-                failures["skin"] += row["skin"] > quality.SKIN_DELTA_E_MAX
-                skins.append(row["skin"])
+                checks["failed"] = "failed" in row
+                if "failed" not in row:
+                    halos.append(row["halo"])
+                    checks["stretched"] = row["stretched"]
+                    checks["halo"] = row["halo"] > quality.HALO_LIMIT
+                    checks["face_lost"] = bool(row.get("face_lost"))
+                    if not row.get("face_lost"):
+                        skins.append(row["skin"])
+                        checks["head_cut"] = row["head_cut"]
+                        checks["skin"] = row["skin"] > quality.SKIN_DELTA_E_MAX
+                for check, failed in checks.items():
+                    if failed:
+                        failures[check] += 1 if check != "alike" else 0
+                        where.setdefault(check, set()).add(f"{result['photo']} {style_id}")
+                checks = {}
+            if style["closest"] is not None and style["closest"] < VARIATION_MIN_DISTANCE:
+                failures["alike"] += 1
     OUT.mkdir(parents=True, exist_ok=True)
     for style_id in styles:
         for page in range(0, len(results), args.sheet_rows):
@@ -232,6 +239,7 @@ def main() -> None:
         "refused": {r["photo"]: r["refused"] for r in results if "refused" in r},
         "outputs": outputs,
         "failing": dict(failures),
+        "where": {check: sorted(names) for check, names in where.items()},
         "skin_delta_e": {"median": round(statistics.median(skins), 2), "max": round(max(skins), 2)},
         "halo": {
             "median": round(statistics.median(halos), 4),

@@ -257,11 +257,16 @@ def _prepare(selfie: PreparedSelfie, look: StudioLook) -> _Prepared:
     pixels = np.ascontiguousarray(np.asarray(selfie.image.convert("RGB")))
     mask = _person_mask(selfie, pixels)
     cutout: Cutout = cut_out(pixels, mask)
-    alpha = cutout.alpha
-    premultiplied = cutout.foreground * alpha[..., None]
+    face = _face_area(selfie.face, cutout.alpha.shape)
+    alpha = np.asarray(np.maximum(cutout.alpha, face), np.float32)
+    # On the face the colour is the photo's own, not an edge estimate.
+    photo = pixels.astype(np.float32) * (1 / 255)
+    foreground = np.asarray(
+        cutout.foreground + face[..., None] * (photo - cutout.foreground), np.float32
+    )
+    premultiplied = foreground * alpha[..., None]
     backdrop_photo = None
     if look.backdrop == "blur":
-        photo = pixels.astype(np.float32) * (1 / 255)
         # The person's own area is filled from the background around them
         # before defocusing, so the blur does not smear them into it.
         clear = np.clip(1 - alpha * 1.5, 0.0, 1.0).astype(np.float32)
@@ -277,6 +282,24 @@ def _prepare(selfie: PreparedSelfie, look: StudioLook) -> _Prepared:
         photo_size=(pixels.shape[1], pixels.shape[0]),
         subject=subject_of(selfie.face, alpha),
     )
+
+
+def _face_area(face: Face, shape: tuple[int, ...]) -> FloatArray:
+    """1 inside the face's mesh outline (a little inset), soft at its edge.
+
+    The face is the person, whatever the segmenter says: where it left a
+    cheek half transparent (a hat's shadow, glare, a turned head), the new
+    backdrop would show through the skin.
+    """
+    height, width = shape[:2]
+    hull = cv2.convexHull(np.round(face.landmarks[:, :2]).astype(np.int32))
+    area = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(area, hull, (255,))
+    inset = max(1, round(face_height(face) * 0.04))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1))
+    inner = np.asarray(cv2.erode(area, kernel), np.float32) * (1 / 255)
+    soft = cv2.GaussianBlur(inner, (0, 0), inset / 2)
+    return np.asarray(soft, np.float32)
 
 
 def _person_mask(selfie: PreparedSelfie, pixels: npt.NDArray[np.uint8]) -> FloatArray:

@@ -57,7 +57,7 @@ FADE_BELOW_CHIN = 0.25
 OFF_CENTRE = 0.1
 # The hair's top is read from the person mask; where the mask is unsure the
 # top is kept between these many face heights above the forehead.
-HAIR_MIN, HAIR_MAX = 0.1, 1.0
+HAIR_MIN, HAIR_MAX = 0.1, 1.6
 # A camera held slightly crooked is levelled fully; a stronger tilt is a
 # pose, and levelling it would tilt the shoulders, so it fades out.
 LEVEL_FULL, LEVEL_NONE = 5.0, 10.0

@@ -99,6 +99,15 @@ def skin_tone(pixels: Pixels, landmarks: npt.NDArray[np.floating[Any]]) -> Float
     for point in SKIN_POINTS:
         x, y = (round(float(v)) for v in landmarks[point, :2])
         cv2.circle(mask, (x, y), radius, (1,), -1)
+    # Only inside the face's outline: on a turned head a cheek's patch
+    # would otherwise take in the background beyond it.
+    outline = np.zeros((height, width), np.uint8)
+    hull = cv2.convexHull(np.round(landmarks[:, :2]).astype(np.int32))
+    cv2.fillConvexPoly(outline, hull, (1,))
+    inner = np.asarray(
+        cv2.erode(outline, np.ones((3, 3), np.uint8), iterations=max(1, radius // 2)), np.uint8
+    )
+    mask &= inner
     values = lab(pixels)[mask > 0]
     if values.size == 0:
         raise ValueError("The skin patches lie outside the image.")
