@@ -175,3 +175,59 @@ def test_generate_takes_the_number_of_variations_from_the_settings(
     )
     assert again.exit_code == 0, again.output
     assert len(json.loads((out / "report.json").read_text())["variations"]) == 1
+
+
+def without_credentials(png: bytes) -> bytes:
+    """The PNG less its XMP (iTXt) and Content Credentials (caBX) chunks."""
+    kept, at = [png[:8]], 8
+    while at < len(png):
+        end = at + 12 + int.from_bytes(png[at : at + 4], "big")
+        if png[at + 4 : at + 8] not in (b"iTXt", b"caBX"):
+            kept.append(png[at:end])
+        at = end
+    return b"".join(kept)
+
+
+def test_generate_writes_the_same_png_as_the_service(settings: Settings, tmp_path: Path) -> None:
+    from headshots.orders.service import decode_image, encode_png
+
+    out = tmp_path / "out"
+    photo = str(FIXTURES / "obama.jpg")
+    result = runner.invoke(
+        app,
+        ["generate", photo, "--style", "corporate", "--out", str(out), "--variations", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    written = (out / "corporate-1.png").read_bytes()
+    assert b"caBX" in written  # signed, as every headshot handed out is
+    # The service's PNG of the same pixels, before its credentials are added.
+    assert without_credentials(written) == encode_png(decode_image(written))
+
+
+def test_generate_reports_a_failed_variation_and_keeps_the_others(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from tests.support import InstantEngine
+
+    InstantEngine.reset()
+    InstantEngine.fail_once = {"corporate"}
+    out = tmp_path / "out"
+    photo = str(FIXTURES / "obama.jpg")
+    try:
+        result = runner.invoke(
+            app,
+            [
+                *("generate", photo, "--style", "corporate", "--engine", "instant"),
+                *("--out", str(out), "--variations", "2", "--seed", "3"),
+            ],
+        )
+    finally:
+        InstantEngine.reset()
+    assert result.exit_code == 0, result.output
+    assert "1 variations failed; see report.json" in result.output
+    failed, done = json.loads((out / "report.json").read_text())["variations"]
+    assert failed["status"] == "failed" and "file" not in failed
+    assert (failed["seed"], failed["code"]) == (3, "test")
+    assert failed["reason"] == "The test engine refused this one."
+    assert (done["status"], done["file"], done["seed"]) == ("done", "corporate-2.png", 4)
+    assert sorted(p.name for p in out.glob("*.png")) == ["corporate-2.png"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import time
@@ -18,6 +17,7 @@ from headshots.config import Settings, get_settings
 from headshots.engines.base import Failed, default_engine_name, describe_style, get_engine
 from headshots.errors import HeadshotsError
 from headshots.render import IdentityGate, render_style
+from headshots.report import REPORT_NAME, GenerateReport
 from headshots.styles import STYLES, get_style
 
 app = typer.Typer(
@@ -92,6 +92,7 @@ def generate(
     from headshots.credentials.manifest import made_by
     from headshots.credentials.signing import sign_png, signer_for
     from headshots.imaging.selfie import prepare_selfie
+    from headshots.orders.service import encode_png
 
     settings = load_settings()
     try:
@@ -113,22 +114,7 @@ def generate(
     first_seed = seed if seed is not None else random.SystemRandom().randrange(2**31 - 64)
     seeds = [(first_seed + i) % 2**31 for i in range(variations)]
     out.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {
-        "engine": {
-            "name": picked.name,
-            "description": picked.description,
-            "generative": picked.generative,
-        },
-        "input": {
-            "format": prepared.source_format,
-            "size": list(prepared.source_size),
-            "working_size": list(prepared.image.size),
-            "face_box": prepared.face.box.as_list(),
-        },
-        "timings": {"prepare_seconds": round(prepare_seconds, 3)},
-        "variations": [],
-    }
-    failures = 0
+    report = GenerateReport(picked, prepared, prepare_seconds)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -152,40 +138,28 @@ def generate(
                 return
             progress.remove_task(task)
             for index, outcome in enumerate(outcomes, start=1):
-                entry: dict[str, Any] = {
-                    "style": chosen_style.id,
-                    "index": index,
-                    "seed": outcome.seed,
-                    "seconds": round(outcome.seconds, 3),
-                    "details": outcome.details,
-                }
                 if isinstance(outcome, Failed):
-                    failures += 1
-                    entry.update(status="failed", reason=outcome.reason, code=outcome.code)
-                else:
-                    name = f"{chosen_style.id}-{index}.png"
-                    buffer = io.BytesIO()
-                    # Level 3: files ~6% larger than the default level, written 4x faster.
-                    outcome.image.save(buffer, format="PNG", compress_level=3)
-                    made = made_by(
-                        picked.name, chosen_style.id, outcome.details, generative=picked.generative
-                    )
-                    (out / name).write_bytes(sign_png(signer, made, buffer.getvalue()))
-                    entry.update(status="done", file=name, size=list(outcome.image.size))
-                    entry["identity"] = outcome.identity.as_dict() if outcome.identity else None
-                report["variations"].append(entry)
-    report["timings"]["total_seconds"] = round(time.perf_counter() - started, 3)
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+                    report.failed(chosen_style, index, outcome)
+                    continue
+                name = f"{chosen_style.id}-{index}.png"
+                made = made_by(
+                    picked.name, chosen_style.id, outcome.details, generative=picked.generative
+                )
+                # The service's encoder and level: a file from here and a
+                # download of the same image differ only in their credentials.
+                png = encode_png(outcome.image)
+                (out / name).write_bytes(sign_png(signer, made, png))
+                report.rendered(chosen_style, index, outcome, name)
+    written = report.write(out, time.perf_counter() - started)
 
-    done = len(report["variations"]) - failures
     console.print(
-        f"{done} headshots in {out}/ ({report['timings']['total_seconds']:.1f} s, "
-        f"engine {picked.name}); report in {out / 'report.json'}",
+        f"{report.done} headshots in {out}/ ({report.timings['total_seconds']:.1f} s, "
+        f"engine {picked.name}); report in {written}",
         highlight=False,
     )
-    if failures:
-        console.print(f"[yellow]{failures} variations failed; see report.json[/]")
-        raise typer.Exit(3 if done == 0 else 0)
+    if report.failures:
+        console.print(f"[yellow]{report.failures} variations failed; see {REPORT_NAME}[/]")
+        raise typer.Exit(3 if report.done == 0 else 0)
 
 
 def _require_credentials(settings: Settings) -> None:

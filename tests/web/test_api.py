@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import func, select
@@ -276,6 +277,39 @@ def test_bad_uploads_get_a_sentence_and_leave_nothing_behind(
     assert message in response.json()["detail"]
     assert count_rows(runtime) == (0, 0)
     assert blob_files(runtime) == []
+
+
+def test_an_error_reaches_the_client_with_the_status_code_and_headers_it_was_raised_with(
+    client: TestClient, runtime: Runtime
+) -> None:
+    from headshots.errors import HeadshotsError
+
+    # The preflight raises its refusal with the finding's own code, not the
+    # class's general one, so a program can tell a tight crop from a group.
+    refused = upload(client, (FIXTURES / "obama_partial_face.jpg").read_bytes())
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == "tight_crop"
+    assert "top of your head" in refused.json()["detail"]
+    assert count_rows(runtime) == (0, 0)
+
+    def busy() -> None:
+        raise HeadshotsError(
+            "The line is busy: try again in a minute.",
+            status_code=409,
+            code="line_busy",
+            headers={"Retry-After": "60"},
+        )
+
+    app = client.app
+    assert isinstance(app, FastAPI)
+    app.add_api_route("/api/busy", busy)
+    response = client.get("/api/busy")
+    assert response.status_code == 409
+    assert response.json() == {
+        "error": "line_busy",
+        "detail": "The line is busy: try again in a minute.",
+    }
+    assert response.headers["retry-after"] == "60"
 
 
 def test_a_form_without_the_photo_is_refused(client: TestClient, runtime: Runtime) -> None:

@@ -187,6 +187,8 @@ def test_a_body_that_never_arrives_is_answered_408_and_closed(
         answer, closed = read_answer(connection)
     assert status_of(answer) == 408
     assert b"took too long" in answer
+    # The class's own header, kept by every instance: the client knows not to reuse it.
+    assert b"connection: close" in answer.lower()
     assert closed
     assert stored(runtime) == (0, [])
 

@@ -123,8 +123,6 @@ def prepare_selfie(
     report = preflight(selfie.image, selfie.face, repairs_crop=repairs_crop)
     if not report.ok:
         first = report.errors[0]
-        error = SelfieRefused(first.sentence)
-        error.code = first.code  # type: ignore[misc]
-        raise error
+        raise SelfieRefused(first.sentence, code=first.code)
     selfie.preflight = report
     return selfie

@@ -25,7 +25,7 @@ from headshots.web.guards import RequestGuards
 from headshots.web.limits import upload_limiter
 from headshots.web.replicate_webhook import build_replicate_webhook_router
 from headshots.web.samples import Samples
-from headshots.web.security import Csrf, SecurityHeaders, csrf_key, error_headers
+from headshots.web.security import Csrf, SecurityHeaders, csrf_key
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -106,9 +106,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         metrics.refused(error.code)
         if wants_html(request):
             return pages.error_page(request, error)
-        return JSONResponse(
-            error_body(error), status_code=error.status_code, headers=error_headers(error)
-        )
+        return JSONResponse(error_body(error), status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -128,9 +126,9 @@ def _add_error_handlers(app: FastAPI) -> None:
             page_error = HeadshotsError(
                 "There is nothing at this address. Check the link, or start from the home page."
                 if error.status_code == 404
-                else detail
+                else detail,
+                status_code=error.status_code,
             )
-            page_error.status_code = error.status_code  # type: ignore[misc]
             return pages.error_page(request, page_error)
         return JSONResponse(
             {"error": f"http_{error.status_code}", "detail": detail},

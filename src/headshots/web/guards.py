@@ -23,7 +23,7 @@ import asyncio
 import json
 import time
 from collections import Counter
-from typing import ClassVar
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,7 +44,7 @@ class BodyTimeout(HeadshotsError):
         "The upload took too long to arrive and was stopped. "
         "Check your connection and send it again."
     )
-    headers: ClassVar[dict[str, str]] = {"Connection": "close"}
+    headers: Mapping[str, str] = {"Connection": "close"}
 
 
 def allowed_hosts(settings: Settings) -> frozenset[str] | None:

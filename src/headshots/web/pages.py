@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -95,7 +95,7 @@ def render(
     context: dict[str, Any] | None = None,
     *,
     status_code: int = 200,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     runtime = runtime_of(request)
     settings = runtime.settings
@@ -122,7 +122,7 @@ def error_page(
         "error.html",
         {"title": title or titles.get(error.status_code, "Something is not right"), "error": error},
         status_code=error.status_code,
-        headers={k: str(v) for k, v in (getattr(error, "headers", None) or {}).items()},
+        headers=error.headers,
     )
 
 
@@ -241,7 +241,7 @@ async def upload(request: Request) -> Response:
             "upload.html",
             {"error": error},
             status_code=error.status_code,
-            headers={k: str(v) for k, v in (getattr(error, "headers", None) or {}).items()},
+            headers=error.headers,
         )
     response = RedirectResponse(f"/drafts/{created.draft.id}", status_code=303)
     set_cookie(

@@ -9,7 +9,7 @@ import secrets
 import threading
 import time
 from collections.abc import MutableMapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from fastapi import Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -88,8 +88,7 @@ class RateLimited(HeadshotsError):
     )
 
     def __init__(self, retry_after: float) -> None:
-        super().__init__()
-        self.headers = {"Retry-After": str(max(1, round(retry_after)))}
+        super().__init__(headers={"Retry-After": str(max(1, round(retry_after)))})
 
 
 def csrf_key(settings: Settings) -> bytes:
@@ -223,8 +222,3 @@ def limiter_of(request: Request) -> UploadLimiter:
 def csrf_of(request: Request) -> Csrf:
     csrf: Csrf = request.app.state.csrf
     return csrf
-
-
-def error_headers(error: Exception) -> dict[str, Any] | None:
-    headers = getattr(error, "headers", None)
-    return dict(headers) if headers else None
