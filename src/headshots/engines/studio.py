@@ -75,7 +75,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 # Backdrop tone per corner of the seed grid (seed & 3), -1 darker .. 1
 # lighter, each a step of TONE_STEP in CIELAB lightness; a backdrop lighter
-# than LIGHT_BACKDROP only goes darker, by two thirds of a step at most, and a solid
+# than LIGHT_BACKDROP only goes darker, by a step at most, and a solid
 # one varies by how much light falls off towards its corners (at most to
 # SOLID_CORNER of its colour).
 _TONES = (-1.0, 0.35, 1.0, -0.35)
@@ -628,7 +628,7 @@ def _tone(colour: RGB, look: StudioLook, variation: Variation) -> FloatArray:
     rgb = np.array(colour, np.float32) / 255
     lightness = quality.lab(rgb[None, None])[0, 0]
     if lightness[0] > LIGHT_BACKDROP:
-        lightness[0] += TONE_STEP * (variation.tone - 1) / 3
+        lightness[0] += TONE_STEP * (variation.tone - 1) / 2
     else:
         lightness[0] += TONE_STEP * variation.tone
     back = _f32(cv2.cvtColor(lightness[None, None].astype(np.float32), cv2.COLOR_LAB2RGB))
