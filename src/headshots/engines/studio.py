@@ -364,8 +364,8 @@ def render(shared: _Prepared, look: StudioLook, variation: Variation, size: Size
         # scale of the stretch gives back the crispness of the original.
         soft = cv2.GaussianBlur(colour, (0, 0), 0.5 * framing.scale)
         colour += 0.4 * (colour - soft)
-    np.minimum(colour, alpha[..., None], out=colour)
-    np.maximum(colour, 0.0, out=colour)
+        np.minimum(colour, alpha[..., None], out=colour)
+        np.maximum(colour, 0.0, out=colour)
     # The halo is read on the cut-out's own edge, before the person fades
     # out where the photo ends (that fade is meant to mix them).
     matte_edge = alpha
@@ -419,7 +419,9 @@ def _halo(
     def small(image: FloatArray) -> FloatArray:
         return _f32(cv2.resize(image, half, interpolation=cv2.INTER_AREA))
 
-    composite = colour + backdrop * (1 - alpha)[..., None]
+    small_alpha = small(alpha)
+    small_backdrop = small(backdrop)
+    composite = small(colour) + small_backdrop * (1 - small_alpha)[..., None]
     matrix = framing.matrix * np.array([[0.5], [0.5]])
     old = _f32(
         cv2.warpAffine(
@@ -430,7 +432,7 @@ def _halo(
             borderMode=cv2.BORDER_REPLICATE,
         )
     )
-    return quality.halo(small(composite), small(matte_edge), small(backdrop), old)
+    return quality.halo(composite, small(matte_edge), small_backdrop, old)
 
 
 def _warp(image: FloatArray, matrix: npt.NDArray[np.float64], size: Size) -> FloatArray:
@@ -502,11 +504,10 @@ def _keep_skin_tone(
     patches = np.zeros((bottom - top, right - left), np.uint8)
     for x, y in skin:
         cv2.circle(patches, (round(x) - left, round(y) - top), radius, (1,), -1)
-    inside = patches > 0
-    if not inside.any():
+    if not patches.any():
         return
-    was = before[top:bottom, left:right][inside].mean(0)
-    now = after[top:bottom, left:right][inside].mean(0)
+    was = np.array(cv2.mean(before[top:bottom, left:right], patches)[:3], np.float32)
+    now = np.array(cv2.mean(after[top:bottom, left:right], patches)[:3], np.float32)
     shift = float(np.linalg.norm(quality.lab(now[None, None]) - quality.lab(was[None, None])))
     if shift <= SKIN_SHIFT:
         return

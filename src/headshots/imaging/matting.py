@@ -24,7 +24,7 @@ Pixels = npt.NDArray[np.uint8]
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # The edge's own colours are estimated on at most this many pixels on the
 # long side (docs/decisions/0013 has the timings and the halo figures).
-MATTE_SIDE = 768
+MATTE_SIDE = 512
 
 
 @dataclass(frozen=True)
