@@ -81,7 +81,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _TONES = (-1.0, 0.35, 1.0, -0.35)
 TONE_STEP = 12.0
 LIGHT_BACKDROP = 85.0
-SOLID_CORNER = 0.72
+SOLID_CORNER = 0.62
 
 
 @dataclass(frozen=True)
@@ -595,8 +595,11 @@ def _backdrop(
     base = _tone(look.background, look, variation)
     accent = _tone(look.background_accent, look, variation)
     painted = _painted(look, variation, base, accent, eye, (width, height))
+    falloff = _falloff(look, variation, eye, size)
     if look.backdrop != "blur" or shared.backdrop_photo is None:
         painted *= (1 - _cast_shadow(alpha, look, variation, height))[..., None]
+        if falloff is not None:
+            painted *= falloff
         return painted
     photo = _f32(
         cv2.warpAffine(
@@ -616,7 +619,34 @@ def _backdrop(
     # Where the frame reaches past the photo the room gives way, gently,
     # to the painted backdrop: nothing of the photo is repeated there.
     inside = photo_fade(framing, shared.photo_size, extra=3.0)[..., None]
-    return np.asarray(inside * own + (1 - inside) * painted, np.float32)
+    field = inside * own + (1 - inside) * painted
+    if falloff is not None:
+        field *= falloff
+    return np.asarray(field, np.float32)
+
+
+def _falloff(
+    look: StudioLook, variation: Variation, eye: tuple[float, float], size: Size
+) -> FloatArray | None:
+    """On a pale backdrop, light falling off towards the corners, by the variation's tone.
+
+    A pale backdrop cannot go much lighter or darker and stay itself; how
+    much the light falls off around the person is what makes its four
+    variations differ (a studio's light on a white seamless does the same).
+    Solid backdrops paint their own falloff (_painted).
+    """
+    rgb = np.array(look.background, np.float32)[None, None] / 255
+    if look.backdrop == "solid" or quality.lab(rgb)[0, 0, 0] <= LIGHT_BACKDROP:
+        return None
+    width, height = size
+    step = 8
+    x = np.arange(0, width, step, dtype=np.float32)[None, :] / width
+    y = np.arange(0, height, step, dtype=np.float32)[:, None] / height
+    spread = ((x - eye[0] / width) / 0.6) ** 2 + ((y - eye[1] / height) / 0.8) ** 2
+    amount = (0.1 + 0.45 * (1 - variation.tone)) * (1 - np.exp(-spread))
+    gain = 1 - np.clip(amount, 0.0, 1.0) * (1 - SOLID_CORNER)
+    coarse = np.ascontiguousarray(gain, dtype=np.float32)
+    return _f32(cv2.resize(coarse, size, interpolation=cv2.INTER_LINEAR))[..., None]
 
 
 def _tone(colour: RGB, look: StudioLook, variation: Variation) -> FloatArray:
