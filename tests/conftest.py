@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from headshots.config import Settings, get_settings
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
-from tests.s3server import SeaweedS3, weed_binary
+from tests.s3server import FaultyProxy, SeaweedS3, weed_binary
 from tests.support import (
     DATABASES,
     POSTGRES_URL,
@@ -142,3 +142,14 @@ def s3_url(s3_server: SeaweedS3, s3_session_bucket: str, monkeypatch: pytest.Mon
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     return f"s3://{s3_session_bucket}/t-{secrets.token_hex(6)}"
+
+
+@pytest.fixture
+def proxy(
+    s3_server: SeaweedS3, s3_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FaultyProxy]:
+    """A faulty proxy in front of the server, with the AWS_* endpoint pointing at it."""
+    faulty = FaultyProxy(s3_server.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", faulty.endpoint)
+    yield faulty
+    faulty.stop()

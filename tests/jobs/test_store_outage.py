@@ -8,7 +8,7 @@ is failed or left as raw pixels, and the order completes with its PNGs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +24,10 @@ from headshots.orders.models import Order, Variation, VariationStatus, utcnow
 from headshots.orders.service import PNG_SIGNATURE
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
-from tests.s3server import FaultyProxy, SeaweedS3
+from tests.s3server import FaultyProxy
 from tests.support import InstantEngine, auth, make_settings, upload
 
 SELFIE = (Path(__file__).parents[1] / "fixtures" / "obama.jpg").read_bytes()
-
-
-@pytest.fixture
-def proxy(
-    s3_server: SeaweedS3, s3_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[FaultyProxy]:
-    """The faulty proxy, with the AWS_* endpoint pointing at it instead of the server."""
-    faulty = FaultyProxy(s3_server.endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", faulty.endpoint)
-    yield faulty
-    faulty.stop()
 
 
 def outages(step: str = "final_png") -> float:

@@ -7,7 +7,6 @@ front of it (tests/s3server.FaultyProxy); the client is always the real one.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,17 +28,6 @@ from tests.s3server import FaultyProxy, SeaweedS3, closed_port_endpoint
 from tests.support import make_settings
 
 ORDER = "Ab3_x-9"
-
-
-@pytest.fixture
-def proxy(
-    s3_server: SeaweedS3, s3_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[FaultyProxy]:
-    """The proxy, with the AWS_* endpoint pointing at it instead of the server."""
-    faulty = FaultyProxy(s3_server.endpoint)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", faulty.endpoint)
-    yield faulty
-    faulty.stop()
 
 
 def test_the_url_picks_the_bucket_and_prefix(s3_url: str) -> None:
