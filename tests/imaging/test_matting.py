@@ -8,7 +8,7 @@ import pytest
 
 from headshots.imaging.matting import (
     cut_out,
-    estimate_foreground,
+    decontaminate,
     merge_detail,
     refine_alpha,
     weighted_blur,
@@ -96,7 +96,7 @@ def test_hair_fine_edges_lose_the_old_backdrop_colour() -> None:
     """Over a wide soft edge (hair), the recovered colours carry no red curtain."""
     hair = cv2.GaussianBlur(true_alpha(), (0, 0), 4)
     photo = photo_of(hair).astype(np.float32) / 255
-    foreground = estimate_foreground(photo, hair)
+    foreground = decontaminate(photo, hair)
     a = hair[..., None]
     cleaned = a * foreground + (1 - a) * NEW_BACKDROP
     naive = a * photo + (1 - a) * NEW_BACKDROP
@@ -117,7 +117,7 @@ def test_covered_pixels_keep_their_exact_colours(scene) -> None:
     _, image, mask = scene
     photo = image.astype(np.float32) / 255
     refined = refine_alpha(photo, mask)
-    foreground = estimate_foreground(photo, refined)
+    foreground = decontaminate(photo, refined)
     covered = refined >= 0.995
     assert covered.sum() > 50_000
     np.testing.assert_array_equal(foreground[covered], photo[covered])

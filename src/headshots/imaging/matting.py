@@ -168,35 +168,6 @@ def separating_guide(photo: FloatArray, mask: FloatArray) -> FloatArray:
     return guide
 
 
-def estimate_foreground(photo: FloatArray, alpha: FloatArray) -> FloatArray:
-    """The person's own colours where they blend with the old background.
-
-    From ``photo = alpha * F + (1 - alpha) * B``: the background B near the
-    edge is the photo smoothed over clear-background pixels only, and F is
-    solved where alpha is large enough to be stable. Where it is not (wisps
-    of hair), F is the person's nearby colour, smoothed over clear-person
-    pixels only. Fully covered pixels keep their photo value exactly, and
-    only the edge band is computed: it is a few percent of the photo.
-    """
-    foreground = photo.copy()
-    rows, cols = np.nonzero((alpha > 0.001) & (alpha < 0.995))
-    if rows.size == 0:
-        return foreground
-    sigma = max(alpha.shape) / 96
-    # Only nearly pure pixels vote for either side's colour: a wisp that is
-    # half curtain must not teach us what the curtain or the hair looks like.
-    backdrop = weighted_blur(photo, _steep(1 - alpha), sigma)[rows, cols]
-    person = weighted_blur(photo, _steep(alpha), sigma)[rows, cols]
-    seen = photo[rows, cols]
-    a = alpha[rows, cols][:, None]
-    solved = (seen - (1 - a) * backdrop) / np.maximum(a, 0.05)
-    trust = _smoothstep(0.25, 0.7, a)
-    edge = trust * solved + (1 - trust) * person
-    covered = _smoothstep(0.9, 0.995, a)
-    foreground[rows, cols] = np.clip(covered * seen + (1 - covered) * edge, 0.0, 1.0)
-    return foreground
-
-
 def merge_detail(mask: FloatArray, detail: FloatArray, left: int, top: int) -> FloatArray:
     """``mask`` with a sharper mask of one region (the head) blended in.
 
@@ -253,13 +224,6 @@ def weighted_blur(image: FloatArray, weight: FloatArray, sigma: float) -> FloatA
     blurred = reach * filled + (1 - reach) * plain
     result = cv2.resize(blurred, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.asarray(result, dtype=np.float32).reshape(image.shape)
-
-
-def _steep(weight: FloatArray) -> FloatArray:
-    """``weight`` to the 16th power: about 1 only where it is nearly 1."""
-    for _ in range(4):
-        weight = weight * weight
-    return weight
 
 
 def _smoothstep(low: float, high: float, values: FloatArray) -> FloatArray:
