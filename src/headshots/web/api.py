@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import logging
 import zipfile
-from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urljoin
 
@@ -29,16 +28,16 @@ from headshots.engines.base import (
     engine_repairs_crop,
 )
 from headshots.errors import HeadshotsError
-from headshots.imaging.identity import LOOKS_DIFFERENT
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
 from headshots.orders import checkout as checkout_service
 from headshots.orders import service
 from headshots.orders.db import transaction
-from headshots.orders.models import SHOWABLE, Order, OrderStatus, Variation, VariationStatus
+from headshots.orders.models import SHOWABLE, OrderStatus, VariationStatus
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound
 from headshots.styles import STYLES
 from headshots.tiers import choose
+from headshots.web import schemas
 from headshots.web.multipart import (
     MAX_WEBHOOK_BYTES,
     FormError,
@@ -46,10 +45,13 @@ from headshots.web.multipart import (
     read_body,
     read_form,
 )
+from headshots.web.schemas import API_ORDERS, file, refusals
 from headshots.web.security import client_address, limiter_of
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api")
+# Every route answers a request it cannot read with 422 and an Error body
+# (web.app), not FastAPI's own validation shape.
+router = APIRouter(prefix="/api", responses=refusals(422))
 
 NO_STORE = {"Cache-Control": "no-store"}
 STILL_STORING = "This image is still being stored; try again in a moment."
@@ -71,68 +73,13 @@ def bearer(authorization: Annotated[str | None, Header()] = None) -> str | None:
 
 TokenDep = Annotated[str | None, Depends(bearer)]
 
-# Where an order's images are fetched: the API's own addresses, or the
-# pages' (web.pages), which open with the order's cookie.
-API_ORDERS = "/api/orders"
 
-
-def isoformat(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
-
-
-def variation_json(order: Order, variation: Variation, orders: str = API_ORDERS) -> dict[str, Any]:
-    base = f"{orders}/{order.id}/variations/{variation.id}"
-    showable = variation.status in SHOWABLE
-    flag = variation.identity_flag
-    return {
-        "id": variation.id,
-        "style": variation.style,
-        "index": variation.index,
-        "seed": variation.seed,
-        "status": variation.status,
-        "failure": (
-            {"code": variation.failure_code, "reason": variation.failure_reason}
-            if variation.status == VariationStatus.FAILED
-            else None
-        ),
-        "identity": {
-            "distance": variation.identity_distance,
-            "flag": flag,
-            "message": LOOKS_DIFFERENT if flag else None,
-            # The face drifted and a new try is being made; its better image
-            # replaces this preview when it lands.
-            "rerolling": bool(variation.details.get("rerolling")),
-        },
-        "seconds": variation.seconds,
-        "preview_url": f"{base}/preview" if showable else None,
-        "download_url": f"{base}/download" if showable and order.is_paid else None,
-    }
-
-
-def order_json(order: Order, orders: str = API_ORDERS) -> dict[str, Any]:
-    counts = {status.value: 0 for status in VariationStatus}
-    for variation in order.variations:
-        counts[variation.status] += 1
-    return {
-        "id": order.id,
-        "status": order.status,
-        "tier": order.tier,
-        "styles": order.styles,
-        "engine": order.engine,
-        "amount_cents": order.amount_cents,
-        "currency": order.currency,
-        "paid": order.is_paid,
-        "created_at": isoformat(order.created_at),
-        "expires_at": isoformat(order.expires_at),
-        "finished_at": isoformat(order.finished_at),
-        "progress": counts,
-        "preflight": order.preflight or [],
-        "variations": [variation_json(order, v, orders) for v in order.variations],
-        "zip_url": f"{orders}/{order.id}/download.zip" if order.is_paid else None,
-    }
-
-
-@router.post("/orders", status_code=201)
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=schemas.NewOrder,
+    responses=refusals(413, 429, 503, 507),
+)
 async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     settings = runtime.settings
     limiter_of(request).take(client_address(request))
@@ -145,7 +92,7 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     tier_id = form.one("tier")
     style_ids = [s.strip() for s in form.fields.get("styles", []) if s.strip()]
 
-    def work() -> tuple[service.NewOrder, dict[str, Any], PreparedSelfie]:
+    def work() -> tuple[service.NewOrder, schemas.Order, PreparedSelfie]:
         choose(runtime.tiers, tier_id, style_ids)  # refuse a bad choice before decoding
         selfie = prepare_selfie(  # the preflight judges for the order's engine (decision 0008)
             selfie_bytes, settings, repairs_crop=engine_repairs_crop(settings)
@@ -163,7 +110,7 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
                 engine=default_engine_name(settings),
                 preflight=[finding.as_dict() for finding in warnings],
             )
-            body = order_json(created.order)
+            body = schemas.order_of(created.order)
         return created, body, selfie
 
     created, body, selfie = await run_in_threadpool(work)
@@ -172,28 +119,30 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
         runtime.selfies.put(created.order.id, selfie)
     # Enqueue only after the commit: a worker must find the rows.
     runtime.queue.enqueue_styles(created.jobs)
-    body["token"] = created.token
-    return JSONResponse(body, status_code=201, headers=NO_STORE)
+    answer = schemas.NewOrder(**body.model_dump(), token=created.token)
+    return JSONResponse(answer.model_dump(mode="json"), status_code=201, headers=NO_STORE)
 
 
 @router.get("/styles")
-def list_styles(runtime: RuntimeDep) -> dict[str, Any]:
+def list_styles(runtime: RuntimeDep) -> schemas.Styles:
     """The styles a new order may pick, described as the configured engine makes them."""
     settings = runtime.settings
     engine = default_engine_name(settings)
     made = declared(settings, engine)
-    return {
-        "engine": engine,
-        "generative": made.generative,
-        "changes_clothes": made.changes_clothes,
-        "styles": [
-            {"id": style.id, "title": style.title, "description": describe_style(style, settings)}
+    return schemas.Styles(
+        engine=engine,
+        generative=made.generative,
+        changes_clothes=made.changes_clothes,
+        styles=[
+            schemas.Style(
+                id=style.id, title=style.title, description=describe_style(style, settings)
+            )
             for style in STYLES
         ],
-    }
+    )
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", response_model=schemas.Order, responses=refusals(404))
 def get_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> JSONResponse:
     return order_response(runtime, order_id, token)
 
@@ -203,7 +152,7 @@ def order_response(
 ) -> JSONResponse:
     with transaction(runtime.sessions) as session:
         order = service.open_order(session, order_id, token)
-        return JSONResponse(order_json(order, orders), headers=NO_STORE)
+        return JSONResponse(schemas.order_json(order, orders), headers=NO_STORE)
 
 
 def _image(
@@ -240,7 +189,11 @@ def _stored(
         raise
 
 
-@router.get("/orders/{order_id}/variations/{variation_id}/preview")
+@router.get(
+    "/orders/{order_id}/variations/{variation_id}/preview",
+    response_class=Response,
+    responses={**file("image/jpeg", "The watermarked preview."), **refusals(404, 409)},
+)
 def preview(order_id: str, variation_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
     return preview_response(runtime, order_id, variation_id, token)
 
@@ -252,7 +205,11 @@ def preview_response(
     return Response(data, media_type="image/jpeg", headers=NO_STORE)
 
 
-@router.get("/orders/{order_id}/variations/{variation_id}/download")
+@router.get(
+    "/orders/{order_id}/variations/{variation_id}/download",
+    response_class=Response,
+    responses={**file("image/png", "The clean headshot."), **refusals(402, 404, 409)},
+)
 def download(order_id: str, variation_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
     return download_response(runtime, order_id, variation_id, token)
 
@@ -268,7 +225,11 @@ def download_response(
     )
 
 
-@router.get("/orders/{order_id}/download.zip")
+@router.get(
+    "/orders/{order_id}/download.zip",
+    response_class=Response,
+    responses={**file("application/zip", "Every clean headshot."), **refusals(402, 404, 409)},
+)
 def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
     return zip_response(runtime, order_id, token)
 
@@ -311,12 +272,14 @@ def zip_response(runtime: Runtime, order_id: str, token: str | None) -> Response
     )
 
 
-@router.post("/orders/{order_id}/checkout")
-def checkout(order_id: str, request: Request, runtime: RuntimeDep, token: TokenDep) -> JSONResponse:
+@router.post("/orders/{order_id}/checkout", responses=refusals(404, 409, 502))
+def checkout(
+    order_id: str, request: Request, runtime: RuntimeDep, token: TokenDep
+) -> schemas.Checkout:
     url = start_checkout(runtime, request, order_id, token, cancel_query="")
     # API clients get an absolute URL; the host is an allowed one (web.guards).
     url = urljoin(runtime.settings.public_url or str(request.base_url), url)
-    return JSONResponse({"checkout_url": url, "test_mode": runtime.payments.test_mode})
+    return schemas.Checkout(checkout_url=url, test_mode=runtime.payments.test_mode)
 
 
 def start_checkout(
@@ -340,7 +303,7 @@ def start_checkout(
         )
 
 
-@router.delete("/orders/{order_id}", status_code=204)
+@router.delete("/orders/{order_id}", status_code=204, responses=refusals(404, 503))
 def delete_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
     with transaction(runtime.sessions) as session:
         order = service.find_order(session, order_id, token)
@@ -350,8 +313,14 @@ def delete_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
     return Response(status_code=204)
 
 
-@router.post("/webhooks/{provider}")
-async def payment_webhook(provider: str, request: Request, runtime: RuntimeDep) -> JSONResponse:
+@router.post(
+    "/webhooks/{provider}",
+    response_model_exclude_none=True,
+    responses=refusals(400, 404, 413),
+)
+async def payment_webhook(
+    provider: str, request: Request, runtime: RuntimeDep
+) -> schemas.PaymentReceipt:
     """Payment notifications: /api/webhooks/stripe, or /api/webhooks/local."""
     if provider != runtime.payments.name:
         raise service.OrderNotFound("There is no such webhook here.")
@@ -364,8 +333,8 @@ async def payment_webhook(provider: str, request: Request, runtime: RuntimeDep) 
         dict(request.headers),
         runtime.changes,
     )
-    return JSONResponse({"received": True, **applied})
+    return schemas.PaymentReceipt(received=True, **applied)
 
 
-def error_body(error: HeadshotsError) -> dict[str, str]:
-    return {"error": error.code, "detail": error.detail}
+def error_body(error: HeadshotsError) -> dict[str, Any]:
+    return schemas.Error(error=error.code, detail=error.detail).model_dump()

@@ -25,6 +25,7 @@ from headshots.web.guards import RequestGuards
 from headshots.web.limits import upload_limiter
 from headshots.web.replicate_webhook import build_replicate_webhook_router
 from headshots.web.samples import Samples
+from headshots.web.schemas import Error, Health, Readiness
 from headshots.web.security import Csrf, SecurityHeaders, csrf_key
 
 log = logging.getLogger(__name__)
@@ -114,10 +115,8 @@ def _add_error_handlers(app: FastAPI) -> None:
             f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
             for e in error.errors()
         )
-        return JSONResponse(
-            {"error": "invalid_request", "detail": f"The request is not valid: {problems}."},
-            status_code=422,
-        )
+        body = Error(error="invalid_request", detail=f"The request is not valid: {problems}.")
+        return JSONResponse(body.model_dump(), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
@@ -131,7 +130,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             )
             return pages.error_page(request, page_error)
         return JSONResponse(
-            {"error": f"http_{error.status_code}", "detail": detail},
+            Error(error=f"http_{error.status_code}", detail=detail).model_dump(),
             status_code=error.status_code,
             headers=getattr(error, "headers", None),
         )
@@ -140,23 +139,25 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def internal_error(request: Request, error: Exception) -> JSONResponse:
         # Only the type is logged: messages can quote a person's data.
         log.error("internal error on %s: %s", request.url.path, type(error).__name__)
-        return JSONResponse(
-            {"error": "internal", "detail": "Something went wrong on our side. Try again."},
-            status_code=500,
-        )
+        body = Error(error="internal", detail="Something went wrong on our side. Try again.")
+        return JSONResponse(body.model_dump(), status_code=500)
 
 
 def _add_health(app: FastAPI) -> None:
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get("/healthz")
+    def healthz() -> Health:
+        return Health(status="ok")
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics(request: Request) -> Response:
         runtime: Runtime = request.app.state.runtime
         return Response(metrics.exposition(runtime), media_type=metrics.CONTENT_TYPE)
 
-    @app.get("/readyz", include_in_schema=False)
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "A part is not ready."}},
+    )
     def readyz(request: Request) -> JSONResponse:
         runtime: Runtime = request.app.state.runtime
         checks: dict[str, str] = {}
@@ -175,12 +176,14 @@ def _add_health(app: FastAPI) -> None:
             except Exception as error:
                 checks[name] = f"unavailable ({type(error).__name__})"
         ready = all(value == "ok" for value in checks.values())
-        body: dict[str, object] = {"status": "ready" if ready else "not ready", "checks": checks}
         # Which model a local engine runs, and its licence (docs/decisions/0009-flux2-klein.md).
         model = _engine_model(runtime) if checks["engine"] == "ok" else None
-        if model:
-            body["model"] = model
-        return JSONResponse(body, status_code=200 if ready else 503)
+        body = Readiness(
+            status="ready" if ready else "not ready", checks=checks, model=model or None
+        )
+        # An engine without a model to name leaves the key out, as it always has.
+        answer = body.model_dump(exclude_none=True)
+        return JSONResponse(answer, status_code=200 if ready else 503)
 
 
 def _engine_model(runtime: Runtime) -> dict[str, object] | None:

@@ -45,7 +45,6 @@ from headshots.tiers import Tier
 from headshots.web.api import (
     NO_STORE,
     download_response,
-    order_json,
     order_response,
     preview_response,
     start_checkout,
@@ -53,6 +52,7 @@ from headshots.web.api import (
 )
 from headshots.web.multipart import FormError, read_form, read_page_form
 from headshots.web.samples import LANDING, Samples
+from headshots.web.schemas import order_json
 from headshots.web.security import (
     CSRF_FIELD,
     Csrf,

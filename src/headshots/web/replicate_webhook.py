@@ -40,6 +40,7 @@ from headshots.engines.replicate_webhooks import (
     verify_signature,
 )
 from headshots.web.multipart import MAX_WEBHOOK_BYTES, WebhookTooLarge, read_body
+from headshots.web.schemas import WebhookAnswer, WebhookResult
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def build_replicate_webhook_router(
     accepted = seen if seen is not None else SeenIds()
     relay = CompletionRelay(settings.queue_url) if settings.queue_url else None
 
-    @router.post(WEBHOOK_PATH, include_in_schema=False)
+    @router.post(WEBHOOK_PATH, response_model=WebhookAnswer, responses=_REFUSALS)
     async def replicate_webhook(request: Request) -> JSONResponse:
         if not secret.configured:
             return _answer(404, "not_configured", "This service does not use Replicate.")
@@ -144,5 +145,19 @@ def build_replicate_webhook_router(
     return router
 
 
-def _answer(status: int, result: str, detail: str) -> JSONResponse:
-    return JSONResponse({"status": result, "detail": detail}, status_code=status)
+_REFUSALS: dict[int | str, dict[str, object]] = {
+    status: {"model": WebhookAnswer, "description": meaning}
+    for status, meaning in (
+        (400, "Malformed, unsigned, stale or forged."),
+        (404, "This service does not use Replicate."),
+        (409, "A webhook with this id was already received."),
+        (413, "The body is larger than a webhook can be."),
+        (503, "The signing secret cannot be had right now."),
+    )
+}
+
+
+def _answer(status: int, result: WebhookResult, detail: str) -> JSONResponse:
+    return JSONResponse(
+        WebhookAnswer(status=result, detail=detail).model_dump(), status_code=status
+    )
