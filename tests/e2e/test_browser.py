@@ -249,3 +249,18 @@ def test_the_pages_can_be_used_with_the_keyboard(page: Any, live: tuple[str, Run
     )
     assert labelled
     no_console_errors(page)
+
+
+def test_the_api_docs_show_the_typed_answers(page: Any, live: tuple[str, Runtime]) -> None:
+    base, _ = live
+    page.goto(f"{base}/docs")
+    page.wait_for_selector(".opblock")
+    assert page.locator(".opblock-summary-path:has-text('/api/orders/{order_id}')").count() >= 2
+    # The answers are named models (the order, its variations, checkout,
+    # errors), not "object".
+    models = page.locator("section.models").inner_text().splitlines()
+    for model in ("Order", "Variation", "Checkout", "Error"):
+        assert any(line.startswith(model) and line.endswith("object") for line in models), models
+    shot(page, "desktop-api-docs")
+    # Every file came from this app: the CSP allows nothing else.
+    no_console_errors(page)

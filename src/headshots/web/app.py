@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -30,6 +31,9 @@ from headshots.web.security import Csrf, SecurityHeaders, csrf_key
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+# Swagger UI 5 (it reads OpenAPI 3.1), as fastapi-offline ships it: served
+# from here, since the Content-Security-Policy allows no outside script.
+SWAGGER_UI = Path(fastapi_offline.__file__).parent / "static"
 
 
 def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = None) -> FastAPI:
@@ -67,6 +71,10 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
         title="headshots",
         summary="Professional headshots from one selfie.",
         lifespan=lifespan,
+        # FastAPI's own pages load Swagger UI from a CDN with an inline
+        # script; _add_docs serves the same UI from this app.
+        docs_url=None,
+        redoc_url=None,
     )
     if runtime is not None:
         _install(app, runtime)
@@ -75,6 +83,7 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
     app.add_middleware(RequestGuards, settings=settings)
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_docs(app)
     # Replicate's completion webhooks (used when HEADSHOTS_PUBLIC_URL is set;
     # polling covers a webhook that never arrives). Mounted before the API,
     # whose /api/webhooks/{provider} would otherwise take the path.
@@ -84,6 +93,32 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
     _add_error_handlers(app)
     _add_health(app)
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """/docs: the API's schema in Swagger UI, every file from this app."""
+    app.mount("/docs/ui", StaticFiles(directory=SWAGGER_UI), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(_DOCS_PAGE)
+
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>headshots API</title>
+<link rel="stylesheet" href="/docs/ui/swagger-ui.css">
+</head>
+<body>
+<div id="docs"></div>
+<script src="/docs/ui/swagger-ui-bundle.js"></script>
+<script src="/static/docs.js"></script>
+</body>
+</html>
+"""
 
 
 def _install(app: FastAPI, runtime: Runtime) -> None:
