@@ -7,7 +7,7 @@ Prints JSON. Times are medians in milliseconds to make a preview from a
 size per process), "repeat" reuses it. Face coverage is the share of the
 face's box whose grey level the mark moves by more than 8 levels, on studio
 corporate headshots of the face set (the face found in each output), with
-the mark at full strength over the face (as before decision 0014) and
+the mark at full strength over the face (as before decision 0016) and
 thinned there (today): medians and the largest.
 """
 
