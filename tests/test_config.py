@@ -51,3 +51,22 @@ def test_a_setting_given_a_value_still_counts(
     monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
     monkeypatch.delenv("HEADSHOTS_REPLICATE_API_TOKEN", raising=False)
     assert default_engine_name(Settings()) == "flux-local"
+
+
+@pytest.mark.parametrize(
+    ("cents", "currency", "written"),
+    [
+        (1900, "usd", "$19"),
+        (1950, "usd", "$19.50"),
+        (190000, "USD", "$1,900"),
+        (900, "eur", "€9"),
+        (1900, "gbp", "£19"),
+        (1900, "jpy", "¥1,900"),
+        (2500, "chf", "25 CHF"),
+    ],
+)
+def test_a_price_is_written_one_way_everywhere(cents: int, currency: str, written: str) -> None:
+    from headshots.tiers import Tier, format_price
+
+    assert format_price(cents, currency) == written
+    assert Tier("t", "T", cents, 1, currency.lower()).price == written

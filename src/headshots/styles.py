@@ -51,6 +51,9 @@ class StudioLook:
     warmth: float
     saturation: float
     contrast: float
+    # A colour the person chose (headshots.backdrops): painted as asked,
+    # never a shade lighter or darker from one variation to the next.
+    exact_backdrop: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class Style:
     # What the studio engine does to the real photo: backdrop, light, colour.
     # Never a garment: it keeps the person's own clothes.
     studio: str
+    # The light and colour part of ``studio`` alone, for a backdrop the
+    # person chose instead of the style's (headshots.backdrops).
+    light: str
     # What a generative engine's prompt asks for besides clothes: light, backdrop.
     scene: str
     # The clothes a generative engine's prompt dresses the person in.
@@ -94,6 +100,7 @@ STYLES: tuple[Style, ...] = (
         id="corporate",
         title="Corporate",
         studio="A mid-grey studio backdrop, soft even light, natural colour.",
+        light="soft even light, natural colour.",
         scene="Soft even studio light, a plain mid-grey seamless backdrop.",
         wardrobe="A tailored charcoal suit jacket over a crisp white shirt.",
         prompt=_prompt(
@@ -123,6 +130,7 @@ STYLES: tuple[Style, ...] = (
             "A deep teal backdrop glowing behind the head, warm "
             "directional light with a warm rim, rich colour."
         ),
+        light="warm directional light with a warm rim, rich colour.",
         scene="Warm directional side light, a deep teal painted studio wall with a soft glow.",
         wardrobe="A relaxed dark crew-neck knit or an open overshirt.",
         prompt=_prompt(
@@ -152,6 +160,7 @@ STYLES: tuple[Style, ...] = (
             "Your photo's own background, softly blurred and tinted a "
             "light sage, bright airy light, fresh colour."
         ),
+        light="bright airy light, fresh colour.",
         scene=(
             "Bright airy window light, a softly blurred modern "
             "open-plan office with plants and warm wood."
@@ -184,6 +193,7 @@ STYLES: tuple[Style, ...] = (
             "A deep charcoal backdrop fading to black, dramatic low-key "
             "light with a cool rim, muted high-contrast colour."
         ),
+        light="dramatic low-key light with a cool rim, muted high-contrast colour.",
         scene=(
             "Dramatic low-key light with a subtle rim, a deep charcoal backdrop fading to black."
         ),
@@ -212,6 +222,7 @@ STYLES: tuple[Style, ...] = (
         id="friendly",
         title="Friendly",
         studio="A warm cream backdrop, soft flattering light, warm golden colour.",
+        light="soft flattering light, warm golden colour.",
         scene="Warm golden light from the front, a warm cream backdrop with a gentle gradient.",
         wardrobe="A soft sweater or an open-collar shirt in a muted colour.",
         prompt=_prompt(
@@ -240,6 +251,7 @@ STYLES: tuple[Style, ...] = (
         studio=(
             "A pure white backdrop, bright high-key light with almost no shadows, clean colour."
         ),
+        light="bright high-key light with almost no shadows, clean colour.",
         scene="Bright high-key light with almost no shadows, a pure white seamless backdrop.",
         wardrobe="A plain dark crew-neck top.",
         prompt=_prompt(

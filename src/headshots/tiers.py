@@ -23,7 +23,26 @@ class Tier:
 
     @property
     def price(self) -> str:
-        return f"${self.price_cents / 100:,.0f}"
+        return format_price(self.price_cents, self.currency)
+
+
+# Currencies written with a sign before the amount; any other is written
+# after it by its code ("19 CHF").
+_SIGNS = {"usd": "$", "eur": "€", "gbp": "£", "jpy": "¥", "cad": "CA$", "aud": "A$", "nzd": "NZ$"}
+# Currencies without minor units (Stripe's "zero-decimal" list, the common ones).
+_WHOLE = {"jpy", "krw", "vnd", "clp", "isk", "huf"}
+
+
+def format_price(cents: int, currency: str) -> str:
+    """One way of writing a price everywhere: "$19", "$19.50", "€9", "1,900 JPY" as "¥1,900".
+
+    ``cents`` is in the currency's smallest unit, as Stripe counts it.
+    """
+    code = currency.lower()
+    amount = cents if code in _WHOLE else cents / 100
+    number = f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
+    sign = _SIGNS.get(code)
+    return f"{sign}{number}" if sign else f"{number} {code.upper()}"
 
 
 DEFAULT_TIERS: tuple[Tier, ...] = (

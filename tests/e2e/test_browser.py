@@ -109,10 +109,14 @@ def test_a_person_orders_pays_downloads_and_deletes(
     assert page.evaluate("(img) => img.naturalWidth", thumbnail.element_handle()) > 0
     assert page.locator("a[href='/guide']").first.is_visible()
 
-    # The tier limits the styles: Starter allows one.
+    # The tier limits the styles: Starter allows one, and picking another
+    # replaces it rather than being ignored.
     page.click("label.tier-option:has-text('Starter')")
     page.click("label.style-option:has-text('Corporate')")
-    assert page.locator("input[value=minimal]").is_disabled()
+    page.click("label.style-option:has-text('Friendly')")
+    checked = page.locator("input[name=styles]:checked")
+    assert checked.count() == 1 and checked.get_attribute("value") == "friendly"
+    page.click("label.style-option:has-text('Corporate')")
     page.click("label.tier-option:has-text('Professional')")
     page.click("label.style-option:has-text('Minimal')")
     assert page.locator("input[name=styles]:checked").count() == 2
@@ -133,12 +137,26 @@ def test_a_person_orders_pays_downloads_and_deletes(
     assert "watermarked preview" in (previews.first.get_attribute("alt") or "")
     assert re.search(r"Deleted automatically in\s+2[34] h", page.inner_text(".expiry"))
     assert page.locator("a:has-text('Download PNG')").count() == 0
+    # One price format everywhere: the landing page's "$19", not "19.00 USD".
+    assert "Pay $19 to download" in page.inner_text(".pay-card")
     shot(page, "desktop-05-previews")
 
     page.locator(".tile .enlarge").first.click()
     viewer = page.locator("dialog[data-viewer]")
     assert viewer.is_visible()
+    caption = page.locator("[data-viewer-caption]")
+    assert caption.inner_text() == "Corporate, variation 1 · 1 of 8"
+    # Large: most of the screen's height, not a thumbnail in a box.
+    enlarged = page.locator("[data-viewer-image]").bounding_box()
+    assert enlarged is not None and enlarged["height"] > 0.75 * DESKTOP["height"]
     shot(page, "desktop-06-enlarged")
+    page.keyboard.press("ArrowRight")
+    assert caption.inner_text() == "Corporate, variation 2 · 2 of 8"
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    assert caption.inner_text() == "Minimal, variation 4 · 8 of 8"
+    page.click("[data-viewer-step='1']")
+    assert caption.inner_text().endswith("1 of 8")
     page.keyboard.press("Escape")
     assert not viewer.is_visible()
 

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from headshots.imaging.watermark import JPEG_QUALITY, watermarked_preview
+from headshots.imaging.faces import Box
+from headshots.imaging.watermark import (
+    JPEG_QUALITY,
+    face_coverage,
+    mark,
+    usual_face,
+    watermarked_preview,
+)
 
 
 def photo(path: Path) -> Image.Image:
@@ -30,18 +37,31 @@ def grey(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=float)
 
 
-def cell_differences(marked: np.ndarray, plain: np.ndarray, grid: int = 4) -> list[float]:
+def cell_differences(
+    marked: np.ndarray, plain: np.ndarray, grid: int = 4, skip: Box | None = None
+) -> list[float]:
+    """The mean change per cell of a grid, leaving out cells that touch ``skip``."""
     h, w = marked.shape
-    return [
-        float(
-            np.abs(
-                marked[r * h // grid : (r + 1) * h // grid, c * w // grid : (c + 1) * w // grid]
-                - plain[r * h // grid : (r + 1) * h // grid, c * w // grid : (c + 1) * w // grid]
-            ).mean()
-        )
-        for r in range(grid)
-        for c in range(grid)
-    ]
+    cells = []
+    for r in range(grid):
+        for c in range(grid):
+            top, bottom = r * h // grid, (r + 1) * h // grid
+            left, right = c * w // grid, (c + 1) * w // grid
+            if skip is not None and not (
+                right <= skip.left or left >= skip.right or bottom <= skip.top or top >= skip.bottom
+            ):
+                continue
+            cells.append(
+                float(np.abs(marked[top:bottom, left:right] - plain[top:bottom, left:right]).mean())
+            )
+    return cells
+
+
+def faded_zone(size: tuple[int, int]) -> Box:
+    """Where faces usually are, with room for the fade back to the full mark."""
+    face = usual_face(size)
+    grow = face.width * 0.32  # half the widening, then the fade (watermark._thinned)
+    return Box(face.left - grow, face.top - grow, face.width + 2 * grow, face.height + 2 * grow)
 
 
 @pytest.mark.parametrize(
@@ -76,12 +96,17 @@ def test_the_preview_carries_no_metadata_of_the_original(fixtures: Path) -> None
 
 
 @pytest.mark.parametrize("name", ["obama.jpg", "group_of_five.jpg", "grace_hopper.jpg"])
-def test_no_sixteenth_of_the_preview_is_free_of_the_mark(fixtures: Path, name: str) -> None:
+def test_no_part_of_the_preview_is_free_of_the_mark(fixtures: Path, name: str) -> None:
     image = photo(fixtures / name)
     marked = grey(watermarked_preview(image))
     plain = plain_preview(image)
-    cells = cell_differences(marked, plain)
+    # An 8 x 8 grid: every cell outside the face's zone, each a 64th of the
+    # picture, carries the full mark.
+    cells = cell_differences(marked, plain, grid=8, skip=faded_zone(marked.shape[::-1]))
+    assert len(cells) >= 20
     assert min(cells) > 6, cells
+    # The face's own cells carry the mark too, only fainter.
+    assert min(cell_differences(marked, plain)) > 1
 
 
 @pytest.mark.parametrize("colour", [(250, 250, 250), (12, 12, 16), (128, 128, 128)])
@@ -89,7 +114,32 @@ def test_the_mark_shows_on_white_black_and_grey_backdrops(colour: tuple[int, int
     image = Image.new("RGB", (1024, 1280), colour)
     marked = grey(watermarked_preview(image))
     plain = plain_preview(image)
-    assert min(cell_differences(marked, plain)) > 6
+    assert min(cell_differences(marked, plain, grid=8, skip=faded_zone(marked.shape[::-1]))) > 6
+
+
+def test_the_face_is_thinly_marked_so_a_person_can_judge_it(fixtures: Path) -> None:
+    # A 1024 x 1280 headshot-shaped picture with its face where the framing
+    # rules put it; the face's box is the one a detector reports for it.
+    image = photo(fixtures / "obama.jpg").convert("RGB").resize((768, 960))
+    plain = np.asarray(image)
+    face = Box(283, 72, 236, 236)
+    full = face_coverage(plain, mark(plain, face=face, face_strength=1.0), face)
+    thin = face_coverage(plain, mark(plain, face=face), face)
+    # At full strength a third of the face moves visibly; thinned, under a
+    # sixth does, and the mark is still there (a crop of the face is not clean).
+    assert full > 0.25
+    assert 0.01 < thin < full / 2
+
+
+def test_a_known_face_is_where_the_mark_thins(fixtures: Path) -> None:
+    image = Image.new("RGB", (768, 960), (128, 128, 128))
+    plain = np.asarray(image)
+    low_left = Box(40, 600, 200, 220)
+    marked = mark(plain, face=low_left)
+    # The given face is thinly marked; where faces usually are, the full mark.
+    assert face_coverage(plain, marked, low_left) < 0.5 * face_coverage(
+        plain, marked, usual_face((768, 960))
+    )
 
 
 def test_the_photo_stays_easy_to_judge(fixtures: Path) -> None:

@@ -3,8 +3,14 @@
 The mark is tiled across the whole picture on a diagonal, in staggered rows,
 so no crop of a quarter of the image (or less) comes out clean. Each stamp is
 light text with a dark outline at partial opacity: it stays legible on a
-white backdrop and on a black suit while the face underneath remains easy to
-judge.
+white backdrop and on a black suit.
+
+Over the face the marks are faint. A person pays for a face they must judge
+(the eyes, the skin, the smile), and a dense mark there hides exactly that;
+the faint marks still run through it, so a crop of the face alone is not a
+clean picture, and everything around it (hair, clothes, backdrop: the rest
+of the headshot) carries the full mark. ``face_coverage`` measures how much
+of the face the mark still changes (bench/README.md has the figures).
 """
 
 from __future__ import annotations
@@ -15,21 +21,45 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
+
+from headshots.imaging.faces import Box
 
 SERVICE_NAME = "headshots"
 ANGLE_DEGREES = 30
 JPEG_QUALITY = 85
 _FILL = (255, 255, 255, 100)
 _OUTLINE = (0, 0, 0, 72)
+# How strong the mark stays over the face, as a share of its strength
+# elsewhere: visible there, thin enough to judge the face through.
+FACE_MARK_STRENGTH = 0.15
+# Where a headshot's face is when nobody says: the framing rules of decision
+# 0013 put the head in the upper middle of a 4:5 portrait. As shares of the
+# width and height: centre x, centre y, half width, half height.
+_USUAL_FACE = (0.5, 0.36, 0.2, 0.19)
+# The clear zone is the face's box widened a little (ears, hairline) and
+# blends into the full mark over this share of the face's width.
+_FACE_MARGIN = 0.12
+_FACE_FADE = 0.25
+
+FloatArray = npt.NDArray[np.float32]
 
 
-def watermarked_preview(image: Image.Image, max_side: int = 768, text: str = "PREVIEW") -> bytes:
-    """JPEG bytes, long side at most ``max_side``, with the tiled mark; no metadata."""
+def watermarked_preview(
+    image: Image.Image, max_side: int = 768, text: str = "PREVIEW", face: Box | None = None
+) -> bytes:
+    """JPEG bytes, long side at most ``max_side``, with the tiled mark; no metadata.
+
+    ``face`` is the face's box in ``image`` when it is known; without it the
+    mark is thin where a headshot's face usually is.
+    """
     if max_side < 16:
         raise ValueError("max_side must be at least 16 pixels")
     picture = _flatten(image)
     scale = min(1.0, max_side / max(picture.size))
+    if face is not None:
+        face = Box(face.left * scale, face.top * scale, face.width * scale, face.height * scale)
     if scale < 1.0:
         size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
         # OpenCV's area averaging: as sharp as Pillow's bicubic at preview
@@ -37,13 +67,91 @@ def watermarked_preview(image: Image.Image, max_side: int = 768, text: str = "PR
         # gets its preview at the same moment).
         shrunk = cv2.resize(np.asarray(picture), size, interpolation=cv2.INTER_AREA)
         picture = Image.fromarray(shrunk)
-    marked = Image.alpha_composite(picture.convert("RGBA"), _overlay(picture.size, text))
+    overlay = _thinned(_overlay(picture.size, text), face, FACE_MARK_STRENGTH)
+    marked = Image.alpha_composite(picture.convert("RGBA"), overlay)
     # A fresh image carries no info dict, so no EXIF, ICC or comment is saved.
     clean = Image.new("RGB", marked.size)
     clean.paste(marked.convert("RGB"))
     out = io.BytesIO()
     clean.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()
+
+
+def mark(
+    pixels: npt.NDArray[np.uint8],
+    text: str = "PREVIEW",
+    face: Box | None = None,
+    face_strength: float = FACE_MARK_STRENGTH,
+) -> npt.NDArray[np.uint8]:
+    """RGB pixels with the mark blended in: full strength, thinner over the face."""
+    picture = Image.fromarray(pixels, "RGB").convert("RGBA")
+    overlay = _thinned(_overlay(picture.size, text), face, face_strength)
+    return np.asarray(Image.alpha_composite(picture, overlay).convert("RGB"))
+
+
+def _thinned(overlay: Image.Image, face: Box | None, strength: float) -> Image.Image:
+    """The overlay with its alpha scaled down over the face (a copy; the cached one stays)."""
+    face = face or usual_face(overlay.size)
+    reach_x = face.width / 2 * (1 + _FACE_MARGIN) + face.width * _FACE_FADE
+    reach_y = face.height / 2 * (1 + _FACE_MARGIN) + face.width * _FACE_FADE
+    center_x, center_y = face.center
+    left, top = max(0, int(center_x - reach_x)), max(0, int(center_y - reach_y))
+    right = min(overlay.width, int(center_x + reach_x) + 1)
+    bottom = min(overlay.height, int(center_y + reach_y) + 1)
+    if right <= left or bottom <= top:
+        return overlay
+    # Only the face's neighbourhood changes: scaling the alpha of that
+    # rectangle and letting Pillow blend the whole picture costs a tenth of
+    # blending it in NumPy.
+    region = np.array(overlay.crop((left, top, right, bottom)))
+    weight = _face_weight((left, top, right, bottom), face, strength)
+    region[..., 3] = (region[..., 3] * weight + 0.5).astype(np.uint8)
+    thinned = overlay.copy()
+    thinned.paste(Image.fromarray(region, "RGBA"), (left, top))
+    return thinned
+
+
+def face_coverage(
+    plain: npt.NDArray[np.uint8], marked: npt.NDArray[np.uint8], face: Box, visible: float = 8.0
+) -> float:
+    """The share of the face's box where the mark moves the grey level by more than ``visible``."""
+    left, top = max(0, round(face.left)), max(0, round(face.top))
+    right, bottom = round(face.right), round(face.bottom)
+    before = _grey(plain[top:bottom, left:right])
+    after = _grey(marked[top:bottom, left:right])
+    return float((np.abs(after - before) > visible).mean())
+
+
+def _grey(pixels: npt.NDArray[np.uint8]) -> FloatArray:
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    grey: FloatArray = pixels.astype(np.float32) @ weights
+    return grey
+
+
+def usual_face(size: tuple[int, int]) -> Box:
+    """Where a headshot of this size has its face when nobody has looked."""
+    width, height = size
+    cx, cy, half_w, half_h = _USUAL_FACE
+    return Box(
+        (cx - half_w) * width, (cy - half_h) * height, 2 * half_w * width, 2 * half_h * height
+    )
+
+
+def _face_weight(region: tuple[int, int, int, int], face: Box, strength: float) -> FloatArray:
+    """Per pixel of ``region``, how strong the mark is: ``strength`` in the face, 1 away."""
+    left, top, right, bottom = region
+    center_x, center_y = face.center
+    radius_x = face.width / 2 * (1 + _FACE_MARGIN)
+    radius_y = face.height / 2 * (1 + _FACE_MARGIN)
+    fade = max(1.0, face.width * _FACE_FADE)
+    xs = (np.arange(left, right, dtype=np.float32) - center_x) / radius_x
+    ys = (np.arange(top, bottom, dtype=np.float32) - center_y) / radius_y
+    # Distance outside the ellipse, in pixels along the face's half width.
+    reach = (np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2) - 1.0) * radius_x
+    ramp = np.clip(reach / fade, 0.0, 1.0)
+    ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep: no visible ring
+    weight: FloatArray = strength + (1 - strength) * ramp
+    return weight
 
 
 def _flatten(image: Image.Image) -> Image.Image:

@@ -41,7 +41,7 @@ from headshots.orders.models import SHOWABLE, Order, OrderStatus, utcnow
 from headshots.payments.local import LocalPayments
 from headshots.runtime import Runtime
 from headshots.styles import STYLES, get_style
-from headshots.tiers import Tier
+from headshots.tiers import Tier, format_price
 from headshots.web.api import (
     NO_STORE,
     download_response,
@@ -437,7 +437,7 @@ def order_page(request: Request, order_id: str) -> HTMLResponse:
             "tier": tier,
             "confirming": confirming,
             "cancelled": cancelled,
-            "price": f"{order.amount_cents / 100:,.2f} {order.currency.upper()}",
+            "price": format_price(order.amount_cents, order.currency),
         },
         headers=NO_STORE,
     )
@@ -621,7 +621,7 @@ def local_checkout(request: Request, session_id: str) -> HTMLResponse:
         {
             "order": order if found else None,
             "session_id": session_id,
-            "price": f"{order.amount_cents / 100:,.2f} {order.currency.upper()}" if order else "",
+            "price": format_price(order.amount_cents, order.currency) if order else "",
         },
         status_code=200 if found else 404,
         headers=NO_STORE,

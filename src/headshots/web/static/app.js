@@ -86,14 +86,19 @@
       return tier ? parseInt(tier.getAttribute("data-styles"), 10) : 1;
     }
 
-    function refresh(dropped) {
+    function refresh(dropped, picked) {
       var allowed = limit();
       var ticked = boxes.filter(function (b) { return b.checked; });
+      if (allowed === 1 && picked && picked.checked) {
+        // One style allowed: the one just picked replaces the one ticked before.
+        ticked.forEach(function (b) { if (b !== picked) b.checked = false; });
+        ticked = [picked];
+      }
       while (ticked.length > allowed) {
         ticked.pop().checked = false;
         dropped = true;
       }
-      boxes.forEach(function (box) { box.disabled = !box.checked && ticked.length >= allowed; });
+      boxes.forEach(function (box) { box.disabled = allowed > 1 && !box.checked && ticked.length >= allowed; });
       var text = "Pick " + (allowed === 1 ? "1 style" : "up to " + allowed + " styles") +
         " for this tier: " + ticked.length + " chosen.";
       if (dropped) text += " Your tier allows fewer, so the last ones were unticked.";
@@ -101,7 +106,7 @@
     }
 
     tiers.forEach(function (t) { t.addEventListener("change", function () { refresh(false); }); });
-    boxes.forEach(function (b) { b.addEventListener("change", function () { refresh(false); }); });
+    boxes.forEach(function (b) { b.addEventListener("change", function () { refresh(false, b); }); });
     form.addEventListener("submit", function (event) {
       if (!boxes.some(function (b) { return b.checked; })) {
         event.preventDefault();
@@ -148,6 +153,7 @@
       link.href = variation.preview_url;
       link.setAttribute("data-enlarge", "");
       link.setAttribute("aria-label", "Enlarge " + styleTitle.toLowerCase() + " variation " + variation.index);
+      link.setAttribute("data-caption", styleTitle + ", variation " + variation.index);
       var img = document.createElement("img");
       // A re-roll replaces the preview under the same address.
       img.src = variation.preview_url + "?seed=" + variation.seed;
@@ -255,23 +261,60 @@
     };
   }
 
+  // The enlarged view: every preview of the order in page order, stepped
+  // through with the buttons, the arrow keys or a swipe; Escape closes it.
   function setupViewer() {
     var dialog = $("[data-viewer]");
     if (!dialog || typeof dialog.showModal !== "function") return;
     var image = $("[data-viewer-image]", dialog);
+    var caption = $("[data-viewer-caption]", dialog);
+    var steps = $all("[data-viewer-step]", dialog);
+    var links = [];
+    var at = 0;
     var opener = null;
+
+    function show(index) {
+      links = $all("[data-enlarge]");
+      if (!links.length) { dialog.close(); return; }
+      at = (index + links.length) % links.length;
+      var link = links[at];
+      var thumb = $("img", link);
+      image.src = link.href;
+      image.alt = thumb ? thumb.alt : "";
+      caption.textContent = link.getAttribute("data-caption") + " · " + (at + 1) + " of " + links.length;
+      steps.forEach(function (button) { button.hidden = links.length < 2; });
+    }
+
     document.addEventListener("click", function (event) {
       var link = event.target.closest && event.target.closest("[data-enlarge]");
       if (!link) return;
       event.preventDefault();
       opener = link;
-      var thumb = $("img", link);
-      image.src = link.href;
-      image.alt = thumb ? thumb.alt : "";
+      show($all("[data-enlarge]").indexOf(link));
       dialog.showModal();
     });
+    steps.forEach(function (button) {
+      button.addEventListener("click", function () {
+        show(at + parseInt(button.getAttribute("data-viewer-step"), 10));
+      });
+    });
+    dialog.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowRight") { event.preventDefault(); show(at + 1); }
+      if (event.key === "ArrowLeft") { event.preventDefault(); show(at - 1); }
+    });
+    var touchX = null;
+    image.addEventListener("touchstart", function (event) { touchX = event.touches[0].clientX; }, { passive: true });
+    image.addEventListener("touchend", function (event) {
+      if (touchX === null) return;
+      var moved = event.changedTouches[0].clientX - touchX;
+      touchX = null;
+      if (Math.abs(moved) > 40) show(at + (moved < 0 ? 1 : -1));
+    });
     dialog.addEventListener("click", function (event) { if (event.target === dialog) dialog.close(); });
-    dialog.addEventListener("close", function () { if (opener) opener.focus(); });
+    dialog.addEventListener("close", function () {
+      var current = links[at] || opener;
+      if (current) current.focus();
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
