@@ -28,6 +28,7 @@ pytestmark = pytest.mark.browser
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 360, "height": 740}
+PHONE_390 = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -60,6 +61,24 @@ def no_console_errors(page: Any) -> None:
         if not p.startswith("Failed to load resource: the server responded with a status of 4")
     ]
     assert real == [], real
+
+
+def in_view(page: Any, selector: str) -> bool:
+    """Whether the element is on screen as the page stands, without scrolling."""
+    box = page.locator(selector).bounding_box()
+    viewport = page.viewport_size
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"]
+
+
+def short_links(page: Any) -> list[str]:
+    """Visible links (buttons aside) less than 24 px tall: too small to tap."""
+    found: list[str] = page.evaluate(
+        """() => Array.from(document.querySelectorAll('a'))
+            .filter((a) => a.offsetParent !== null)
+            .filter((a) => a.getBoundingClientRect().height < 24)
+            .map((a) => a.textContent.trim() + ' (' + a.getBoundingClientRect().height + ' px)')"""
+    )
+    return found
 
 
 def fits_width(page: Any) -> None:
@@ -208,16 +227,23 @@ def test_a_group_photo_is_refused_with_its_sentence(page: Any, live: tuple[str, 
     no_console_errors(page)
 
 
-@pytest.mark.parametrize("page", [PHONE], indirect=True, ids=["360px"])
-def test_the_whole_flow_works_at_360_px(page: Any, live: tuple[str, Runtime]) -> None:
+@pytest.mark.parametrize("page", [PHONE, PHONE_390], indirect=True, ids=["360px", "390px"])
+def test_the_whole_flow_works_on_a_phone(page: Any, live: tuple[str, Runtime]) -> None:
     base, _ = live
+    width = page.viewport_size["width"]
     page.goto(base)
     fits_width(page)
-    shot(page, "phone-01-landing")
+    assert short_links(page) == []
+    shot(page, f"phone-{width}-01-landing")
 
     page.goto(f"{base}/start")
     fits_width(page)
-    shot(page, "phone-02-upload")
+    assert short_links(page) == []
+    shot(page, f"phone-{width}-02-upload")
+    # Pressing the button with no photo says so where the person is looking.
+    page.click("[data-submit]")
+    assert page.inner_text("[data-status]") == "Choose a photo of yourself first."
+    assert in_view(page, "[data-status]")
 
     # A small face: usable, with a warning and a way to retake.
     upload_photo(page, base, "astronaut.png")
@@ -225,24 +251,26 @@ def test_the_whole_flow_works_at_360_px(page: Any, live: tuple[str, Runtime]) ->
     assert "better with another photo" in warning
     assert page.locator("text=Retake the photo").is_visible()
     fits_width(page)
-    shot(page, "phone-03-choose-with-warning")
+    shot(page, f"phone-{width}-03-choose-with-warning")
 
     page.click("label.style-option:has-text('Friendly')")
     page.click("text=Make my headshots")
     page.wait_for_selector("text=Your previews are ready", timeout=60_000)
     fits_width(page)
-    shot(page, "phone-04-previews")
+    shot(page, f"phone-{width}-04-previews")
     page.click("text=Pay and download")
     fits_width(page)
-    shot(page, "phone-05-checkout")
+    shot(page, f"phone-{width}-05-checkout")
     page.click("text=Confirm test payment")
     page.wait_for_selector("text=Your headshots are ready to download")
     fits_width(page)
-    shot(page, "phone-06-paid")
+    shot(page, f"phone-{width}-06-paid")
+    assert short_links(page) == []
     for path in ("/privacy", "/guide", "/nothing-here"):
         page.goto(f"{base}{path}")
         fits_width(page)
-        shot(page, f"phone-07-{path.strip('/')}")
+        assert short_links(page) == [], path
+        shot(page, f"phone-{width}-07-{path.strip('/')}")
     no_console_errors(page)
 
 

@@ -174,6 +174,33 @@ def test_a_refused_photo_comes_back_with_its_sentence(client: TestClient, runtim
         assert session.query(Draft).count() == 0
 
 
+def test_every_refusal_of_the_upload_step_has_an_entry_in_the_selfie_guide(
+    client: TestClient,
+) -> None:
+    from headshots.imaging import intake
+    from headshots.imaging.preflight import CHECKS
+    from headshots.web import limits, multipart, security
+
+    def codes_of(base: type) -> set[str]:
+        found = {base.code}  # type: ignore[attr-defined]
+        for sub in base.__subclasses__():
+            found |= codes_of(sub)
+        return found
+
+    refusals = (
+        codes_of(intake.IntakeError)
+        | {multipart.FormError.code, multipart.BodyTooLarge.code}
+        | {security.RateLimited.code, limits.LimitsUnavailable.code}
+        | {code for code, check in CHECKS.items() if check.severity == "error"}
+    )
+    guide = client.get("/guide").text
+    missing = sorted(code for code in refusals if f'id="{code}"' not in guide)
+    assert missing == []
+    # A refused upload links to its own entry.
+    refused = start_upload(client, b"not a photo at all")
+    assert refused.status_code == 422 and 'href="/guide#unreadable"' in refused.text
+
+
 def test_a_draft_becomes_an_order_and_leaves_nothing_behind(
     client: TestClient, runtime: Runtime
 ) -> None:

@@ -46,6 +46,9 @@
       if (!chosen()) {
         event.preventDefault();
         status.textContent = "Choose a photo of yourself first.";
+        // On a phone the button can sit at the bottom edge: bring the
+        // message up to where the person is looking.
+        status.scrollIntoView({ block: "center" });
         return;
       }
       if (sending) { event.preventDefault(); return; }
