@@ -212,10 +212,10 @@ def _print_model_licence(runtime: Any, settings: Settings) -> None:
         engine = runtime.engine(default_engine_name(settings))
     except HeadshotsError:
         return  # /readyz says what is wrong
-    line = getattr(engine, "licence_line", None)
+    line = engine.licence_line()
     if line is not None:
         # markup off: "[klein]" is part of the name, not a style tag.
-        console.print(line(), highlight=False, markup=False, soft_wrap=True)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -252,7 +252,7 @@ def worker() -> None:
     consumer = jobs_worker.start(runtime, embedded=False)
     serve_worker_metrics(settings)
     if settings.queue_url:
-        from headshots.engines.replicate_relay import CompletionRelay
+        from headshots.engines.replicate.relay import CompletionRelay
 
         # Replicate's webhooks reach the web process; it relays them here.
         CompletionRelay(settings.queue_url).listen()

@@ -23,11 +23,13 @@ from pydantic import SecretStr
 
 from headshots.config import Settings
 from headshots.engines.base import Failed, Rendered, get_engine
-from headshots.engines.replicate import ReplicateEngine, Timing
-from headshots.engines.replicate_transport import RetryPolicy
+from headshots.engines.replicate.clients import Clients
+from headshots.engines.replicate.engine import ReplicateEngine, Timing
+from headshots.engines.replicate.transport import RetryPolicy
 from headshots.errors import ConfigurationError
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo, prepare_selfie
+from headshots.jobs.lanes import Lanes
 from headshots.styles import EXTEND_CROP, get_style
 from headshots.web.replicate_webhook import build_replicate_webhook_router
 from tests import selfie_set
@@ -164,14 +166,49 @@ def test_styles_of_one_order_run_concurrently_from_async_code(
     assert fake.peak_in_flight == 6
 
 
-def test_the_concurrency_setting_bounds_predictions_in_flight(
+def test_the_concurrency_setting_bounds_predictions_in_flight_through_the_scheduler(
     settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
 ) -> None:
     fake.delay = 0.5
     bounded = engine(settings, fake, replicate_concurrency=2)
-    outcomes = bounded.generate(selfie, CORPORATE, [1, 2, 3, 4], SIZE)
-    assert [type(o) for o in outcomes] == [Rendered] * 4
+    lanes = Lanes()
+    try:
+        calls = [
+            future.result(timeout=30)
+            for style in ("corporate", "minimal")
+            for _, future in lanes.submit(bounded, selfie, get_style(style), [1, 2, 3], SIZE)
+        ]
+    finally:
+        lanes.close()
+    assert [type(o) for call in calls for o in call.outcomes] == [Rendered] * 6
     assert fake.peak_in_flight == 2
+
+
+def test_calls_on_one_event_loop_share_one_connection_pool(
+    settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
+) -> None:
+    opened: list[int] = []
+    real = ReplicateEngine._make_clients
+
+    def counting(self: ReplicateEngine) -> Clients:
+        opened.append(1)
+        return real(self)
+
+    async def order() -> list[list[Any]]:
+        return await asyncio.gather(
+            *(
+                hosted.agenerate(selfie, get_style(s), [1, 2], SIZE)
+                for s in ("corporate", "minimal")
+            )
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ReplicateEngine, "_make_clients", counting)
+        hosted = engine(settings, fake)
+        asyncio.run(order())
+        asyncio.run(order())
+    # One set of clients per loop, not per style or per prediction.
+    assert len(opened) == 2
 
 
 # --- the other models -----------------------------------------------------
@@ -297,7 +334,9 @@ def test_the_clients_own_retrier_does_not_multiply_ours(
 ) -> None:
     # Polling GETs answered 503: the client alone would try each one 10 times.
     fake.honour_wait = False
-    fake.delay = 0.3
+    # Long enough that the prediction is still running at the first poll,
+    # however slowly this machine renders the fake output.
+    fake.delay = 5.0
     fake.fail_next("get", 503, times=50)
     (outcome,) = engine(settings, fake).generate(selfie, CORPORATE, [1], SIZE)
 
@@ -367,14 +406,17 @@ def test_junk_output_is_never_handed_back_as_an_image(
 def test_the_order_completes_with_what_worked_and_says_why_the_rest_failed(
     settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
 ) -> None:
+    # The four creates reach the provider in any order; which seed meets
+    # which ending does not matter, only that each is told apart.
     fake.outcomes = ["ok", "crash", "ok", "slow"]
-    hosted = engine(settings, fake, replicate_rerolls=0, replicate_concurrency=1)
-    hosted.settings = hosted.settings.model_copy(update={"replicate_timeout_seconds": 1.0})
+    hosted = engine(settings, fake, replicate_rerolls=0, replicate_timeout_seconds=1.0)
     outcomes = hosted.generate(selfie, CORPORATE, [1, 2, 3, 4], SIZE)
 
-    assert [type(o).__name__ for o in outcomes] == ["Rendered", "Failed", "Rendered", "Failed"]
-    crashed, slow = outcomes[1], outcomes[3]
-    assert isinstance(crashed, Failed) and isinstance(slow, Failed)
+    assert [o.seed for o in outcomes] == [1, 2, 3, 4]
+    assert sum(isinstance(o, Rendered) for o in outcomes) == 2
+    crashed, slow = sorted(
+        (o for o in outcomes if isinstance(o, Failed)), key=lambda o: o.code != "prediction_failed"
+    )
     assert crashed.code == "prediction_failed"
     assert "could not make this variation" in crashed.reason
     assert slow.code == "timeout"
@@ -407,7 +449,9 @@ def test_with_a_public_url_predictions_carry_a_webhook_that_wakes_the_wait(
     settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
 ) -> None:
     fake.honour_wait = False
-    fake.delay = 0.5
+    # Still running when the create answers, however slowly this machine
+    # renders the fake output: only a webhook can end the wait early.
+    fake.delay = 2.0
     app = FastAPI()
     app.include_router(
         build_replicate_webhook_router(

@@ -1,8 +1,10 @@
 """The hosted engine: FLUX.1 Kontext on Replicate, one prediction per seed.
 
 Every seed of a call (and, through :meth:`ReplicateEngine.agenerate`, every
-style of an order) is in flight at once, bounded by
-``HEADSHOTS_REPLICATE_CONCURRENCY``. A prediction is created with
+style of an order) is in flight at once. The one bound on how many is the
+scheduler's (``jobs.lanes``, ``HEADSHOTS_REPLICATE_CONCURRENCY`` calls of one
+seed each); a direct call, as ``headshots generate`` makes, has at most 16
+seeds. A prediction is created with
 ``Prefer: wait`` so a fast one comes back on the create call itself; a slower
 one is polled, or woken by a signed webhook when ``HEADSHOTS_PUBLIC_URL`` is
 set. Each output is downloaded at once (the provider deletes it after about
@@ -30,23 +32,31 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-import cv2
 import httpx
-import numpy as np
 from PIL import Image
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
 from headshots.config import Settings
-from headshots.engines.base import Failed, Outcome, Rendered, Shape, Size, check_seeds
-from headshots.engines.replicate_models import (
+from headshots.engines.base import (
+    EngineDefaults,
+    Failed,
+    Outcome,
+    Rendered,
+    Shape,
+    Size,
+    check_seeds,
+)
+from headshots.engines.replicate.clients import Clients, LoopClients, make_clients
+from headshots.engines.replicate.models import (
     HEADSHOT_BACKGROUNDS,
     ModelSpec,
     build_input,
     model_spec,
 )
-from headshots.engines.replicate_transport import RetryingTransport, RetryPolicy, tls_context
-from headshots.engines.replicate_webhooks import WAITERS, WEBHOOK_PATH
+from headshots.engines.replicate.outputs import download, finished_image
+from headshots.engines.replicate.transport import RetryPolicy
+from headshots.engines.replicate.webhooks import WAITERS, WEBHOOK_PATH
 from headshots.errors import ConfigurationError, HeadshotsError
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import Style
@@ -63,11 +73,6 @@ TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 # megapixel), small enough to travel inline.
 UPLOAD_MAX_PIXELS = 1_500_000
 UPLOAD_JPEG_QUALITY = 92
-# Outputs: Kontext answers about one megapixel; anything outside these bounds
-# is not an image we asked for.
-OUTPUT_MAX_BYTES = 40 * 1024 * 1024
-OUTPUT_MIN_SIDE = 256
-OUTPUT_MAX_SIDE = 4096
 _DATA_URI = re.compile(r"data:[^\s\"']{0,100}?;base64,[A-Za-z0-9+/=]+")
 _URL = re.compile(r"https?://\S+")
 _SAFETY_WORDS = ("nsfw", "sensitive", "safety", "flagged", "moderation", "content policy")
@@ -103,22 +108,6 @@ class _Attempt:
     # Whether a fresh seed is worth a try (a refused or failed render is;
     # an invalid request or a timeout is not).
     reroll: bool = False
-
-
-class _Slots:
-    """A concurrency bound shared by every thread and event loop using the engine."""
-
-    def __init__(self, size: int) -> None:
-        self._semaphore = threading.BoundedSemaphore(size)
-
-    async def __aenter__(self) -> None:
-        # Polling keeps the wait non-blocking in any loop; it only happens
-        # when more predictions are queued than the bound allows.
-        while not self._semaphore.acquire(blocking=False):
-            await asyncio.sleep(0.02)
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._semaphore.release()
 
 
 class _Uploads:
@@ -188,7 +177,7 @@ def _run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-class ReplicateEngine:
+class ReplicateEngine(EngineDefaults):
     name: ClassVar[str] = "replicate"
     description: ClassVar[str] = "FLUX.1 Kontext on Replicate (hosted, generative)."
     generative: ClassVar[bool] = True
@@ -197,6 +186,9 @@ class ReplicateEngine:
     repairs_crop: ClassVar[bool] = True
     # The prompt names the style's wardrobe and the model paints it.
     changes_clothes: ClassVar[bool] = True
+    # A prompt can name the colour; professional-headshot, which has no
+    # prompt, gets the closest of its five backgrounds instead.
+    takes_backdrop_colour: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, timing: Timing | None = None) -> None:
         if settings.replicate_api_token is None:
@@ -215,7 +207,7 @@ class ReplicateEngine:
         self.cost_usd = settings.replicate_cost_usd.get(self.spec.name, self.spec.cost_usd)
         self._token = token
         self._base_url = settings.replicate_base_url or None
-        self._slots = _Slots(settings.replicate_concurrency)
+        self._clients = LoopClients(self._make_clients)
         self._uploads = _Uploads()
         self._ready_until = 0.0
         self.webhook_url = (
@@ -230,31 +222,11 @@ class ReplicateEngine:
     def __repr__(self) -> str:  # never the token
         return f"ReplicateEngine(model={self.spec.name!r})"
 
-    # --- clients -----------------------------------------------------------
-
-    def _clients(self) -> tuple[Client, httpx.AsyncClient, RetryingTransport]:
-        """A client per event loop: httpx connections belong to the loop that made them."""
-        transport = RetryingTransport(policy=self.timing.retry)
+    def _make_clients(self) -> Clients:
         timeout = httpx.Timeout(
             self.timing.read_seconds, connect=self.timing.connect_seconds, pool=None
         )
-        # Mounting our transport for every URL replaces the client's own
-        # retrier, so retries do not multiply (see replicate_transport.py).
-        api = Client(
-            api_token=self._token,
-            base_url=self._base_url,
-            timeout=timeout,
-            mounts={"all://": transport},
-            # Never used (the mount takes every URL), but without it the
-            # client would build a default transport and its TLS context.
-            transport=transport,
-            verify=tls_context(),
-        )
-        # Outputs are fetched without the token: the download host needs none.
-        files = httpx.AsyncClient(
-            transport=transport, timeout=timeout, follow_redirects=True, verify=tls_context()
-        )
-        return api, files, transport
+        return make_clients(self._token, self._base_url, timeout, self.timing.retry)
 
     # --- readiness ----------------------------------------------------------
 
@@ -262,13 +234,12 @@ class ReplicateEngine:
         """Validate the token against the API; ``ConfigurationError`` if it is refused."""
         if time.monotonic() < self._ready_until:
             return
-        _run_sync(self.acheck_ready())
+        _run_sync(self._then_close(self.acheck_ready()))
         self._ready_until = time.monotonic() + self.timing.ready_cache_seconds
 
     async def acheck_ready(self) -> None:
-        api, files, transport = self._clients()
         try:
-            await api.accounts.async_current()
+            await self._clients.get().api.accounts.async_current()
         except ReplicateError as error:
             if error.status in (401, 403):
                 raise _token_refused(error.status) from None
@@ -277,16 +248,20 @@ class ReplicateEngine:
             ) from None
         except httpx.TransportError:
             raise HeadshotsError("Replicate cannot be reached from this machine.") from None
+
+    async def _then_close(self, work: Coroutine[Any, Any, T]) -> T:
+        """``work``, then the clients of its loop closed: a loop of its own ends with it."""
+        try:
+            return await work
         finally:
-            await files.aclose()
-            await transport.aclose()
+            await self._clients.close()
 
     # --- generation ---------------------------------------------------------
 
     def generate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size
     ) -> list[Outcome]:
-        return _run_sync(self.agenerate(selfie, style, seeds, size))
+        return _run_sync(self._then_close(self.agenerate(selfie, style, seeds, size)))
 
     async def agenerate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size
@@ -301,25 +276,20 @@ class ReplicateEngine:
             build_input(self.spec, style, image_uri, seed, size, extend_crop=extend)
             for seed in seeds
         ]
-        api, files, transport = self._clients()
+        clients = self._clients.get()
         taken = set(seeds)
-        try:
-            return list(
-                await asyncio.gather(
-                    *(
-                        self._variation(api, files, fields, style, seed, size, taken)
-                        for seed, fields in zip(seeds, inputs, strict=True)
-                    )
+        return list(
+            await asyncio.gather(
+                *(
+                    self._variation(clients, fields, style, seed, size, taken)
+                    for seed, fields in zip(seeds, inputs, strict=True)
                 )
             )
-        finally:
-            await files.aclose()
-            await transport.aclose()
+        )
 
     async def _variation(
         self,
-        api: Client,
-        files: httpx.AsyncClient,
+        clients: Clients,
         fields: dict[str, Any],
         style: Style,
         seed: int,
@@ -333,7 +303,7 @@ class ReplicateEngine:
             if round_:
                 current = _fresh_seed(current, taken)
                 fields = {**fields, "seed": current}
-            attempt = await self._predict(api, files, fields, current, size)
+            attempt = await self._predict(clients, fields, current, size)
             attempts.append(attempt)
             if attempt.image is not None or not attempt.reroll:
                 break
@@ -374,37 +344,32 @@ class ReplicateEngine:
         return details
 
     async def _predict(
-        self,
-        api: Client,
-        files: httpx.AsyncClient,
-        fields: dict[str, Any],
-        seed: int,
-        size: Size,
+        self, clients: Clients, fields: dict[str, Any], seed: int, size: Size
     ) -> _Attempt:
+        api = clients.api
         attempt = _Attempt(seed=seed)
-        async with self._slots:
-            deadline = time.monotonic() + self.settings.replicate_timeout_seconds
-            try:
-                prediction = await self._create(api, fields, deadline)
-            except ReplicateError as error:
-                return _refused(attempt, error)
-            except httpx.TransportError as error:
-                log.warning("replicate create failed: %s", type(error).__name__)
-                attempt.code = "provider_unreachable"
-                attempt.reason = "The image service could not be reached; try again shortly."
-                attempt.retryable = True
-                return attempt
-            attempt.prediction_id = str(prediction.get("id") or "") or None
-            try:
-                prediction = await self._wait(api, prediction, deadline)
-            except (ReplicateError, httpx.TransportError) as error:
-                log.warning("replicate poll failed: %s", type(error).__name__)
-                await self._cancel(api, attempt.prediction_id)
-                attempt.code = "provider_unreachable"
-                attempt.reason = "The image service stopped answering; try again shortly."
-                attempt.retryable = True
-                return attempt
-            return await self._conclude(api, files, attempt, prediction, size)
+        deadline = time.monotonic() + self.settings.replicate_timeout_seconds
+        try:
+            prediction = await self._create(api, fields, deadline)
+        except ReplicateError as error:
+            return _refused(attempt, error)
+        except httpx.TransportError as error:
+            log.warning("replicate create failed: %s", type(error).__name__)
+            attempt.code = "provider_unreachable"
+            attempt.reason = "The image service could not be reached; try again shortly."
+            attempt.retryable = True
+            return attempt
+        attempt.prediction_id = str(prediction.get("id") or "") or None
+        try:
+            prediction = await self._wait(api, prediction, deadline)
+        except (ReplicateError, httpx.TransportError) as error:
+            log.warning("replicate poll failed: %s", type(error).__name__)
+            await self._cancel(api, attempt.prediction_id)
+            attempt.code = "provider_unreachable"
+            attempt.reason = "The image service stopped answering; try again shortly."
+            attempt.retryable = True
+            return attempt
+        return await self._conclude(clients, attempt, prediction, size)
 
     async def _create(self, api: Client, fields: dict[str, Any], deadline: float) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -458,8 +423,7 @@ class ReplicateEngine:
 
     async def _conclude(
         self,
-        api: Client,
-        files: httpx.AsyncClient,
+        clients: Clients,
         attempt: _Attempt,
         prediction: dict[str, Any],
         size: Size,
@@ -472,10 +436,10 @@ class ReplicateEngine:
         pid = attempt.prediction_id
         if status == "succeeded":
             try:
-                data = await _download(files, prediction.get("output"))
+                data = await download(clients.files, prediction.get("output"))
                 # Decoding and fitting are CPU work (Pillow releases the GIL):
                 # on threads, the outputs of an order are finished in parallel.
-                attempt.image = await asyncio.to_thread(_finished_image, data, size)
+                attempt.image = await asyncio.to_thread(finished_image, data, size)
             except (ValueError, OSError, httpx.HTTPError) as error:
                 log.warning("replicate output of %s unusable: %s", pid, type(error).__name__)
                 attempt.code = "bad_output"
@@ -499,7 +463,7 @@ class ReplicateEngine:
         unit = "second" if seconds == 1 else "seconds"
         attempt.reason = f"The image service took longer than {seconds:g} {unit} for this image."
         attempt.retryable = True
-        await self._cancel(api, pid)
+        await self._cancel(clients.api, pid)
         return attempt
 
     async def _cancel(self, api: Client, prediction_id: str | None) -> None:
@@ -558,62 +522,3 @@ def _fresh_seed(seed: int, taken: set[int]) -> int:
         if candidate not in taken:
             taken.add(candidate)
             return candidate
-
-
-async def _download(files: httpx.AsyncClient, output: Any) -> bytes:
-    if isinstance(output, list):
-        output = output[0] if output else None
-    if not isinstance(output, str):
-        raise ValueError("no output")
-    if output.startswith("data:"):
-        _, _, encoded = output.partition(",")
-        if len(encoded) > OUTPUT_MAX_BYTES * 4 // 3 + 4:
-            raise ValueError("output too large")
-        return base64.b64decode(encoded, validate=True)
-    if output.startswith(("https://", "http://")):
-        return await _fetch(files, output)
-    raise ValueError("output is not a link")
-
-
-async def _fetch(files: httpx.AsyncClient, url: str) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    async with files.stream("GET", url) as response:
-        response.raise_for_status()
-        async for chunk in response.aiter_bytes():
-            total += len(chunk)
-            if total > OUTPUT_MAX_BYTES:
-                raise ValueError("output too large")
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _finished_image(data: bytes, size: Size) -> Image.Image:
-    """A real image of sane size, fitted to the order's size around the head.
-
-    The header is read first (Pillow, no pixels decoded) so a decompression
-    bomb is refused before any memory is spent. OpenCV then decodes and
-    scales: about twice as fast as Pillow here, and it releases the GIL, so
-    the 24 outputs of an order that land together are finished on every core.
-    """
-    with Image.open(io.BytesIO(data), formats=["PNG", "JPEG", "WEBP"]) as header:
-        width, height = header.size
-    if not (
-        OUTPUT_MIN_SIDE <= width <= OUTPUT_MAX_SIDE and OUTPUT_MIN_SIDE <= height <= OUTPUT_MAX_SIDE
-    ):
-        raise ValueError("output of an unexpected size")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if pixels is None or pixels.shape[:2] != (height, width):
-        raise ValueError("output does not decode")
-    target_w, target_h = size
-    scale = max(target_w / width, target_h / height)
-    scaled_w = max(target_w, round(width * scale))
-    scaled_h = max(target_h, round(height * scale))
-    if (scaled_w, scaled_h) != (width, height):
-        pixels = cv2.resize(pixels, (scaled_w, scaled_h), interpolation=cv2.INTER_CUBIC)
-    # Crop the overflow evenly left and right, and a little more from the
-    # bottom than the top: the head sits in the upper part of a headshot.
-    left = (scaled_w - target_w) // 2
-    top = int((scaled_h - target_h) * 0.4)
-    pixels = pixels[top : top + target_h, left : left + target_w]
-    return Image.fromarray(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
