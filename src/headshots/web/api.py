@@ -88,7 +88,8 @@ def variation_json(order: Order, variation: Variation, orders: str = API_ORDERS)
         "id": variation.id,
         "style": variation.style,
         "index": variation.index,
-        "seed": variation.seed,
+        # A model without a seed cannot remake the image: no seed to show.
+        "seed": None if variation.details.get("reproducible") is False else variation.seed,
         "status": variation.status,
         "failure": (
             {"code": variation.failure_code, "reason": variation.failure_reason}

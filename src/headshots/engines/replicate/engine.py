@@ -1,4 +1,4 @@
-"""The hosted engine: FLUX.1 Kontext on Replicate, one prediction per seed.
+"""The hosted engine: image-editing models on Replicate, one prediction per variation.
 
 Every seed of a call (and, through :meth:`ReplicateEngine.agenerate`, every
 style of an order) is in flight at once. The one bound on how many is the
@@ -8,7 +8,14 @@ seeds. A prediction is created with
 ``Prefer: wait`` so a fast one comes back on the create call itself; a slower
 one is polled, or woken by a signed webhook when ``HEADSHOTS_PUBLIC_URL`` is
 set. Each output is downloaded at once (the provider deletes it after about
-an hour), checked, and fitted to the order's size.
+an hour), checked, and fitted to the order's size. A model without a seed
+makes each variation with a call of its own; its images cannot be remade.
+
+A create is sent again only when it surely never left this machine. One
+whose answer was lost (a 502 or 504 from a proxy, a connection cut
+mid-way) may have made a prediction, which is looked for in the account's
+prediction list before anything else is paid; if it cannot be found, that
+variation is given up with a sentence saying so.
 
 What leaves the machine: the prepared selfie as an inline JPEG data URI
 (no metadata) and the style's prompt. Neither, nor the token, is ever logged
@@ -51,11 +58,12 @@ from headshots.engines.replicate.clients import Clients, LoopClients, make_clien
 from headshots.engines.replicate.models import (
     HEADSHOT_BACKGROUNDS,
     ModelSpec,
+    Price,
     build_input,
     model_spec,
 )
 from headshots.engines.replicate.outputs import download, finished_image
-from headshots.engines.replicate.transport import RetryPolicy
+from headshots.engines.replicate.transport import RetryPolicy, never_sent
 from headshots.engines.replicate.webhooks import WAITERS, WEBHOOK_PATH
 from headshots.errors import ConfigurationError, HeadshotsError
 from headshots.imaging.selfie import PreparedSelfie
@@ -69,6 +77,11 @@ logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("http
 T = TypeVar("T")
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+# Answers to a create that do not say whether a prediction was made.
+UNCERTAIN_STATUSES = frozenset({500, 502, 503, 504})
+# Pages of the prediction list read when looking for a create's prediction:
+# it was made seconds ago, and the list is newest first.
+LOOKUP_PAGES = 3
 # The selfie sent to the provider: enough for Kontext (it works at about one
 # megapixel), small enough to travel inline.
 UPLOAD_MAX_PIXELS = 1_500_000
@@ -102,6 +115,8 @@ class _Attempt:
     status: str = "error"
     image: Image.Image | None = None
     predict_time: float | None = None
+    # What the provider charges for this prediction (0 when it made nothing).
+    cost_usd: float = 0.0
     code: str = "engine_failed"
     reason: str = "The image service could not make this image."
     retryable: bool = False
@@ -122,6 +137,7 @@ class _Uploads:
         self._lock = threading.Lock()
 
     def get(self, selfie: PreparedSelfie) -> str:
+        """The selfie's data URI, made on first use."""
         key = id(selfie)
         # Held while encoding, so concurrent styles wait for one encoding
         # instead of each doing their own.
@@ -133,16 +149,20 @@ class _Uploads:
             return uri
 
 
+def upload_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The size the selfie travels at: its own, or scaled down to 1.5 MP."""
+    width, height = size
+    if width * height <= UPLOAD_MAX_PIXELS:
+        return width, height
+    scale = math.sqrt(UPLOAD_MAX_PIXELS / (width * height))
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
 def selfie_data_uri(image: Image.Image) -> str:
     """The selfie as an inline JPEG: fresh pixels, no EXIF, at most 1.5 MP."""
     rgb = image.convert("RGB")
-    pixels = rgb.width * rgb.height
-    if pixels > UPLOAD_MAX_PIXELS:
-        scale = math.sqrt(UPLOAD_MAX_PIXELS / pixels)
-        rgb = rgb.resize(
-            (max(1, int(rgb.width * scale)), max(1, int(rgb.height * scale))),
-            Image.Resampling.LANCZOS,
-        )
+    if upload_size(rgb.size) != rgb.size:
+        rgb = rgb.resize(upload_size(rgb.size), Image.Resampling.LANCZOS)
     # Copying into a new image drops any info (EXIF, ICC, comments) the
     # source might still carry; only pixels travel.
     clean = Image.new("RGB", rgb.size)
@@ -179,7 +199,7 @@ def _run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
 
 class ReplicateEngine(EngineDefaults):
     name: ClassVar[str] = "replicate"
-    description: ClassVar[str] = "FLUX.1 Kontext on Replicate (hosted, generative)."
+    description: ClassVar[str] = "Image models on Replicate (hosted, generative)."
     generative: ClassVar[bool] = True
     # A failed seed is worth another: the identity check may re-roll.
     rerolls_help: ClassVar[bool] = True
@@ -204,12 +224,16 @@ class ReplicateEngine(EngineDefaults):
         self.spec: ModelSpec = model_spec(
             settings.replicate_model, settings.replicate_model_version or None
         )
-        self.cost_usd = settings.replicate_cost_usd.get(self.spec.name, self.spec.cost_usd)
+        self.price = price_of(self.spec, settings)
         self._token = token
         self._base_url = settings.replicate_base_url or None
         self._clients = LoopClients(self._make_clients)
         self._uploads = _Uploads()
         self._ready_until = 0.0
+        # Predictions this process created or adopted, so a lost create's
+        # lookup never takes one that another variation already has.
+        self._claimed: dict[str, None] = {}
+        self._claimed_lock = threading.Lock()
         self.webhook_url = (
             settings.public_url.rstrip("/") + WEBHOOK_PATH if settings.public_url else None
         )
@@ -221,6 +245,16 @@ class ReplicateEngine(EngineDefaults):
 
     def __repr__(self) -> str:  # never the token
         return f"ReplicateEngine(model={self.spec.name!r})"
+
+    def describe(self) -> dict[str, Any]:
+        """The model, what a headshot costs and whether it can be remade, for /readyz."""
+        return {
+            "model": self.spec.name,
+            "title": self.spec.title,
+            "seed": self.spec.seeded,
+            "price_usd_per_headshot": self.price.of(*typical_pixels()),
+            "price_source": self.price.source,
+        }
 
     def _make_clients(self) -> Clients:
         timeout = httpx.Timeout(
@@ -270,10 +304,18 @@ class ReplicateEngine(EngineDefaults):
         check_seeds(seeds)
         # Encoding is CPU work: off the loop, so other styles keep moving.
         image_uri = await asyncio.to_thread(self._uploads.get, selfie)
+        input_pixels = math.prod(upload_size(selfie.image.size))
         # Build every input first: a bad one stops the call before any money is spent.
         extend = selfie.cropped_tightly
         inputs = [
-            build_input(self.spec, style, image_uri, seed, size, extend_crop=extend)
+            build_input(
+                self.spec,
+                style,
+                image_uri,
+                seed if self.spec.seeded else None,
+                size,
+                extend_crop=extend,
+            )
             for seed in seeds
         ]
         clients = self._clients.get()
@@ -281,7 +323,7 @@ class ReplicateEngine(EngineDefaults):
         return list(
             await asyncio.gather(
                 *(
-                    self._variation(clients, fields, style, seed, size, taken)
+                    self._variation(clients, fields, style, seed, size, taken, input_pixels)
                     for seed, fields in zip(seeds, inputs, strict=True)
                 )
             )
@@ -295,15 +337,17 @@ class ReplicateEngine(EngineDefaults):
         seed: int,
         size: Size,
         taken: set[int],
+        input_pixels: int,
     ) -> Outcome:
         started = time.monotonic()
         attempts: list[_Attempt] = []
         current = seed
         for round_ in range(self.settings.replicate_rerolls + 1):
-            if round_:
+            if round_ and self.spec.seeded:
                 current = _fresh_seed(current, taken)
                 fields = {**fields, "seed": current}
-            attempt = await self._predict(clients, fields, current, size)
+            # Without a seed, the same input sent again is a new draw.
+            attempt = await self._predict(clients, fields, current, size, input_pixels)
             attempts.append(attempt)
             if attempt.image is not None or not attempt.reroll:
                 break
@@ -323,43 +367,65 @@ class ReplicateEngine(EngineDefaults):
 
     def _details(self, style: Style, seed: int, attempts: list[_Attempt]) -> dict[str, Any]:
         last = attempts[-1]
+        seeded = self.spec.seeded
         details: dict[str, Any] = {
             "provider": "replicate",
             "model": self.spec.name,
             "model_version": self.settings.replicate_model_version,
             "style": style.id,
-            "seed": last.seed,
-            "requested_seed": seed,
+            # A model without a seed cannot remake an image: no seed is
+            # claimed for it.
+            "seed": last.seed if seeded else None,
+            "requested_seed": seed if seeded else None,
+            "reproducible": seeded,
             "prediction_id": last.prediction_id,
             "prediction_ids": [a.prediction_id for a in attempts if a.prediction_id],
-            "seeds_tried": [a.seed for a in attempts],
+            "seeds_tried": [a.seed for a in attempts] if seeded else [],
             "predict_time": last.predict_time,
             "status": last.status,
-            # Only a delivered image is counted; what a failed prediction
-            # costs is on the provider's invoice.
-            "cost_usd": self.cost_usd if last.image is not None else 0.0,
+            # Every prediction that made an image is paid, a re-rolled one
+            # too; one that failed is not billed per image.
+            "cost_usd": round(sum(a.cost_usd for a in attempts), 6),
         }
         if not self.spec.prompted:
             details["background"] = HEADSHOT_BACKGROUNDS.get(style.id, "neutral")
         return details
 
     async def _predict(
-        self, clients: Clients, fields: dict[str, Any], seed: int, size: Size
+        self,
+        clients: Clients,
+        fields: dict[str, Any],
+        seed: int,
+        size: Size,
+        input_pixels: int,
     ) -> _Attempt:
         api = clients.api
         attempt = _Attempt(seed=seed)
         deadline = time.monotonic() + self.settings.replicate_timeout_seconds
+        found: dict[str, Any] | None
         try:
             prediction = await self._create(api, fields, deadline)
         except ReplicateError as error:
-            return _refused(attempt, error)
+            if (error.status or 0) not in UNCERTAIN_STATUSES:
+                return _refused(attempt, error)
+            log.warning("replicate create answered HTTP %s; looking for it", error.status)
+            found = await self._find_created(api, fields)
+            if found is None:
+                return _lost(attempt)
+            prediction = found
         except httpx.TransportError as error:
             log.warning("replicate create failed: %s", type(error).__name__)
-            attempt.code = "provider_unreachable"
-            attempt.reason = "The image service could not be reached; try again shortly."
-            attempt.retryable = True
-            return attempt
+            if never_sent(error):
+                attempt.code = "provider_unreachable"
+                attempt.reason = "The image service could not be reached; try again shortly."
+                attempt.retryable = True
+                return attempt
+            found = await self._find_created(api, fields)
+            if found is None:
+                return _lost(attempt)
+            prediction = found
         attempt.prediction_id = str(prediction.get("id") or "") or None
+        self._claim(attempt.prediction_id)
         try:
             prediction = await self._wait(api, prediction, deadline)
         except (ReplicateError, httpx.TransportError) as error:
@@ -369,7 +435,47 @@ class ReplicateEngine(EngineDefaults):
             attempt.reason = "The image service stopped answering; try again shortly."
             attempt.retryable = True
             return attempt
-        return await self._conclude(clients, attempt, prediction, size)
+        return await self._conclude(clients, attempt, prediction, size, input_pixels)
+
+    def _claim(self, prediction_id: str | None) -> bool:
+        """Mark a prediction as this process's; False if it already was."""
+        if not prediction_id:
+            return True
+        with self._claimed_lock:
+            if prediction_id in self._claimed:
+                return False
+            self._claimed[prediction_id] = None
+            # Bounded: the oldest ids are long finished.
+            while len(self._claimed) > 10_000:
+                self._claimed.pop(next(iter(self._claimed)))
+            return True
+
+    async def _find_created(self, api: Client, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """The prediction a create whose answer was lost made, if the provider has it.
+
+        It is the newest one of this model with exactly this input that no
+        variation here has: inputs differ by seed, and where a model has no
+        seed, predictions of the same input are alike, so any one unclaimed
+        is as good as the lost one.
+        """
+        try:
+            page = await api.predictions.async_list()
+            for _ in range(LOOKUP_PAGES):
+                for listed in page.results:
+                    candidate = _as_dict(listed)
+                    if (
+                        candidate.get("model") == self.spec.name
+                        and candidate.get("input") == fields
+                        and self._claim(str(candidate.get("id") or ""))
+                    ):
+                        log.info("replicate prediction %s found after a lost answer", listed.id)
+                        return candidate
+                if not page.next:
+                    break
+                page = await api.predictions.async_list(page.next)
+        except (ReplicateError, httpx.TransportError) as error:
+            log.warning("replicate prediction lookup failed: %s", type(error).__name__)
+        return None
 
     async def _create(self, api: Client, fields: dict[str, Any], deadline: float) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -427,6 +533,7 @@ class ReplicateEngine(EngineDefaults):
         attempt: _Attempt,
         prediction: dict[str, Any],
         size: Size,
+        input_pixels: int,
     ) -> _Attempt:
         status = str(prediction.get("status", ""))
         attempt.status = status
@@ -439,8 +546,11 @@ class ReplicateEngine(EngineDefaults):
                 data = await download(clients.files, prediction.get("output"))
                 # Decoding and fitting are CPU work (Pillow releases the GIL):
                 # on threads, the outputs of an order are finished in parallel.
-                attempt.image = await asyncio.to_thread(finished_image, data, size)
+                attempt.image, made = await asyncio.to_thread(finished_image, data, size)
+                attempt.cost_usd = self.price.of(made[0] * made[1], input_pixels)
             except (ValueError, OSError, httpx.HTTPError) as error:
+                # Made and so paid, even if unusable: billed per output.
+                attempt.cost_usd = self.price.of(typical_pixels()[0], input_pixels)
                 log.warning("replicate output of %s unusable: %s", pid, type(error).__name__)
                 attempt.code = "bad_output"
                 attempt.reason = "The image service returned something that is not a usable image."
@@ -482,6 +592,29 @@ def _token_refused(status: int | None) -> ConfigurationError:
         f"Replicate refused the API token (HTTP {status}): check REPLICATE_API_TOKEN "
         "and that the account may run models."
     )
+
+
+def price_of(spec: ModelSpec, settings: Settings) -> Price:
+    """The model's published price, or the operator's (HEADSHOTS_REPLICATE_COST_USD)."""
+    override = settings.replicate_cost_usd.get(spec.name)
+    if override is None:
+        return spec.price
+    return Price(per_image=override, source="HEADSHOTS_REPLICATE_COST_USD", confirmed=True)
+
+
+def typical_pixels() -> tuple[int, int]:
+    """Output and input pixels of a typical headshot: about 1 MP out, 1.5 MP in."""
+    return 1024 * 1024, UPLOAD_MAX_PIXELS
+
+
+def _lost(attempt: _Attempt) -> _Attempt:
+    attempt.status = "unknown"
+    attempt.code = "provider_answer_lost"
+    attempt.reason = (
+        "The image service did not answer whether it started this image, and it could not be "
+        "found on the account; it was not asked again, so that it is never paid for twice."
+    )
+    return attempt
 
 
 def _refused(attempt: _Attempt, error: ReplicateError) -> _Attempt:

@@ -53,8 +53,12 @@ async def _fetch(files: httpx.AsyncClient, url: str) -> bytes:
     return b"".join(chunks)
 
 
-def finished_image(data: bytes, size: Size) -> Image.Image:
-    """A real image of sane size, fitted to the order's size around the head.
+def finished_image(data: bytes, size: Size) -> tuple[Image.Image, Size]:
+    """A real image of sane size, fitted to the order's size around the head, and its own size.
+
+    Any output shape the provider answers (one link, a list, a data URI)
+    arrives here as bytes; PNG, JPEG and WebP are accepted. The size as
+    made is returned too: a price per megapixel is paid on it.
 
     The header is read first (Pillow, no pixels decoded) so a decompression
     bomb is refused before any memory is spent. OpenCV then decodes and
@@ -81,4 +85,4 @@ def finished_image(data: bytes, size: Size) -> Image.Image:
     left = (scaled_w - target_w) // 2
     top = int((scaled_h - target_h) * 0.4)
     pixels = pixels[top : top + target_h, left : left + target_w]
-    return Image.fromarray(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+    return Image.fromarray(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)), (width, height)
