@@ -34,7 +34,7 @@ from tests.fakes.replicate_server import TOKEN, FakeReplicate
 # the fake server in tests/.
 from headshots.config import Settings
 from headshots.engines.base import Rendered
-from headshots.engines.replicate import ReplicateEngine
+from headshots.engines.replicate.engine import ReplicateEngine
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
 from headshots.styles import STYLES, get_style
 

@@ -24,12 +24,19 @@ from PIL import Image, ImageOps
 
 from headshots.config import Settings
 from headshots.credentials.keys import write_development_chain
-from headshots.engines.base import Failed, Outcome, Rendered, Shape, register_engine
+from headshots.engines.base import (
+    EngineDefaults,
+    Failed,
+    Outcome,
+    Rendered,
+    Shape,
+    register_engine,
+)
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import Style
 
 
-class InstantEngine:
+class InstantEngine(EngineDefaults):
     """Returns the selfie framed to the output size at once."""
 
     name: ClassVar[str] = "instant"

@@ -231,3 +231,69 @@ def test_generate_reports_a_failed_variation_and_keeps_the_others(
     assert failed["reason"] == "The test engine refused this one."
     assert (done["status"], done["file"], done["seed"]) == ("done", "corporate-2.png", 4)
     assert sorted(p.name for p in out.glob("*.png")) == ["corporate-2.png"]
+
+
+def test_models_lists_every_hosted_model_with_its_seed_and_prices(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headshots.config import get_settings
+    from headshots.engines.replicate.models import MODELS
+
+    monkeypatch.setenv("HEADSHOTS_REPLICATE_MODEL", "google/nano-banana")
+    monkeypatch.setenv("HEADSHOTS_REPLICATE_COST_USD", '{"google/nano-banana": 0.05}')
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["models"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "24 headshots" in lines[0]  # the executive tier: 6 styles x 4
+    for name in MODELS:
+        assert name in result.output
+    (banana,) = [line for line in lines if "google/nano-banana " in line]
+    # The operator's price, times the executive order's 24 headshots.
+    assert "(configured)" in banana and "$0.0500" in banana and "$1.20" in banana
+    assert "none: not reproducible" in banana
+    (kontext,) = [line for line in lines if "flux-kontext-pro" in line]
+    assert "input_image" in kontext and "$0.0400" in kontext and "$0.96" in kontext
+
+
+def test_generate_with_a_model_without_a_seed_reports_no_seed(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from headshots.config import get_settings
+    from tests.fakes.replicate_server import TOKEN, FakeReplicate
+
+    fake = FakeReplicate().start()
+    monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
+    monkeypatch.setenv("REPLICATE_BASE_URL", fake.url)
+    monkeypatch.setenv("HEADSHOTS_REPLICATE_MODEL", "bytedance/seedream-4")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(
+            app,
+            [
+                "generate",
+                str(FIXTURES / "obama.jpg"),
+                "--style",
+                "corporate",
+                "--engine",
+                "replicate",
+                "--variations",
+                "2",
+                "--seed",
+                "5",
+                "--out",
+                str(tmp_path),
+            ],
+        )
+    finally:
+        get_settings.cache_clear()
+        fake.stop()
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [v["status"] for v in report["variations"]] == ["done", "done"]
+    assert [v["seed"] for v in report["variations"]] == [None, None]
+    assert all(v["details"]["reproducible"] is False for v in report["variations"])
+    assert len(fake.creates()) == 2

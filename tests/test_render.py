@@ -10,7 +10,15 @@ import pytest
 from PIL import Image, ImageOps
 
 from headshots.config import Settings
-from headshots.engines.base import Failed, Outcome, Rendered, Shape, get_engine, register_engine
+from headshots.engines.base import (
+    EngineDefaults,
+    Failed,
+    Outcome,
+    Rendered,
+    Shape,
+    get_engine,
+    register_engine,
+)
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.render import IdentityGate, render_style
@@ -23,7 +31,7 @@ def load(name: str) -> Image.Image:
     return Image.open(FIXTURES / name).convert("RGB")
 
 
-class StrangerEngine:
+class StrangerEngine(EngineDefaults):
     """Odd seeds return another person, even seeds the selfie itself."""
 
     name: ClassVar[str] = "stranger"
@@ -31,6 +39,7 @@ class StrangerEngine:
     generative: ClassVar[bool] = True
     rerolls_help: ClassVar[bool] = True
     repairs_crop: ClassVar[bool] = True
+    changes_clothes: ClassVar[bool] = True
     stranger: ClassVar[str] = "grace_hopper.jpg"
 
     def __init__(self, settings: Settings) -> None:
@@ -58,6 +67,7 @@ class StubbornEngine(StrangerEngine):
     generative: ClassVar[bool] = False
     rerolls_help: ClassVar[bool] = False
     repairs_crop: ClassVar[bool] = False
+    changes_clothes: ClassVar[bool] = False
 
 
 register_engine("stranger", StrangerEngine)

@@ -70,6 +70,58 @@ def styles() -> None:
     Console().print(table)
 
 
+# How each hosted model is asked for size, by the field it uses.
+_SIZE_LABELS = {
+    "aspect_ratio": "aspect_ratio",
+    "megapixels": "output_megapixels",
+    "resolution": "resolution",
+    "k": "size",
+}
+
+
+@app.command()
+def models() -> None:
+    """List the hosted models: what each takes, its seed, and what a headshot and an order cost."""
+    from headshots.engines.replicate.engine import price_of, typical_pixels
+    from headshots.engines.replicate.models import MODELS
+    from headshots.tiers import parse_tiers
+
+    settings = load_settings()
+    try:
+        tiers = parse_tiers(settings.tiers)
+    except HeadshotsError as error:
+        fail(error.detail)
+        return
+    # The executive tier, or the one with the most styles if it was renamed.
+    largest = next((t for t in tiers if t.id == "executive"), max(tiers, key=lambda t: t.styles))
+    headshots = largest.styles * settings.variations
+    configured = settings.replicate_model
+    table = Table(
+        box=None,
+        pad_edge=False,
+        title=f"Hosted models (an {largest.title.lower()} order: {headshots} headshots)",
+        title_justify="left",
+    )
+    for column in ("model", "selfie field", "size", "seed", "per headshot", "per order", "price"):
+        table.add_column(column)
+    for spec in MODELS.values():
+        price = price_of(spec, settings)
+        each = price.of(*typical_pixels())
+        field = f"{spec.image_field}{' [list]' if spec.image_list else ''}"
+        mark = " (configured)" if spec.name == configured else ""
+        table.add_row(
+            f"{spec.name}{mark}",
+            field,
+            _SIZE_LABELS[spec.size_by] + (f" {spec.size_value}" if spec.size_value else ""),
+            "yes" if spec.seeded else "none: not reproducible",
+            f"${each:.4f}",
+            f"${each * headshots:.2f}",
+            price.source + ("" if price.confirmed else " (not confirmed)"),
+        )
+    # markup off: "[pro]" and "[list]" are part of the text, not style tags.
+    Console(width=200).print(table, markup=False, highlight=False)
+
+
 @app.command()
 def generate(
     selfie: Annotated[Path, typer.Argument(help="A photo of one person: HEIC, JPEG, PNG or WebP.")],
@@ -212,10 +264,10 @@ def _print_model_licence(runtime: Any, settings: Settings) -> None:
         engine = runtime.engine(default_engine_name(settings))
     except HeadshotsError:
         return  # /readyz says what is wrong
-    line = getattr(engine, "licence_line", None)
+    line = engine.licence_line()
     if line is not None:
         # markup off: "[klein]" is part of the name, not a style tag.
-        console.print(line(), highlight=False, markup=False, soft_wrap=True)
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -252,7 +304,7 @@ def worker() -> None:
     consumer = jobs_worker.start(runtime, embedded=False)
     serve_worker_metrics(settings)
     if settings.queue_url:
-        from headshots.engines.replicate_relay import CompletionRelay
+        from headshots.engines.replicate.relay import CompletionRelay
 
         # Replicate's webhooks reach the web process; it relays them here.
         CompletionRelay(settings.queue_url).listen()

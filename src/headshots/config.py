@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     replicate_rerolls: Annotated[int, Field(ge=0, le=3)] = 1
     replicate_webhook_secret: SecretStr | None = None
     # US dollars per image by model, as JSON; a model left out uses the
-    # published price in engines/replicate_models.py.
+    # published price in engines/replicate/models.py.
     replicate_cost_usd: dict[str, float] = Field(default_factory=dict)
     # Where the client sends API calls; empty means Replicate itself. Tests
     # point it at a local fake.

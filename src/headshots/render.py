@@ -72,7 +72,7 @@ def render_style(
 
 def rerolls_help(engine: Engine) -> bool:
     """Whether a new seed can give a drifted face another chance."""
-    return bool(getattr(engine, "rerolls_help", engine.generative))
+    return engine.rerolls_help
 
 
 def reference_face(selfie: PreparedSelfie) -> FaceDescriptor | None:

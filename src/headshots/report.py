@@ -75,7 +75,8 @@ def _entry(style: Style, index: int, outcome: Rendered | Failed) -> dict[str, An
     return {
         "style": style.id,
         "index": index,
-        "seed": outcome.seed,
+        # A model without a seed cannot remake the image: no seed to report.
+        "seed": None if outcome.details.get("reproducible") is False else outcome.seed,
         "seconds": round(outcome.seconds, 3),
         "details": outcome.details,
     }

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -23,14 +24,19 @@ from pydantic import SecretStr
 
 from headshots.config import Settings
 from headshots.engines.base import Failed, Rendered, get_engine
-from headshots.engines.replicate import ReplicateEngine, Timing
-from headshots.engines.replicate_transport import RetryPolicy
+from headshots.engines.replicate.clients import Clients
+from headshots.engines.replicate.engine import ReplicateEngine, Timing
+from headshots.engines.replicate.models import MODELS
+from headshots.engines.replicate.transport import RetryPolicy
 from headshots.errors import ConfigurationError
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo, prepare_selfie
+from headshots.jobs.lanes import Lanes
 from headshots.styles import EXTEND_CROP, get_style
 from headshots.web.replicate_webhook import build_replicate_webhook_router
 from tests import selfie_set
+from tests.fakes.replicate_schema import models as snapshot_models
+from tests.fakes.replicate_schema import schema
 from tests.fakes.replicate_server import TOKEN, WEBHOOK_SECRET, FakeReplicate
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -164,14 +170,49 @@ def test_styles_of_one_order_run_concurrently_from_async_code(
     assert fake.peak_in_flight == 6
 
 
-def test_the_concurrency_setting_bounds_predictions_in_flight(
+def test_the_concurrency_setting_bounds_predictions_in_flight_through_the_scheduler(
     settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
 ) -> None:
     fake.delay = 0.5
     bounded = engine(settings, fake, replicate_concurrency=2)
-    outcomes = bounded.generate(selfie, CORPORATE, [1, 2, 3, 4], SIZE)
-    assert [type(o) for o in outcomes] == [Rendered] * 4
+    lanes = Lanes()
+    try:
+        calls = [
+            future.result(timeout=30)
+            for style in ("corporate", "minimal")
+            for _, future in lanes.submit(bounded, selfie, get_style(style), [1, 2, 3], SIZE)
+        ]
+    finally:
+        lanes.close()
+    assert [type(o) for call in calls for o in call.outcomes] == [Rendered] * 6
     assert fake.peak_in_flight == 2
+
+
+def test_calls_on_one_event_loop_share_one_connection_pool(
+    settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
+) -> None:
+    opened: list[int] = []
+    real = ReplicateEngine._make_clients
+
+    def counting(self: ReplicateEngine) -> Clients:
+        opened.append(1)
+        return real(self)
+
+    async def order() -> list[list[Any]]:
+        return await asyncio.gather(
+            *(
+                hosted.agenerate(selfie, get_style(s), [1, 2], SIZE)
+                for s in ("corporate", "minimal")
+            )
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ReplicateEngine, "_make_clients", counting)
+        hosted = engine(settings, fake)
+        asyncio.run(order())
+        asyncio.run(order())
+    # One set of clients per loop, not per style or per prediction.
+    assert len(opened) == 2
 
 
 # --- the other models -----------------------------------------------------
@@ -276,20 +317,58 @@ def test_throttling_waits_for_retry_after_then_goes_on(
     assert accepted.at - throttled.at >= 1.0
 
 
-def test_server_errors_are_retried_a_bounded_number_of_times(
+def test_server_errors_on_polls_are_retried_a_bounded_number_of_times(
     settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
 ) -> None:
-    fake.fail_next("create", 500, times=2)
+    # Still running at the first poll, however slowly this machine renders.
+    fake.honour_wait = False
+    fake.delay = 3.0
+    fake.fail_next("get", 502, times=2)
     (outcome,) = engine(settings, fake).generate(selfie, CORPORATE, [1], SIZE)
     assert isinstance(outcome, Rendered)
-    assert len(fake.creates()) == 3
+    assert len(fake.calls("GET", r"^/v1/predictions/")) >= 3
+    assert len(fake.creates()) == 1
 
-    fake.requests.clear()
-    fake.fail_next("create", 503, times=50)
+
+def test_a_create_answered_504_after_the_provider_made_it_is_found_and_paid_once(
+    settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
+) -> None:
+    fake.lost_answers = [504]
     (outcome,) = engine(settings, fake).generate(selfie, CORPORATE, [1], SIZE)
-    assert isinstance(outcome, Failed) and outcome.code == "provider_unavailable"
-    assert outcome.retryable
-    assert len(fake.creates()) == FAST.retry.attempts
+
+    assert isinstance(outcome, Rendered)
+    # Never sent again: the one prediction was found in the account's list.
+    assert len(fake.creates()) == 1
+    assert len(fake.calls("GET", r"^/v1/predictions$")) == 1
+    assert fake.paid() == 1
+    assert outcome.details["prediction_id"] in fake.predictions
+
+
+def test_lost_answers_for_one_input_each_adopt_a_prediction_of_their_own(
+    settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
+) -> None:
+    # A model without a seed sends the same input four times; two answers are lost.
+    fake.lost_answers = [502, 504]
+    hosted = engine(settings, fake, replicate_model="google/nano-banana")
+    outcomes = hosted.generate(selfie, CORPORATE, [1, 2, 3, 4], SIZE)
+
+    assert [type(o) for o in outcomes] == [Rendered] * 4
+    assert len(fake.creates()) == 4 and fake.paid() == 4
+    assert len({o.details["prediction_id"] for o in outcomes}) == 4
+
+
+def test_a_create_whose_prediction_cannot_be_found_is_given_up_not_sent_again(
+    settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
+) -> None:
+    # A 500 before anything was made: nothing to find, and nothing resent.
+    fake.fail_next("create", 500, times=3)
+    (outcome,) = engine(settings, fake).generate(selfie, CORPORATE, [1], SIZE)
+
+    assert isinstance(outcome, Failed) and outcome.code == "provider_answer_lost"
+    assert "never paid for twice" in outcome.reason
+    assert not outcome.retryable
+    assert len(fake.creates()) == 1
+    assert fake.paid() == 0
 
 
 def test_the_clients_own_retrier_does_not_multiply_ours(
@@ -297,7 +376,9 @@ def test_the_clients_own_retrier_does_not_multiply_ours(
 ) -> None:
     # Polling GETs answered 503: the client alone would try each one 10 times.
     fake.honour_wait = False
-    fake.delay = 0.3
+    # Long enough that the prediction is still running at the first poll,
+    # however slowly this machine renders the fake output.
+    fake.delay = 5.0
     fake.fail_next("get", 503, times=50)
     (outcome,) = engine(settings, fake).generate(selfie, CORPORATE, [1], SIZE)
 
@@ -367,14 +448,17 @@ def test_junk_output_is_never_handed_back_as_an_image(
 def test_the_order_completes_with_what_worked_and_says_why_the_rest_failed(
     settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
 ) -> None:
+    # The four creates reach the provider in any order; which seed meets
+    # which ending does not matter, only that each is told apart.
     fake.outcomes = ["ok", "crash", "ok", "slow"]
-    hosted = engine(settings, fake, replicate_rerolls=0, replicate_concurrency=1)
-    hosted.settings = hosted.settings.model_copy(update={"replicate_timeout_seconds": 1.0})
+    hosted = engine(settings, fake, replicate_rerolls=0, replicate_timeout_seconds=1.0)
     outcomes = hosted.generate(selfie, CORPORATE, [1, 2, 3, 4], SIZE)
 
-    assert [type(o).__name__ for o in outcomes] == ["Rendered", "Failed", "Rendered", "Failed"]
-    crashed, slow = outcomes[1], outcomes[3]
-    assert isinstance(crashed, Failed) and isinstance(slow, Failed)
+    assert [o.seed for o in outcomes] == [1, 2, 3, 4]
+    assert sum(isinstance(o, Rendered) for o in outcomes) == 2
+    crashed, slow = sorted(
+        (o for o in outcomes if isinstance(o, Failed)), key=lambda o: o.code != "prediction_failed"
+    )
     assert crashed.code == "prediction_failed"
     assert "could not make this variation" in crashed.reason
     assert slow.code == "timeout"
@@ -407,7 +491,9 @@ def test_with_a_public_url_predictions_carry_a_webhook_that_wakes_the_wait(
     settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
 ) -> None:
     fake.honour_wait = False
-    fake.delay = 0.5
+    # Still running when the create answers, however slowly this machine
+    # renders the fake output: only a webhook can end the wait early.
+    fake.delay = 2.0
     app = FastAPI()
     app.include_router(
         build_replicate_webhook_router(
@@ -434,3 +520,102 @@ def test_with_a_public_url_predictions_carry_a_webhook_that_wakes_the_wait(
     assert delivered == [200, 200]
     # The fallback poll is 30 s away: only the webhooks can have ended the wait.
     assert fake.calls("GET", r"^/v1/predictions/") == []
+
+
+# --- every model in the table ------------------------------------------------
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_every_model_is_driven_end_to_end_with_an_input_its_schema_accepts(
+    settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie, model: str
+) -> None:
+    spec = MODELS[model]
+    hosted = engine(settings, fake, replicate_model=model, replicate_rerolls=0)
+    outcomes = hosted.generate(selfie, CORPORATE, [11, 22], SIZE)
+
+    # The fake refuses (422) whatever its schema snapshot would: none was refused.
+    assert [type(o) for o in outcomes] == [Rendered, Rendered], outcomes
+    assert all(o.image.size == SIZE for o in outcomes if isinstance(o, Rendered))
+    sent = create_inputs(fake)[0]
+    image = sent[spec.image_field]
+    assert isinstance(image, list) == spec.image_list
+    assert (image[0] if isinstance(image, list) else image).startswith("data:image/jpeg;base64,")
+    assert ("seed" in sent) == spec.seeded
+    # Outputs come as the model answers them: one link or a list of links.
+    answered = fake.predictions[outcomes[0].details["prediction_id"]].output
+    shape = schema(model)["output"]["type"]  # type: ignore[index]
+    assert isinstance(answered, list) == (shape == "array")
+    assert all(o.details["cost_usd"] > 0 for o in outcomes)
+
+
+def test_the_schema_snapshots_cover_every_model_in_the_table() -> None:
+    assert snapshot_models() == sorted(MODELS)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"guidance_scale": 3}, "- input: Additional property guidance_scale is not allowed"),
+        ({"seed": "7"}, "- input.seed: Invalid type. Expected: integer, given: string"),
+        ({"aspect_ratio": "7:5"}, "- input.aspect_ratio: aspect_ratio must be one of"),
+        ({"safety_tolerance": 9}, "- input.safety_tolerance: Must be less than or equal to 6"),
+    ],
+)
+def test_the_fake_refuses_what_the_provider_would_with_its_422(
+    fake: FakeReplicate, change: dict[str, Any], expected: str
+) -> None:
+    body = {"input": {"prompt": "a headshot", "input_image": "data:,", "seed": 1, **change}}
+    answer = httpx.post(
+        f"{fake.url}/v1/models/black-forest-labs/flux-kontext-pro/predictions",
+        json=body,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert answer.status_code == 422
+    problem = answer.json()
+    assert problem["title"] == "Input validation failed" and problem["status"] == 422
+    assert expected in problem["detail"]
+    assert problem["invalid_fields"][0]["field"] in problem["detail"]
+    assert fake.predictions == {}
+
+
+@pytest.mark.parametrize("model", sorted(m for m, spec in MODELS.items() if not spec.seeded))
+def test_a_model_without_a_seed_still_makes_four_different_variations_and_claims_no_seed(
+    settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie, model: str
+) -> None:
+    hosted = engine(settings, fake, replicate_model=model)
+    outcomes = hosted.generate(selfie, CORPORATE, [1, 2, 3, 4], SIZE)
+
+    rendered = [o for o in outcomes if isinstance(o, Rendered)]
+    assert len(rendered) == 4 and len(fake.creates()) == 4
+    assert len({o.image.tobytes() for o in rendered}) == 4
+    assert all(o.details["seed"] is None for o in rendered)
+    assert all(o.details["reproducible"] is False for o in rendered)
+
+
+def test_a_price_per_megapixel_is_paid_on_the_image_as_made_and_rerolls_add_up(
+    settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
+) -> None:
+    fake.outcomes = ["junk"]
+    hosted = engine(settings, fake, replicate_model="black-forest-labs/flux-2-pro")
+    (outcome,) = hosted.generate(selfie, CORPORATE, [1], SIZE)
+
+    assert isinstance(outcome, Rendered)
+    # 880 x 1104 made, the selfie sent at under 1.5 MP (2 started megapixels):
+    # $0.015 a run + $0.015 a megapixel out + $0.015 a started megapixel in.
+    made = 0.015 + 0.015 * 880 * 1104 / 1_000_000 + 0.015 * 2
+    junk = 0.015 + 0.015 * 1024 * 1024 / 1_000_000 + 0.015 * 2
+    assert outcome.details["cost_usd"] == pytest.approx(made + junk, abs=1e-6)
+    assert len(outcome.details["prediction_ids"]) == 2
+
+
+def test_the_format_asked_for_is_a_quality_95_jpeg_where_the_model_takes_a_quality(
+    settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
+) -> None:
+    engine(settings, fake, replicate_model="qwen/qwen-image-edit-plus").generate(
+        selfie, CORPORATE, [1], SIZE
+    )
+    engine(settings, fake).generate(selfie, CORPORATE, [1], SIZE)
+    qwen, kontext = create_inputs(fake)
+    assert (qwen["output_format"], qwen["output_quality"]) == ("jpg", 95)
+    # Kontext [pro]'s JPEG quality cannot be set: PNG keeps the image.
+    assert kontext["output_format"] == "png" and "output_quality" not in kontext

@@ -9,11 +9,20 @@ downloads all run for real. It speaks what the engine uses:
   (with ``Prefer: wait=N`` honoured: the answer is held until the prediction
   ends or N seconds pass)
 - ``GET /v1/predictions/{id}`` and ``POST /v1/predictions/{id}/cancel``
+- ``GET /v1/predictions``: every prediction, newest first, in pages
 - ``GET /v1/webhooks/default/secret``
 - ``GET /files/{name}``: the output images
 
+A create for a model with a schema snapshot (tests/fixtures/replicate_schemas)
+is checked against it and refused with the provider's 422 body, as the real
+one would (tests/fakes/replicate_schema.py). Outputs take the model's shape
+(one URI or a list) and the format asked for (PNG, JPEG or WebP); a model
+without a seed answers a different image to every prediction.
+
 Behaviour is scripted: ``errors`` answers the next calls of a kind with an
-HTTP status (401, 422, 429 with Retry-After, 500...), ``outcomes`` decides
+HTTP status (401, 422, 429 with Retry-After, 500...); ``lost_answers`` makes
+the next creates record their prediction and then answer an error (a 504
+from a proxy after the provider took the work); ``outcomes`` decides
 how the next predictions end ("ok", "fail", "slow", "junk"), ``delay`` is how
 long a prediction takes. With ``webhook_sink`` set, a prediction that ends
 sends a signed ``completed`` webhook to the URL it was created with.
@@ -25,6 +34,7 @@ import base64
 import hashlib
 import hmac
 import io
+import itertools
 import json
 import random
 import re
@@ -38,12 +48,18 @@ from typing import Any
 
 from PIL import Image, ImageOps
 
+from tests.fakes import replicate_schema
+
 TOKEN = "r8_fake_" + "7" * 32
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"fake replicate signing key 32 by").decode()
 OUTPUT_SIZE = (880, 1104)  # what Kontext answers for 4:5
 _CREATE_MODEL = re.compile(r"^/v1/models/(?P<owner>[\w.-]+)/(?P<name>[\w.-]+)/predictions$")
 _PREDICTION = re.compile(r"^/v1/predictions/(?P<id>\w+)(?P<cancel>/cancel)?$")
 _FILE = re.compile(r"^/files/(?P<name>[\w.]+)$")
+_PILLOW_FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP"}
+_MIME = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+# Where each model takes its image, in the order they are looked for.
+_IMAGE_FIELDS = ("input_image", "input_images", "images", "image", "image_input")
 
 WebhookSink = Callable[[str, dict[str, str], bytes], None]
 
@@ -75,7 +91,7 @@ class _Prediction:
     finish_at: float
     webhook: str | None
     status: str = "starting"
-    output: str | None = None
+    output: str | list[str] | None = None
     error: str | None = None
     canceled: bool = False
     notified: bool = False
@@ -96,6 +112,10 @@ class FakeReplicate:
     # (never ends by itself), "junk" (the output is not an image).
     outcomes: list[str] = field(default_factory=list)
     honour_wait: bool = True
+    # Statuses answered to the next creates after their prediction was made.
+    lost_answers: list[int] = field(default_factory=list)
+    # Predictions a page of GET /v1/predictions holds.
+    page_size: int = 100
     webhook_sink: WebhookSink | None = None
     webhook_secret: str = WEBHOOK_SECRET
     requests: list[Recorded] = field(default_factory=list)
@@ -106,6 +126,7 @@ class FakeReplicate:
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _outputs: dict[str, bytes] = field(default_factory=dict)
+    _draws: itertools.count[int] = field(default_factory=itertools.count)
 
     # --- lifecycle -----------------------------------------------------------
 
@@ -198,6 +219,8 @@ class FakeReplicate:
             return self._json(handler, 200, {"key": self.webhook_secret})
         if kind == "create":
             return self._create(handler, path, body)
+        if kind == "list":
+            return self._list(handler, handler.path)
         if kind in ("get", "cancel"):
             match = _PREDICTION.match(path)
             assert match is not None
@@ -213,9 +236,10 @@ class FakeReplicate:
         if kind == "file":
             match = _FILE.match(path)
             data = self._outputs.get(match["name"]) if match else None
-            if data is None:
+            if data is None or match is None:
                 return self._problem(handler, 404, "Not found", "Not found")
-            return self._send(handler, 200, data, "image/png")
+            mime = _MIME.get(match["name"].rsplit(".", 1)[-1], "application/octet-stream")
+            return self._send(handler, 200, data, mime)
         return self._problem(handler, 404, "Not found", "Not found")
 
     @staticmethod
@@ -226,6 +250,8 @@ class FakeReplicate:
             return "secret"
         if method == "POST" and (path == "/v1/predictions" or _CREATE_MODEL.match(path)):
             return "create"
+        if method == "GET" and path == "/v1/predictions":
+            return "list"
         match = _PREDICTION.match(path)
         if match:
             return "cancel" if match["cancel"] else "get"
@@ -241,8 +267,22 @@ class FakeReplicate:
     def _create(self, handler: BaseHTTPRequestHandler, path: str, body: dict[str, Any]) -> None:
         match = _CREATE_MODEL.match(path)
         model = f"{match['owner']}/{match['name']}" if match else "pinned/model"
+        given = body.get("input")
+        invalid = replicate_schema.problems(model, given if isinstance(given, dict) else {})
+        if invalid:
+            return self._json(
+                handler,
+                422,
+                {
+                    "title": "Input validation failed",
+                    "detail": "\n".join(f"- {p['field']}: {p['description']}" for p in invalid),
+                    "status": 422,
+                    "invalid_fields": invalid,
+                },
+            )
         with self._lock:
             outcome = self.outcomes.pop(0) if self.outcomes else "ok"
+            lost = self.lost_answers.pop(0) if self.lost_answers else None
         now = time.monotonic()
         prediction = _Prediction(
             id=secrets.token_hex(13),
@@ -269,12 +309,21 @@ class FakeReplicate:
             )
             timer.daemon = True
             timer.start()
+        if lost is not None:
+            # The provider has the prediction (and will bill it); the answer
+            # never reaches the client.
+            return self._problem(handler, lost, "Gateway Timeout", "upstream timed out")
         prefer = handler.headers.get("Prefer", "")
         wait = re.match(r"wait(?:=(\d+))?", prefer)
         if wait and self.honour_wait:
             hold_until = now + float(wait.group(1) or 60)
             time.sleep(max(0.0, min(hold_until, prediction.finish_at) - time.monotonic()))
         self._json(handler, 201, self._view(prediction))
+
+    def paid(self) -> int:
+        """Predictions that ran to a result: what the provider would bill."""
+        with self._lock:
+            return sum(1 for p in self.predictions.values() if p.status == "succeeded")
 
     def _view(self, prediction: _Prediction) -> dict[str, Any]:
         with self._lock:
@@ -314,29 +363,61 @@ class FakeReplicate:
             prediction.status = "failed"
             prediction.error = "CUDA out of memory while running the model"
         else:
-            name = f"{prediction.id}.png"
+            extension = _extension(prediction)
+            name = f"{prediction.id}.{extension}"
             self._outputs[name] = (
                 b"this is not an image"
                 if prediction.outcome == "junk"
                 else self._render(prediction)
             )
             prediction.status = "succeeded"
-            prediction.output = f"{self.url}/files/{name}"
+            url = f"{self.url}/files/{name}"
+            found = replicate_schema.schema(prediction.model)
+            listed = found is not None and found["output"].get("type") == "array"
+            prediction.output = [url] if listed else url
 
     def _render(self, prediction: _Prediction) -> bytes:
-        """The input photo at Kontext's output size: enough to check the pipeline."""
-        uri = str(prediction.input.get("input_image", ""))
-        key = hashlib.sha256(uri.encode()).hexdigest()
+        """The input photo at Kontext's output size, in the format asked for.
+
+        A model with a seed answers the same image to the same input; one
+        without answers each prediction a little differently, as a new draw.
+        """
+        uri = _input_image(prediction.input)
+        extension = _extension(prediction)
+        found = replicate_schema.schema(prediction.model)
+        seedless = found is not None and "seed" not in found["input"]["properties"]
+        key = hashlib.sha256(f"{extension}:{uri}".encode()).hexdigest()
         cached = self._outputs.get(key)
-        if cached is not None:
+        if cached is not None and not seedless:
             return cached
         _, _, encoded = uri.partition(",")
         with Image.open(io.BytesIO(base64.b64decode(encoded))) as source:
             output = ImageOps.fit(source.convert("RGB"), OUTPUT_SIZE, centering=(0.5, 0.35))
+        if seedless:
+            # Every draw its own light: no two predictions answer alike.
+            # next() on a count is atomic; _render already runs under _lock
+            # when a poll advances the prediction, so no lock is taken here.
+            shift = (next(self._draws) * 7) % 61 - 30
+            output = output.point(lambda v: max(0, min(255, v + shift)))
         buffer = io.BytesIO()
-        output.save(buffer, format="PNG", compress_level=1)
+        output.save(buffer, format=_PILLOW_FORMATS[extension], **_SAVE_OPTIONS[extension])
         self._outputs[key] = buffer.getvalue()
         return self._outputs[key]
+
+    def _list(self, handler: BaseHTTPRequestHandler, raw_path: str) -> None:
+        """Newest first, ``page_size`` at a time, with a cursor to the next page."""
+        _, _, query = raw_path.partition("?")
+        cursor = int(query.split("cursor=", 1)[1]) if "cursor=" in query else 0
+        with self._lock:
+            ordered = sorted(self.predictions.values(), key=lambda p: p.created, reverse=True)
+        page = ordered[cursor : cursor + self.page_size]
+        after = cursor + self.page_size
+        following = f"{self.url}/v1/predictions?cursor={after}" if after < len(ordered) else None
+        self._json(
+            handler,
+            200,
+            {"previous": None, "next": following, "results": [self._view(p) for p in page]},
+        )
 
     def _send_webhook(self, prediction: _Prediction) -> None:
         view = self._view(prediction)
@@ -386,3 +467,26 @@ class FakeReplicate:
             handler.send_header(name.replace("_", "-"), value)
         handler.end_headers()
         handler.wfile.write(data)
+
+
+_SAVE_OPTIONS: dict[str, dict[str, Any]] = {
+    "png": {"compress_level": 1},
+    "jpg": {"quality": 95},
+    "webp": {"quality": 90},
+}
+
+
+def _input_image(given: dict[str, Any]) -> str:
+    for name in _IMAGE_FIELDS:
+        value = given.get(name)
+        if isinstance(value, list) and value:
+            return str(value[0])
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _extension(prediction: _Prediction) -> str:
+    """The format asked for; a model without the choice answers JPEG."""
+    asked = prediction.input.get("output_format")
+    return asked if asked in _PILLOW_FORMATS else "jpg"

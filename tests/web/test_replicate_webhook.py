@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from headshots.config import Settings
-from headshots.engines.replicate_webhooks import (
+from headshots.engines.replicate.webhooks import (
     SeenIds,
     Waiters,
     WebhookRejected,
@@ -293,7 +293,7 @@ def subscribed(url: str, channel: str) -> None:
 def test_a_webhook_reaching_the_web_process_wakes_the_worker_awaiting_it(
     settings: Settings, redis_url: str
 ) -> None:
-    from headshots.engines.replicate_relay import CHANNEL, CompletionRelay
+    from headshots.engines.replicate.relay import CHANNEL, CompletionRelay
 
     # The web process: nobody awaits predictions here (a Redis queue).
     app = FastAPI()
@@ -327,7 +327,7 @@ def test_a_webhook_reaching_the_web_process_wakes_the_worker_awaiting_it(
 def test_the_relay_ignores_what_is_not_a_prediction_id(redis_url: str) -> None:
     import redis
 
-    from headshots.engines.replicate_relay import CHANNEL, CompletionRelay
+    from headshots.engines.replicate.relay import CHANNEL, CompletionRelay
 
     waiters = Waiters()
     stop = CompletionRelay(redis_url).listen(waiters)

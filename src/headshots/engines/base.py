@@ -10,6 +10,7 @@ configuration before it spends money or GPU time, and raises
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,14 @@ class EngineFailure(HeadshotsError):
 
 @runtime_checkable
 class Engine(Protocol):
+    """What every engine is and can do, declared: callers never probe for a method.
+
+    The abilities are class attributes, so they are read without building
+    the engine (:func:`declared`), and methods with a meaning for every
+    engine; :class:`EngineDefaults` gives each optional one its "cannot"
+    answer, so an engine states only what it adds.
+    """
+
     name: ClassVar[str]
     # One line a person reads in `headshots generate` and report.json.
     description: ClassVar[str]
@@ -102,6 +111,9 @@ class Engine(Protocol):
     # (generative engines follow the prompt) or keeps their own clothes (the
     # studio engine), so every style text says what this engine will do.
     changes_clothes: ClassVar[bool]
+    # Whether the engine can put the person before a backdrop colour a
+    # person picks (#RRGGBB) instead of the style's own.
+    takes_backdrop_colour: ClassVar[bool]
 
     def shape(self) -> Shape:
         """How many calls may be in flight per process, and how many seeds each takes."""
@@ -111,6 +123,46 @@ class Engine(Protocol):
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size
     ) -> list[Outcome]: ...
 
+    async def agenerate(
+        self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size
+    ) -> list[Outcome]:
+        """``generate`` as a coroutine; the scheduler calls it when ``shape().asynchronous``."""
+        ...
+
+    def check_ready(self) -> None:
+        """Raise a :class:`HeadshotsError` saying why the engine cannot serve now (/readyz)."""
+        ...
+
+    def describe(self) -> dict[str, Any] | None:
+        """The model the engine runs and its licence, for /readyz; None when there is none."""
+        ...
+
+    def licence_line(self) -> str | None:
+        """One line for the start-up log: whether its images may be sold; None if nothing to say."""
+        ...
+
+
+class EngineDefaults:
+    """The optional abilities of :class:`Engine`, each answered "not this engine"."""
+
+    takes_backdrop_colour: ClassVar[bool] = False
+
+    async def agenerate(
+        self: Engine, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size
+    ) -> list[Outcome]:
+        # A synchronous engine on the event loop: on a thread, so the loop
+        # keeps moving.
+        return await asyncio.to_thread(self.generate, selfie, style, seeds, size)
+
+    def check_ready(self) -> None:
+        return None
+
+    def describe(self) -> dict[str, Any] | None:
+        return None
+
+    def licence_line(self) -> str | None:
+        return None
+
 
 EngineFactory = Callable[[Settings], Engine]
 
@@ -118,7 +170,7 @@ EngineFactory = Callable[[Settings], Engine]
 # engine never imports the Replicate client, and nobody imports torch.
 _BUILTIN: dict[str, str] = {
     "studio": "headshots.engines.studio:StudioEngine",
-    "replicate": "headshots.engines.replicate:ReplicateEngine",
+    "replicate": "headshots.engines.replicate.engine:ReplicateEngine",
     "flux-local": "headshots.engines.flux_local:FluxLocalEngine",
 }
 _REGISTERED: dict[str, EngineFactory] = {}
@@ -199,7 +251,7 @@ def get_engine(settings: Settings, name: str | None = None) -> Engine:
     """The engine called ``name``, or a third-party one given as ``module:Class``."""
     name = name or default_engine_name(settings)
     if name in _REGISTERED:
-        return _REGISTERED[name](settings)
+        return _declaring(name, _REGISTERED[name](settings))
     target = _BUILTIN.get(name) or (name if ":" in name else None)
     if target is None:
         raise ConfigurationError(
@@ -213,7 +265,21 @@ def get_engine(settings: Settings, name: str | None = None) -> Engine:
         raise ConfigurationError(
             f"The engine {name[:80]!r} could not be loaded ({type(error).__name__})."
         ) from error
-    return factory(settings)
+    return _declaring(name, factory(settings))
+
+
+def _declaring(name: str, engine: object) -> Engine:
+    """``engine``, refused at once if it does not declare everything an engine may be asked."""
+    if not isinstance(engine, Engine):
+        members = set(Engine.__annotations__) | {
+            member for member, value in vars(Engine).items() if callable(value)
+        }
+        missing = sorted(m for m in members if not m.startswith("_") and not hasattr(engine, m))
+        raise ConfigurationError(
+            f"The engine {name[:80]!r} does not declare {', '.join(missing)}: "
+            "an engine class takes the optional ones from engines.base.EngineDefaults."
+        )
+    return engine
 
 
 def check_seeds(seeds: Sequence[int]) -> None:

@@ -37,6 +37,7 @@ from PIL import Image, ImageOps
 
 from headshots.config import Settings
 from headshots.engines.base import (
+    EngineDefaults,
     EngineFailure,
     Failed,
     Outcome,
@@ -221,7 +222,7 @@ def call_pipeline(
     return images
 
 
-class FluxLocalEngine:
+class FluxLocalEngine(EngineDefaults):
     name: ClassVar[str] = "flux-local"
     description: ClassVar[str] = (
         "FLUX.2 [klein] or FLUX.1 Kontext [dev] through diffusers on your own GPU (generative)."
@@ -232,6 +233,8 @@ class FluxLocalEngine:
     repairs_crop: ClassVar[bool] = True
     # The prompt names the style's wardrobe and the model paints it.
     changes_clothes: ClassVar[bool] = True
+    # The prompt can name any colour for the backdrop.
+    takes_backdrop_colour: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, tuning: Tuning | None = None) -> None:
         if settings.flux_weights_dir is None:

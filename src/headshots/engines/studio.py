@@ -32,6 +32,7 @@ from PIL import Image
 
 from headshots.config import Settings
 from headshots.engines.base import (
+    EngineDefaults,
     EngineFailure,
     Failed,
     Outcome,
@@ -157,7 +158,7 @@ class _Prepared:
     subject: Subject
 
 
-class StudioEngine:
+class StudioEngine(EngineDefaults):
     """Offline, CPU-only, non-generative headshots from the real photo."""
 
     name: ClassVar[str] = "studio"
@@ -171,6 +172,8 @@ class StudioEngine:
     repairs_crop: ClassVar[bool] = False
     # The real photo is kept, clothes included: no style can dress the person.
     changes_clothes: ClassVar[bool] = False
+    # The backdrop is drawn, so it can be drawn in any colour.
+    takes_backdrop_colour: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

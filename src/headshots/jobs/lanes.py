@@ -19,7 +19,6 @@ import traceback
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, cast
 
 from headshots.engines.base import Engine, Failed, Outcome, Size
 from headshots.errors import HeadshotsError
@@ -119,8 +118,7 @@ async def _limited(
     async with limit:
         started = time.perf_counter()
         try:
-            agenerate = cast(Any, engine).agenerate
-            outcomes: list[Outcome] = await agenerate(selfie, style, seeds, size)
+            outcomes = await engine.agenerate(selfie, style, seeds, size)
             outcomes = _checked(engine, seeds, outcomes)
         except Exception as error:
             outcomes = _failed(engine, seeds, error)

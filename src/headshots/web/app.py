@@ -224,14 +224,10 @@ def _add_health(app: FastAPI) -> None:
 def _engine_model(runtime: Runtime) -> dict[str, object] | None:
     from headshots.engines.base import default_engine_name
 
-    describe = getattr(runtime.engine(default_engine_name(runtime.settings)), "describe", None)
-    return describe() if describe is not None else None
+    return runtime.engine(default_engine_name(runtime.settings)).describe()
 
 
 def _engine_ready(runtime: Runtime) -> None:
     from headshots.engines.base import default_engine_name
 
-    engine = runtime.engine(default_engine_name(runtime.settings))
-    check = getattr(engine, "check_ready", None)
-    if check is not None:
-        check()
+    runtime.engine(default_engine_name(runtime.settings)).check_ready()

@@ -5,7 +5,7 @@ before is acted on; acting means waking the prediction awaited in this
 process. A replay of an id already handled is refused (409) and changes
 nothing, so a provider re-delivery is harmless. A webhook for a prediction
 awaited in another process (a separate ``headshots worker``) is passed on to
-the workers through Redis (engines.replicate_relay); their polling remains
+the workers through Redis (engines.replicate.relay); their polling remains
 the fallback.
 
 The signing secret is ``HEADSHOTS_REPLICATE_WEBHOOK_SECRET`` or, if unset,
@@ -29,8 +29,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from headshots.config import Settings
-from headshots.engines.replicate_relay import CompletionRelay
-from headshots.engines.replicate_webhooks import (
+from headshots.engines.replicate.relay import CompletionRelay
+from headshots.engines.replicate.webhooks import (
     WAITERS,
     WEBHOOK_PATH,
     SeenIds,
@@ -71,7 +71,7 @@ class _Secret:
         from replicate.client import Client
         from replicate.exceptions import ReplicateError
 
-        from headshots.engines.replicate_transport import RetryingTransport
+        from headshots.engines.replicate.transport import RetryingTransport
 
         token = self._settings.replicate_api_token
         if token is None:

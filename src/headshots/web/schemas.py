@@ -65,7 +65,10 @@ class Variation(BaseModel):
     id: str
     style: str = Field(description="The style's id, e.g. `corporate`.")
     index: int = Field(description="Its place among the style's variations, from 0.")
-    seed: int
+    seed: int | None = Field(
+        description="The seed that made it; null for a model without seeds, whose images "
+        "cannot be made again the same way."
+    )
     status: VariationStatus = Field(
         description="`pending`, `running`, `finishing` (the preview can be shown; the identity "
         "check and the final PNG are under way), then `done` or `failed`."
@@ -218,7 +221,8 @@ def variation_of(order: models.Order, variation: models.Variation, orders: str) 
         id=variation.id,
         style=variation.style,
         index=variation.index,
-        seed=variation.seed,
+        # A model without a seed cannot remake the image: no seed to show.
+        seed=None if variation.details.get("reproducible") is False else variation.seed,
         status=VariationStatus(variation.status),
         failure=(
             Failure(code=variation.failure_code, reason=variation.failure_reason)

@@ -16,7 +16,7 @@ import re
 import threading
 
 from headshots.channel import Channel
-from headshots.engines.replicate_webhooks import WAITERS, Waiters
+from headshots.engines.replicate.webhooks import WAITERS, Waiters
 
 CHANNEL = "headshots:replicate:completed"
 # Replicate's prediction ids are short lowercase alphanumerics; anything

@@ -1,12 +1,21 @@
-"""The hosted engine: FLUX.1 Kontext on Replicate, one prediction per seed.
+"""The hosted engine: image-editing models on Replicate, one prediction per variation.
 
 Every seed of a call (and, through :meth:`ReplicateEngine.agenerate`, every
-style of an order) is in flight at once, bounded by
-``HEADSHOTS_REPLICATE_CONCURRENCY``. A prediction is created with
+style of an order) is in flight at once. The one bound on how many is the
+scheduler's (``jobs.lanes``, ``HEADSHOTS_REPLICATE_CONCURRENCY`` calls of one
+seed each); a direct call, as ``headshots generate`` makes, has at most 16
+seeds. A prediction is created with
 ``Prefer: wait`` so a fast one comes back on the create call itself; a slower
 one is polled, or woken by a signed webhook when ``HEADSHOTS_PUBLIC_URL`` is
 set. Each output is downloaded at once (the provider deletes it after about
-an hour), checked, and fitted to the order's size.
+an hour), checked, and fitted to the order's size. A model without a seed
+makes each variation with a call of its own; its images cannot be remade.
+
+A create is sent again only when it surely never left this machine. One
+whose answer was lost (a 502 or 504 from a proxy, a connection cut
+mid-way) may have made a prediction, which is looked for in the account's
+prediction list before anything else is paid; if it cannot be found, that
+variation is given up with a sentence saying so.
 
 What leaves the machine: the prepared selfie as an inline JPEG data URI
 (no metadata) and the style's prompt. Neither, nor the token, is ever logged
@@ -30,23 +39,32 @@ from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-import cv2
 import httpx
-import numpy as np
 from PIL import Image
 from replicate.client import Client
 from replicate.exceptions import ReplicateError
 
 from headshots.config import Settings
-from headshots.engines.base import Failed, Outcome, Rendered, Shape, Size, check_seeds
-from headshots.engines.replicate_models import (
+from headshots.engines.base import (
+    EngineDefaults,
+    Failed,
+    Outcome,
+    Rendered,
+    Shape,
+    Size,
+    check_seeds,
+)
+from headshots.engines.replicate.clients import Clients, LoopClients, make_clients
+from headshots.engines.replicate.models import (
     HEADSHOT_BACKGROUNDS,
     ModelSpec,
+    Price,
     build_input,
     model_spec,
 )
-from headshots.engines.replicate_transport import RetryingTransport, RetryPolicy, tls_context
-from headshots.engines.replicate_webhooks import WAITERS, WEBHOOK_PATH
+from headshots.engines.replicate.outputs import download, finished_image
+from headshots.engines.replicate.transport import RetryPolicy, never_sent
+from headshots.engines.replicate.webhooks import WAITERS, WEBHOOK_PATH
 from headshots.errors import ConfigurationError, HeadshotsError
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.styles import Style
@@ -59,15 +77,15 @@ logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger("http
 T = TypeVar("T")
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+# Answers to a create that do not say whether a prediction was made.
+UNCERTAIN_STATUSES = frozenset({500, 502, 503, 504})
+# Pages of the prediction list read when looking for a create's prediction:
+# it was made seconds ago, and the list is newest first.
+LOOKUP_PAGES = 3
 # The selfie sent to the provider: enough for Kontext (it works at about one
 # megapixel), small enough to travel inline.
 UPLOAD_MAX_PIXELS = 1_500_000
 UPLOAD_JPEG_QUALITY = 92
-# Outputs: Kontext answers about one megapixel; anything outside these bounds
-# is not an image we asked for.
-OUTPUT_MAX_BYTES = 40 * 1024 * 1024
-OUTPUT_MIN_SIDE = 256
-OUTPUT_MAX_SIDE = 4096
 _DATA_URI = re.compile(r"data:[^\s\"']{0,100}?;base64,[A-Za-z0-9+/=]+")
 _URL = re.compile(r"https?://\S+")
 _SAFETY_WORDS = ("nsfw", "sensitive", "safety", "flagged", "moderation", "content policy")
@@ -97,28 +115,14 @@ class _Attempt:
     status: str = "error"
     image: Image.Image | None = None
     predict_time: float | None = None
+    # What the provider charges for this prediction (0 when it made nothing).
+    cost_usd: float = 0.0
     code: str = "engine_failed"
     reason: str = "The image service could not make this image."
     retryable: bool = False
     # Whether a fresh seed is worth a try (a refused or failed render is;
     # an invalid request or a timeout is not).
     reroll: bool = False
-
-
-class _Slots:
-    """A concurrency bound shared by every thread and event loop using the engine."""
-
-    def __init__(self, size: int) -> None:
-        self._semaphore = threading.BoundedSemaphore(size)
-
-    async def __aenter__(self) -> None:
-        # Polling keeps the wait non-blocking in any loop; it only happens
-        # when more predictions are queued than the bound allows.
-        while not self._semaphore.acquire(blocking=False):
-            await asyncio.sleep(0.02)
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._semaphore.release()
 
 
 class _Uploads:
@@ -133,6 +137,7 @@ class _Uploads:
         self._lock = threading.Lock()
 
     def get(self, selfie: PreparedSelfie) -> str:
+        """The selfie's data URI, made on first use."""
         key = id(selfie)
         # Held while encoding, so concurrent styles wait for one encoding
         # instead of each doing their own.
@@ -144,16 +149,20 @@ class _Uploads:
             return uri
 
 
+def upload_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The size the selfie travels at: its own, or scaled down to 1.5 MP."""
+    width, height = size
+    if width * height <= UPLOAD_MAX_PIXELS:
+        return width, height
+    scale = math.sqrt(UPLOAD_MAX_PIXELS / (width * height))
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
 def selfie_data_uri(image: Image.Image) -> str:
     """The selfie as an inline JPEG: fresh pixels, no EXIF, at most 1.5 MP."""
     rgb = image.convert("RGB")
-    pixels = rgb.width * rgb.height
-    if pixels > UPLOAD_MAX_PIXELS:
-        scale = math.sqrt(UPLOAD_MAX_PIXELS / pixels)
-        rgb = rgb.resize(
-            (max(1, int(rgb.width * scale)), max(1, int(rgb.height * scale))),
-            Image.Resampling.LANCZOS,
-        )
+    if upload_size(rgb.size) != rgb.size:
+        rgb = rgb.resize(upload_size(rgb.size), Image.Resampling.LANCZOS)
     # Copying into a new image drops any info (EXIF, ICC, comments) the
     # source might still carry; only pixels travel.
     clean = Image.new("RGB", rgb.size)
@@ -188,15 +197,18 @@ def _run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-class ReplicateEngine:
+class ReplicateEngine(EngineDefaults):
     name: ClassVar[str] = "replicate"
-    description: ClassVar[str] = "FLUX.1 Kontext on Replicate (hosted, generative)."
+    description: ClassVar[str] = "Image models on Replicate (hosted, generative)."
     generative: ClassVar[bool] = True
     # A failed seed is worth another: the identity check may re-roll.
     rerolls_help: ClassVar[bool] = True
     repairs_crop: ClassVar[bool] = True
     # The prompt names the style's wardrobe and the model paints it.
     changes_clothes: ClassVar[bool] = True
+    # A prompt can name the colour; professional-headshot, which has no
+    # prompt, gets the closest of its five backgrounds instead.
+    takes_backdrop_colour: ClassVar[bool] = True
 
     def __init__(self, settings: Settings, timing: Timing | None = None) -> None:
         if settings.replicate_api_token is None:
@@ -212,12 +224,16 @@ class ReplicateEngine:
         self.spec: ModelSpec = model_spec(
             settings.replicate_model, settings.replicate_model_version or None
         )
-        self.cost_usd = settings.replicate_cost_usd.get(self.spec.name, self.spec.cost_usd)
+        self.price = price_of(self.spec, settings)
         self._token = token
         self._base_url = settings.replicate_base_url or None
-        self._slots = _Slots(settings.replicate_concurrency)
+        self._clients = LoopClients(self._make_clients)
         self._uploads = _Uploads()
         self._ready_until = 0.0
+        # Predictions this process created or adopted, so a lost create's
+        # lookup never takes one that another variation already has.
+        self._claimed: dict[str, None] = {}
+        self._claimed_lock = threading.Lock()
         self.webhook_url = (
             settings.public_url.rstrip("/") + WEBHOOK_PATH if settings.public_url else None
         )
@@ -230,31 +246,21 @@ class ReplicateEngine:
     def __repr__(self) -> str:  # never the token
         return f"ReplicateEngine(model={self.spec.name!r})"
 
-    # --- clients -----------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """The model, what a headshot costs and whether it can be remade, for /readyz."""
+        return {
+            "model": self.spec.name,
+            "title": self.spec.title,
+            "seed": self.spec.seeded,
+            "price_usd_per_headshot": self.price.of(*typical_pixels()),
+            "price_source": self.price.source,
+        }
 
-    def _clients(self) -> tuple[Client, httpx.AsyncClient, RetryingTransport]:
-        """A client per event loop: httpx connections belong to the loop that made them."""
-        transport = RetryingTransport(policy=self.timing.retry)
+    def _make_clients(self) -> Clients:
         timeout = httpx.Timeout(
             self.timing.read_seconds, connect=self.timing.connect_seconds, pool=None
         )
-        # Mounting our transport for every URL replaces the client's own
-        # retrier, so retries do not multiply (see replicate_transport.py).
-        api = Client(
-            api_token=self._token,
-            base_url=self._base_url,
-            timeout=timeout,
-            mounts={"all://": transport},
-            # Never used (the mount takes every URL), but without it the
-            # client would build a default transport and its TLS context.
-            transport=transport,
-            verify=tls_context(),
-        )
-        # Outputs are fetched without the token: the download host needs none.
-        files = httpx.AsyncClient(
-            transport=transport, timeout=timeout, follow_redirects=True, verify=tls_context()
-        )
-        return api, files, transport
+        return make_clients(self._token, self._base_url, timeout, self.timing.retry)
 
     # --- readiness ----------------------------------------------------------
 
@@ -262,13 +268,12 @@ class ReplicateEngine:
         """Validate the token against the API; ``ConfigurationError`` if it is refused."""
         if time.monotonic() < self._ready_until:
             return
-        _run_sync(self.acheck_ready())
+        _run_sync(self._then_close(self.acheck_ready()))
         self._ready_until = time.monotonic() + self.timing.ready_cache_seconds
 
     async def acheck_ready(self) -> None:
-        api, files, transport = self._clients()
         try:
-            await api.accounts.async_current()
+            await self._clients.get().api.accounts.async_current()
         except ReplicateError as error:
             if error.status in (401, 403):
                 raise _token_refused(error.status) from None
@@ -277,16 +282,20 @@ class ReplicateEngine:
             ) from None
         except httpx.TransportError:
             raise HeadshotsError("Replicate cannot be reached from this machine.") from None
+
+    async def _then_close(self, work: Coroutine[Any, Any, T]) -> T:
+        """``work``, then the clients of its loop closed: a loop of its own ends with it."""
+        try:
+            return await work
         finally:
-            await files.aclose()
-            await transport.aclose()
+            await self._clients.close()
 
     # --- generation ---------------------------------------------------------
 
     def generate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size
     ) -> list[Outcome]:
-        return _run_sync(self.agenerate(selfie, style, seeds, size))
+        return _run_sync(self._then_close(self.agenerate(selfie, style, seeds, size)))
 
     async def agenerate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: Size
@@ -295,45 +304,50 @@ class ReplicateEngine:
         check_seeds(seeds)
         # Encoding is CPU work: off the loop, so other styles keep moving.
         image_uri = await asyncio.to_thread(self._uploads.get, selfie)
+        input_pixels = math.prod(upload_size(selfie.image.size))
         # Build every input first: a bad one stops the call before any money is spent.
         extend = selfie.cropped_tightly
         inputs = [
-            build_input(self.spec, style, image_uri, seed, size, extend_crop=extend)
+            build_input(
+                self.spec,
+                style,
+                image_uri,
+                seed if self.spec.seeded else None,
+                size,
+                extend_crop=extend,
+            )
             for seed in seeds
         ]
-        api, files, transport = self._clients()
+        clients = self._clients.get()
         taken = set(seeds)
-        try:
-            return list(
-                await asyncio.gather(
-                    *(
-                        self._variation(api, files, fields, style, seed, size, taken)
-                        for seed, fields in zip(seeds, inputs, strict=True)
-                    )
+        return list(
+            await asyncio.gather(
+                *(
+                    self._variation(clients, fields, style, seed, size, taken, input_pixels)
+                    for seed, fields in zip(seeds, inputs, strict=True)
                 )
             )
-        finally:
-            await files.aclose()
-            await transport.aclose()
+        )
 
     async def _variation(
         self,
-        api: Client,
-        files: httpx.AsyncClient,
+        clients: Clients,
         fields: dict[str, Any],
         style: Style,
         seed: int,
         size: Size,
         taken: set[int],
+        input_pixels: int,
     ) -> Outcome:
         started = time.monotonic()
         attempts: list[_Attempt] = []
         current = seed
         for round_ in range(self.settings.replicate_rerolls + 1):
-            if round_:
+            if round_ and self.spec.seeded:
                 current = _fresh_seed(current, taken)
                 fields = {**fields, "seed": current}
-            attempt = await self._predict(api, files, fields, current, size)
+            # Without a seed, the same input sent again is a new draw.
+            attempt = await self._predict(clients, fields, current, size, input_pixels)
             attempts.append(attempt)
             if attempt.image is not None or not attempt.reroll:
                 break
@@ -353,21 +367,25 @@ class ReplicateEngine:
 
     def _details(self, style: Style, seed: int, attempts: list[_Attempt]) -> dict[str, Any]:
         last = attempts[-1]
+        seeded = self.spec.seeded
         details: dict[str, Any] = {
             "provider": "replicate",
             "model": self.spec.name,
             "model_version": self.settings.replicate_model_version,
             "style": style.id,
-            "seed": last.seed,
-            "requested_seed": seed,
+            # A model without a seed cannot remake an image: no seed is
+            # claimed for it.
+            "seed": last.seed if seeded else None,
+            "requested_seed": seed if seeded else None,
+            "reproducible": seeded,
             "prediction_id": last.prediction_id,
             "prediction_ids": [a.prediction_id for a in attempts if a.prediction_id],
-            "seeds_tried": [a.seed for a in attempts],
+            "seeds_tried": [a.seed for a in attempts] if seeded else [],
             "predict_time": last.predict_time,
             "status": last.status,
-            # Only a delivered image is counted; what a failed prediction
-            # costs is on the provider's invoice.
-            "cost_usd": self.cost_usd if last.image is not None else 0.0,
+            # Every prediction that made an image is paid, a re-rolled one
+            # too; one that failed is not billed per image.
+            "cost_usd": round(sum(a.cost_usd for a in attempts), 6),
         }
         if not self.spec.prompted:
             details["background"] = HEADSHOT_BACKGROUNDS.get(style.id, "neutral")
@@ -375,36 +393,89 @@ class ReplicateEngine:
 
     async def _predict(
         self,
-        api: Client,
-        files: httpx.AsyncClient,
+        clients: Clients,
         fields: dict[str, Any],
         seed: int,
         size: Size,
+        input_pixels: int,
     ) -> _Attempt:
+        api = clients.api
         attempt = _Attempt(seed=seed)
-        async with self._slots:
-            deadline = time.monotonic() + self.settings.replicate_timeout_seconds
-            try:
-                prediction = await self._create(api, fields, deadline)
-            except ReplicateError as error:
+        deadline = time.monotonic() + self.settings.replicate_timeout_seconds
+        found: dict[str, Any] | None
+        try:
+            prediction = await self._create(api, fields, deadline)
+        except ReplicateError as error:
+            if (error.status or 0) not in UNCERTAIN_STATUSES:
                 return _refused(attempt, error)
-            except httpx.TransportError as error:
-                log.warning("replicate create failed: %s", type(error).__name__)
+            log.warning("replicate create answered HTTP %s; looking for it", error.status)
+            found = await self._find_created(api, fields)
+            if found is None:
+                return _lost(attempt)
+            prediction = found
+        except httpx.TransportError as error:
+            log.warning("replicate create failed: %s", type(error).__name__)
+            if never_sent(error):
                 attempt.code = "provider_unreachable"
                 attempt.reason = "The image service could not be reached; try again shortly."
                 attempt.retryable = True
                 return attempt
-            attempt.prediction_id = str(prediction.get("id") or "") or None
-            try:
-                prediction = await self._wait(api, prediction, deadline)
-            except (ReplicateError, httpx.TransportError) as error:
-                log.warning("replicate poll failed: %s", type(error).__name__)
-                await self._cancel(api, attempt.prediction_id)
-                attempt.code = "provider_unreachable"
-                attempt.reason = "The image service stopped answering; try again shortly."
-                attempt.retryable = True
-                return attempt
-            return await self._conclude(api, files, attempt, prediction, size)
+            found = await self._find_created(api, fields)
+            if found is None:
+                return _lost(attempt)
+            prediction = found
+        attempt.prediction_id = str(prediction.get("id") or "") or None
+        self._claim(attempt.prediction_id)
+        try:
+            prediction = await self._wait(api, prediction, deadline)
+        except (ReplicateError, httpx.TransportError) as error:
+            log.warning("replicate poll failed: %s", type(error).__name__)
+            await self._cancel(api, attempt.prediction_id)
+            attempt.code = "provider_unreachable"
+            attempt.reason = "The image service stopped answering; try again shortly."
+            attempt.retryable = True
+            return attempt
+        return await self._conclude(clients, attempt, prediction, size, input_pixels)
+
+    def _claim(self, prediction_id: str | None) -> bool:
+        """Mark a prediction as this process's; False if it already was."""
+        if not prediction_id:
+            return True
+        with self._claimed_lock:
+            if prediction_id in self._claimed:
+                return False
+            self._claimed[prediction_id] = None
+            # Bounded: the oldest ids are long finished.
+            while len(self._claimed) > 10_000:
+                self._claimed.pop(next(iter(self._claimed)))
+            return True
+
+    async def _find_created(self, api: Client, fields: dict[str, Any]) -> dict[str, Any] | None:
+        """The prediction a create whose answer was lost made, if the provider has it.
+
+        It is the newest one of this model with exactly this input that no
+        variation here has: inputs differ by seed, and where a model has no
+        seed, predictions of the same input are alike, so any one unclaimed
+        is as good as the lost one.
+        """
+        try:
+            page = await api.predictions.async_list()
+            for _ in range(LOOKUP_PAGES):
+                for listed in page.results:
+                    candidate = _as_dict(listed)
+                    if (
+                        candidate.get("model") == self.spec.name
+                        and candidate.get("input") == fields
+                        and self._claim(str(candidate.get("id") or ""))
+                    ):
+                        log.info("replicate prediction %s found after a lost answer", listed.id)
+                        return candidate
+                if not page.next:
+                    break
+                page = await api.predictions.async_list(page.next)
+        except (ReplicateError, httpx.TransportError) as error:
+            log.warning("replicate prediction lookup failed: %s", type(error).__name__)
+        return None
 
     async def _create(self, api: Client, fields: dict[str, Any], deadline: float) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -458,11 +529,11 @@ class ReplicateEngine:
 
     async def _conclude(
         self,
-        api: Client,
-        files: httpx.AsyncClient,
+        clients: Clients,
         attempt: _Attempt,
         prediction: dict[str, Any],
         size: Size,
+        input_pixels: int,
     ) -> _Attempt:
         status = str(prediction.get("status", ""))
         attempt.status = status
@@ -472,11 +543,14 @@ class ReplicateEngine:
         pid = attempt.prediction_id
         if status == "succeeded":
             try:
-                data = await _download(files, prediction.get("output"))
+                data = await download(clients.files, prediction.get("output"))
                 # Decoding and fitting are CPU work (Pillow releases the GIL):
                 # on threads, the outputs of an order are finished in parallel.
-                attempt.image = await asyncio.to_thread(_finished_image, data, size)
+                attempt.image, made = await asyncio.to_thread(finished_image, data, size)
+                attempt.cost_usd = self.price.of(made[0] * made[1], input_pixels)
             except (ValueError, OSError, httpx.HTTPError) as error:
+                # Made and so paid, even if unusable: billed per output.
+                attempt.cost_usd = self.price.of(typical_pixels()[0], input_pixels)
                 log.warning("replicate output of %s unusable: %s", pid, type(error).__name__)
                 attempt.code = "bad_output"
                 attempt.reason = "The image service returned something that is not a usable image."
@@ -499,7 +573,7 @@ class ReplicateEngine:
         unit = "second" if seconds == 1 else "seconds"
         attempt.reason = f"The image service took longer than {seconds:g} {unit} for this image."
         attempt.retryable = True
-        await self._cancel(api, pid)
+        await self._cancel(clients.api, pid)
         return attempt
 
     async def _cancel(self, api: Client, prediction_id: str | None) -> None:
@@ -518,6 +592,29 @@ def _token_refused(status: int | None) -> ConfigurationError:
         f"Replicate refused the API token (HTTP {status}): check REPLICATE_API_TOKEN "
         "and that the account may run models."
     )
+
+
+def price_of(spec: ModelSpec, settings: Settings) -> Price:
+    """The model's published price, or the operator's (HEADSHOTS_REPLICATE_COST_USD)."""
+    override = settings.replicate_cost_usd.get(spec.name)
+    if override is None:
+        return spec.price
+    return Price(per_image=override, source="HEADSHOTS_REPLICATE_COST_USD", confirmed=True)
+
+
+def typical_pixels() -> tuple[int, int]:
+    """Output and input pixels of a typical headshot: about 1 MP out, 1.5 MP in."""
+    return 1024 * 1024, UPLOAD_MAX_PIXELS
+
+
+def _lost(attempt: _Attempt) -> _Attempt:
+    attempt.status = "unknown"
+    attempt.code = "provider_answer_lost"
+    attempt.reason = (
+        "The image service did not answer whether it started this image, and it could not be "
+        "found on the account; it was not asked again, so that it is never paid for twice."
+    )
+    return attempt
 
 
 def _refused(attempt: _Attempt, error: ReplicateError) -> _Attempt:
@@ -558,62 +655,3 @@ def _fresh_seed(seed: int, taken: set[int]) -> int:
         if candidate not in taken:
             taken.add(candidate)
             return candidate
-
-
-async def _download(files: httpx.AsyncClient, output: Any) -> bytes:
-    if isinstance(output, list):
-        output = output[0] if output else None
-    if not isinstance(output, str):
-        raise ValueError("no output")
-    if output.startswith("data:"):
-        _, _, encoded = output.partition(",")
-        if len(encoded) > OUTPUT_MAX_BYTES * 4 // 3 + 4:
-            raise ValueError("output too large")
-        return base64.b64decode(encoded, validate=True)
-    if output.startswith(("https://", "http://")):
-        return await _fetch(files, output)
-    raise ValueError("output is not a link")
-
-
-async def _fetch(files: httpx.AsyncClient, url: str) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
-    async with files.stream("GET", url) as response:
-        response.raise_for_status()
-        async for chunk in response.aiter_bytes():
-            total += len(chunk)
-            if total > OUTPUT_MAX_BYTES:
-                raise ValueError("output too large")
-            chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _finished_image(data: bytes, size: Size) -> Image.Image:
-    """A real image of sane size, fitted to the order's size around the head.
-
-    The header is read first (Pillow, no pixels decoded) so a decompression
-    bomb is refused before any memory is spent. OpenCV then decodes and
-    scales: about twice as fast as Pillow here, and it releases the GIL, so
-    the 24 outputs of an order that land together are finished on every core.
-    """
-    with Image.open(io.BytesIO(data), formats=["PNG", "JPEG", "WEBP"]) as header:
-        width, height = header.size
-    if not (
-        OUTPUT_MIN_SIDE <= width <= OUTPUT_MAX_SIDE and OUTPUT_MIN_SIDE <= height <= OUTPUT_MAX_SIDE
-    ):
-        raise ValueError("output of an unexpected size")
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if pixels is None or pixels.shape[:2] != (height, width):
-        raise ValueError("output does not decode")
-    target_w, target_h = size
-    scale = max(target_w / width, target_h / height)
-    scaled_w = max(target_w, round(width * scale))
-    scaled_h = max(target_h, round(height * scale))
-    if (scaled_w, scaled_h) != (width, height):
-        pixels = cv2.resize(pixels, (scaled_w, scaled_h), interpolation=cv2.INTER_CUBIC)
-    # Crop the overflow evenly left and right, and a little more from the
-    # bottom than the top: the head sits in the upper part of a headshot.
-    left = (scaled_w - target_w) // 2
-    top = int((scaled_h - target_h) * 0.4)
-    pixels = pixels[top : top + target_h, left : left + target_w]
-    return Image.fromarray(cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))

@@ -8,9 +8,12 @@ applies, bounded and the same for API calls and file downloads:
 - 429: wait per ``Retry-After`` (capped), plus jitter so a burst of
   predictions does not come back in lockstep;
 - 500/502/503/504 and network errors: exponential backoff with jitter;
-- a prediction create (POST) is resent only when it surely never reached
-  the provider (connection refused, or a 429/5xx answer): a create that
-  timed out mid-way may be running, and sending it twice would pay twice.
+- a prediction create (POST) is resent only when it surely never left this
+  machine (connection refused, name not resolved) or was throttled (429).
+  A create answered 5xx, or cut off mid-way, may have made a prediction
+  behind a proxy that then failed: sending it again could pay twice, so it
+  is handed back to the engine, which looks for the prediction instead
+  (docs/decisions/0014-hosted-models.md).
 """
 
 from __future__ import annotations
@@ -63,10 +66,18 @@ def _parse_retry_after(value: str) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def _resendable(request: httpx.Request, error: httpx.TransportError) -> bool:
-    if request.method != "POST" or request.url.path.endswith("/cancel"):
-        return True
+def is_create(request: httpx.Request) -> bool:
+    """A request that may start a paid prediction (every POST but a cancel)."""
+    return request.method == "POST" and not request.url.path.endswith("/cancel")
+
+
+def never_sent(error: httpx.TransportError) -> bool:
+    """Whether the request surely never left this machine."""
     return isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
+
+
+def _resendable(request: httpx.Request, error: httpx.TransportError) -> bool:
+    return not is_create(request) or never_sent(error)
 
 
 @functools.cache
@@ -106,7 +117,11 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                     raise
                 await self._sleep(self.policy.backoff(attempt))
             else:
-                if response.status_code not in RETRY_STATUSES or attempt >= self.policy.attempts:
+                if (
+                    response.status_code not in RETRY_STATUSES
+                    or attempt >= self.policy.attempts
+                    or (is_create(request) and response.status_code != 429)
+                ):
                     return response
                 if response.status_code == 429:
                     delay = self.policy.retry_after(response, attempt)
