@@ -29,8 +29,8 @@ from headshots.jobs.lanes import Lanes
 from headshots.jobs.queue import Queue, build_queue
 from headshots.orders import db, processes
 from headshots.orders.changes import CHANGES_CHANNEL, MESSAGE, OrderChanges
+from headshots.orders.ids import ORDER_ID
 from headshots.orders.selfies import SelfieCache
-from headshots.orders.service import ORDER_ID
 from headshots.orders.variations import Claim
 from headshots.payments.base import Payments
 from headshots.payments.factory import payments_from_settings

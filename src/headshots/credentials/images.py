@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from headshots.credentials.manifest import Facts, made_by
 from headshots.credentials.signing import sign_jpeg, sign_png, signer_for
 from headshots.engines.base import declared
-from headshots.orders import service
+from headshots.imaging.codecs import PNG_SIGNATURE, clean_png
 from headshots.orders.db import transaction
 from headshots.orders.models import Order, Variation
 
@@ -50,9 +50,9 @@ def downloadable_png(runtime: Runtime, made: Facts, stored: bytes) -> bytes:
     A final PNG was signed when stored. Raw pixels (a download before the
     variation is finished) are encoded and signed now.
     """
-    if stored.startswith(service.PNG_SIGNATURE):
+    if stored.startswith(PNG_SIGNATURE):
         return stored
-    return sign_png(signer_for(runtime.settings), made, service.clean_png(stored))
+    return sign_png(signer_for(runtime.settings), made, clean_png(stored))
 
 
 def facts_of(runtime: Runtime, order: Order, variation: Variation) -> Facts:

@@ -30,6 +30,7 @@ from headshots import metrics
 from headshots.credentials import images as credentials
 from headshots.engines.base import Engine, Failed, Outcome, Rendered
 from headshots.errors import HeadshotsError
+from headshots.imaging import codecs
 from headshots.imaging.identity import IdentityScore, score
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo
@@ -210,7 +211,7 @@ class _StyleJob:
 
     def _load_selfie(self) -> PreparedSelfie:
         stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, service.SELFIE_BLOB)
-        image = service.decode_image(stored)
+        image = codecs.decode_image(stored)
         return prepare_photo(Photo(image=image, source_format="PNG", source_size=image.size))
 
     def _start(self, claims: list[Claim], reroll: _Made | None) -> None:
@@ -293,7 +294,7 @@ class _StyleJob:
         return _Made(claim, outcome.image) if self._check_recorded(recorded) else None
 
     def _store_pixels(self, claim: Claim, image: Image.Image) -> None:
-        self._put(claim.image_blob, service.encode_pixels(image))
+        self._put(claim.image_blob, codecs.encode_pixels(image))
 
     def _finish(self, made: _Made) -> None:
         """Start the face check of a stored image, or conclude if there is none to make."""
@@ -305,7 +306,7 @@ class _StyleJob:
             except BlobNotFound:
                 self._render_again(made.claim)
                 return
-            made.image = service.decode_image(stored)
+            made.image = codecs.decode_image(stored)
         # Only a generative engine can change the face; a retouch of the
         # photo itself has the selfie's face by construction.
         if self.engine.generative and not made.checked:
@@ -464,9 +465,9 @@ def compact(runtime: Runtime, claim: Claim) -> None:
             stored = blobs.get(claim.order_id, claim.wrapped_key, claim.image_blob)
         except (BlobNotFound, OrderDeleted):
             return  # the order was deleted meanwhile
-        if stored.startswith(service.PNG_SIGNATURE):
+        if stored.startswith(codecs.PNG_SIGNATURE):
             return
-        png = service.encode_png(service.decode_image(stored))
+        png = codecs.encode_png(codecs.decode_image(stored))
         signed = credentials.sign_final_png(runtime, claim.variation_id, png)
         if stop.is_set():
             return

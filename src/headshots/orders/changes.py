@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from headshots.channel import Channel
-from headshots.orders.service import ORDER_ID
+from headshots.orders.ids import ORDER_ID
 
 CHANGES_CHANNEL = "headshots:orders:changed"
 _FINAL = ":final"

@@ -57,7 +57,7 @@ class Claim:
     @property
     def image_blob(self) -> str:
         # Raw pixels first, then the final PNG under the same name (see
-        # service.decode_image); the API always serves it as PNG.
+        # imaging.codecs.decode_image); the API always serves it as PNG.
         return f"{self.variation_id}.image"
 
     @property

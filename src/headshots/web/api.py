@@ -29,6 +29,7 @@ from headshots.engines.base import (
     engine_repairs_crop,
 )
 from headshots.errors import HeadshotsError
+from headshots.imaging.codecs import encode_png
 from headshots.imaging.identity import LOOKS_DIFFERENT
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
 from headshots.orders import checkout as checkout_service
@@ -157,7 +158,7 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
                 runtime.blobs,
                 settings,
                 runtime.tiers,
-                selfie_png=service.encode_png(selfie.image),
+                selfie_png=encode_png(selfie.image),
                 tier_id=tier_id,
                 style_ids=style_ids,
                 engine=default_engine_name(settings),
