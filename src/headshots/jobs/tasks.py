@@ -37,7 +37,7 @@ from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.imaging.watermark import watermarked_preview
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Call
-from headshots.orders import processes, service, unowned, variations
+from headshots.orders import processes, service, sweeping, unowned, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
 from headshots.orders.variations import Claim, Recorded
@@ -533,7 +533,7 @@ def _leases_kept(runtime: Runtime, claims: list[Claim], stop: threading.Event) -
 def sweep(runtime: Runtime) -> None:
     """Expire old orders and re-enqueue lost work; once per period overall."""
     with transaction(runtime.sessions) as session:
-        if not service.claim_tick(session, "sweep", runtime.settings.sweep_seconds * 0.9):
+        if not sweeping.claim_tick(session, "sweep", runtime.settings.sweep_seconds * 0.9):
             return
     run_sweep(runtime)
 
@@ -541,12 +541,12 @@ def sweep(runtime: Runtime) -> None:
 def run_sweep(runtime: Runtime) -> tuple[int, int]:
     """One sweep now: (orders expired, variations re-enqueued)."""
     with transaction(runtime.sessions) as session:
-        expired = service.sweep_expired(session, runtime.blobs)
+        expired = sweeping.sweep_expired(session, runtime.blobs)
     runtime.shredded(expired)
     with transaction(runtime.sessions) as session:
         sweep_drafts(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
-        hourly = service.claim_tick(session, "unowned", unowned.EVERY_SECONDS)
+        hourly = sweeping.claim_tick(session, "unowned", unowned.EVERY_SECONDS)
     if hourly:
         with transaction(runtime.sessions) as session:
             left = unowned.delete_unowned(session, runtime.blobs)
@@ -554,12 +554,12 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
         if left:
             log.info("sweep: blobs of %d ids no order owns deleted", left)
     with transaction(runtime.sessions) as session:
-        stuck = service.stuck_variations(session, runtime.settings)
+        stuck = sweeping.stuck_variations(session, runtime.settings)
         jobs = variations.styles_of(session, stuck)
     # Apart: it locks orders, and a transaction holding variation rows must
     # not wait for an order row (a shred takes them the other way round).
     with transaction(runtime.sessions) as session:
-        service.finish_stalled(session)
+        sweeping.finish_stalled(session)
     runtime.queue.enqueue_styles(jobs)
     if expired or stuck:
         log.info("sweep: %d orders expired, %d variations re-enqueued", len(expired), len(stuck))

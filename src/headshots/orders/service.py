@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -18,18 +18,15 @@ from sqlalchemy.orm import Session
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
-from headshots.orders import scrubbing, shredding
+from headshots.orders import shredding
 from headshots.orders.ids import hash_token, is_order_id, new_id, new_token, token_opens
 from headshots.orders.models import (
     Order,
     OrderStatus,
-    PaymentRecord,
-    Tick,
     Variation,
     VariationStatus,
     utcnow,
 )
-from headshots.payments.base import PaymentEvent
 from headshots.storage.vault import EncryptedBlobs
 from headshots.tiers import Tier, choose
 
@@ -191,21 +188,6 @@ def finish_if_complete(session: Session, order: Order) -> bool:
     return True
 
 
-def finish_stalled(session: Session) -> int:
-    """Finish orders whose variations all ended but that were never marked ready."""
-    stalled = session.scalars(
-        select(Order).where(
-            Order.status == OrderStatus.QUEUED,
-            ~select(Variation.id)
-            .where(Variation.order_id == Order.id, Variation.status.in_(UNFINISHED))
-            .exists(),
-        )
-    ).all()
-    for order in stalled:
-        finish_if_complete(session, order)
-    return len(stalled)
-
-
 def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderStatus) -> bool:
     """Destroy everything of a person in an order; keep its tombstone.
 
@@ -237,132 +219,3 @@ def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderSt
     session.flush()
     shredding.delete_blobs(session, blobs, order.id)
     return True
-
-
-# A job that stores an image just as its order is shredded stops within a
-# lease renewal (seconds) and deletes what it wrote; this catches a job that
-# died in between.
-LATE_WRITES_WINDOW = timedelta(minutes=2)
-
-
-def sweep_expired(
-    session: Session, blobs: EncryptedBlobs, now: datetime | None = None
-) -> list[str]:
-    """Shred every order past its expiry; the ids shredded."""
-    now = now or utcnow()
-    expired = session.scalars(
-        select(Order).where(
-            Order.expires_at <= now,
-            Order.status.in_([OrderStatus.QUEUED, OrderStatus.READY]),
-        )
-    ).all()
-    for order in expired:
-        shred(session, blobs, order, OrderStatus.EXPIRED)
-    # A job that was storing an image when its order was shredded can write
-    # it after the blobs were deleted: sealed with a key that no longer
-    # exists, unreadable, but a file all the same. Delete again what recent
-    # shreds may have left.
-    recent = session.scalars(
-        select(Order.id).where(Order.shredded_at >= now - LATE_WRITES_WINDOW)
-    ).all()
-    for order_id in recent:
-        shredding.delete_blobs(session, blobs, order_id)
-    # Blobs a store could not delete at an earlier shred.
-    shredding.retry_pending(session, blobs)
-    scrubbing.scrub_if_owed(session)
-    return [order.id for order in expired]
-
-
-def stuck_variations(
-    session: Session, settings: Settings, now: datetime | None = None
-) -> list[str]:
-    """Variations whose job was lost: never picked up, or its worker died.
-
-    Each one found is stamped as enqueued now, so the next sweep leaves it
-    alone for another ``stuck_after_seconds``.
-    """
-    now = now or utcnow()
-    deadline = now - timedelta(seconds=settings.stuck_after_seconds)
-    rows = session.scalars(
-        select(Variation)
-        .join(Order)
-        .where(
-            Order.status == OrderStatus.QUEUED,
-            ((Variation.status == VariationStatus.PENDING) & (Variation.enqueued_at <= deadline))
-            | (
-                Variation.status.in_([VariationStatus.RUNNING, VariationStatus.FINISHING])
-                & (Variation.lease_until <= now)
-            ),
-        )
-    ).all()
-    for variation in rows:
-        variation.enqueued_at = now
-    return [variation.id for variation in rows]
-
-
-def claim_tick(session: Session, name: str, every_seconds: float) -> bool:
-    """True for exactly one caller per period, across every consumer.
-
-    A conditional UPDATE is atomic on SQLite and PostgreSQL alike: of two
-    consumers racing for the same tick, one updates the row and the other
-    sees zero rows changed. The rows are created by the migrations.
-    """
-    now = utcnow()
-    result = session.execute(
-        update(Tick)
-        .where(Tick.name == name, Tick.last_run <= now - timedelta(seconds=every_seconds))
-        .values(last_run=now)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class PaymentApplied:
-    order_id: str
-    unlocked: bool
-    duplicate: bool
-    needs_refund: bool
-
-
-def apply_payment(session: Session, event: PaymentEvent) -> PaymentApplied:
-    """Apply a verified payment notification, once per event id.
-
-    The only way an order becomes paid. A payment for an order that was
-    already shredded is recorded for a refund; the order stays gone.
-    """
-    if session.get(PaymentRecord, event.event_id) is not None:
-        return PaymentApplied(event.order_id, unlocked=False, duplicate=True, needs_refund=False)
-    order = session.get(Order, event.order_id) if is_order_id(event.order_id) else None
-    paid = event.outcome == "paid"
-    needs_refund = paid and (order is None or order.is_tombstone)
-    session.add(
-        PaymentRecord(
-            event_id=event.event_id,
-            order_id=event.order_id[:32],
-            provider=event.provider,
-            outcome=event.outcome,
-            amount_cents=event.amount_cents,
-            currency=event.currency,
-            needs_refund=needs_refund,
-        )
-    )
-    unlocked = False
-    if paid and order is not None and not order.is_tombstone and not order.is_paid:
-        if event.amount_cents < order.amount_cents:
-            log.warning("payment %s below the order's price; not unlocked", event.event_id)
-        else:
-            order.paid_at = utcnow()
-            order.amount_paid_cents = event.amount_cents
-            order.payment_provider = event.provider
-            unlocked = True
-    if needs_refund:
-        log.warning("payment %s arrived for a shredded order: refund it", event.event_id)
-    session.flush()
-    return PaymentApplied(event.order_id, unlocked, duplicate=False, needs_refund=needs_refund)
-
-
-class AlreadyPaid(HeadshotsError):
-    status_code = 409
-    code = "already_paid"
-    message = "This order is already paid: download your headshots."

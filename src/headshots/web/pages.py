@@ -33,9 +33,8 @@ from headshots.engines.base import (
 )
 from headshots.errors import HeadshotsError
 from headshots.imaging.selfie import prepare_selfie
-from headshots.orders import drafts, service
+from headshots.orders import checkout, drafts, service
 from headshots.orders.changes import changed
-from headshots.orders.checkout import receive_payment
 from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, utcnow
 from headshots.payments.local import LocalPayments
@@ -547,7 +546,7 @@ async def pay(request: Request, order_id: str) -> Response:
             _order_token(request, order_id),
             cancel_query="?cancelled=1",
         )
-    except service.AlreadyPaid:
+    except checkout.AlreadyPaid:
         return RedirectResponse(f"/orders/{order_id}", status_code=303)
     except HeadshotsError as error:
         return error_page(request, error)
@@ -645,7 +644,7 @@ async def local_pay(request: Request, session_id: str) -> Response:
             currency=order.currency,
         )
         await run_in_threadpool(
-            receive_payment, runtime.sessions, payments, payload, headers, runtime.changes
+            checkout.receive_payment, runtime.sessions, payments, payload, headers, runtime.changes
         )
     except HeadshotsError as error:
         return error_page(request, error)
