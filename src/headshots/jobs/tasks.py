@@ -71,7 +71,7 @@ def render_style(runtime: Runtime, variation_ids: list[str]) -> None:
         return
     order_id = claims[0].order_id
     runtime.changes.announce(order_id)
-    with runtime.working_on(order_id) as stop, _leases_kept(runtime, claims, stop):
+    with runtime.shreds.working_on(order_id) as stop, _leases_kept(runtime, claims, stop):
         _StyleJob(runtime, claims, stop).run()
 
 
@@ -412,7 +412,7 @@ class _StyleJob:
         """The watermarked, signed preview of an image."""
         preview = watermarked_preview(made.image, max_side=self.settings.preview_max)
         return credentials.sign_preview(
-            self.runtime, claim.engine_name, claim.style_id, made.details, preview
+            self.settings, claim.engine_name, claim.style_id, made.details, preview
         )
 
     def _put(self, name: str, data: bytes) -> None:
@@ -460,7 +460,7 @@ def compact(runtime: Runtime, claim: Claim) -> None:
     """
     blobs = runtime.blobs
     # Registered like a job, so a shred here stops it and waits for it.
-    with runtime.working_on(claim.order_id) as stop, _store_outage_counted():
+    with runtime.shreds.working_on(claim.order_id) as stop, _store_outage_counted():
         try:
             stored = blobs.get(claim.order_id, claim.wrapped_key, claim.image_blob)
         except (BlobNotFound, OrderDeleted):
@@ -468,7 +468,9 @@ def compact(runtime: Runtime, claim: Claim) -> None:
         if stored.startswith(codecs.PNG_SIGNATURE):
             return
         png = codecs.encode_png(codecs.decode_image(stored))
-        signed = credentials.sign_final_png(runtime, claim.variation_id, png)
+        signed = credentials.sign_final_png(
+            runtime.settings, runtime.sessions, claim.variation_id, png
+        )
         if stop.is_set():
             return
         try:
@@ -542,7 +544,7 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
     """One sweep now: (orders expired, variations re-enqueued)."""
     with transaction(runtime.sessions) as session:
         expired = sweeping.sweep_expired(session, runtime.blobs)
-    runtime.shredded(expired)
+    runtime.shreds.shredded(expired)
     with transaction(runtime.sessions) as session:
         sweep_drafts(session, runtime.blobs)
     with transaction(runtime.sessions) as session:

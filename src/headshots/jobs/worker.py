@@ -86,7 +86,7 @@ def start(runtime: Runtime, *, embedded: bool) -> Consumer:
     bind(runtime)
     threads = consumer_threads(runtime)
     consumer = make_consumer(runtime.queue, runtime.settings, embedded=embedded, workers=threads)
-    listening = runtime.listen_for_shreds()
+    listening = runtime.shreds.listen()
     if runtime.scores is not None:
         # Children load their models now, not when the first order needs them.
         threading.Thread(target=runtime.scores.warm, name="warm-scores", daemon=True).start()

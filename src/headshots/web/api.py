@@ -222,10 +222,10 @@ def _image(
         wrapped_key = order.wrapped_key
         finishing = variation.status == VariationStatus.FINISHING
         name = f"headshot-{variation.style}-{variation.index}"
-        made = credentials.facts_of(runtime, order, variation)  # decision 0011
+        made = credentials.facts_of(runtime.settings, order, variation)  # decision 0011
     assert wrapped_key is not None
     data = _stored(runtime, order_id, wrapped_key, blob, finishing=finishing)
-    return (credentials.downloadable_png(runtime, made, data) if clean else data), name
+    return (credentials.downloadable_png(runtime.settings, made, data) if clean else data), name
 
 
 def _stored(
@@ -284,7 +284,7 @@ def zip_response(runtime: Runtime, order_id: str, token: str | None) -> Response
                 f"headshot-{v.style}-{v.index}.png",
                 v.image_blob,
                 v.status == VariationStatus.FINISHING,
-                credentials.facts_of(runtime, order, v),
+                credentials.facts_of(runtime.settings, order, v),
             )
             for v in order.variations
             if v.status in SHOWABLE and v.image_blob
@@ -302,7 +302,7 @@ def zip_response(runtime: Runtime, order_id: str, token: str | None) -> Response
                 stored = _stored(runtime, order_id, wrapped_key, blob, finishing=finishing)
             except service.NotReady:
                 continue  # shown a moment before it is stored: not in this zip yet
-            archive.writestr(name, credentials.downloadable_png(runtime, made, stored))
+            archive.writestr(name, credentials.downloadable_png(runtime.settings, made, stored))
     if not archive.namelist():
         raise service.NotReady(STILL_STORING)
     return Response(
@@ -347,7 +347,7 @@ def delete_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
         order = service.find_order(session, order_id, token)
         if not service.shred(session, runtime.blobs, order, OrderStatus.DELETED):
             raise service.OrderNotFound()  # another request shredded it first
-    runtime.shredded([order_id])
+    runtime.shreds.shredded([order_id])
     return Response(status_code=204)
 
 

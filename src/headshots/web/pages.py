@@ -584,7 +584,7 @@ async def delete(request: Request, order_id: str) -> Response:
                 order = service.open_order(session, order_id, token)
                 if not service.shred(session, runtime.blobs, order, OrderStatus.DELETED):
                     raise service.OrderNotFound()  # another request shredded it first
-            runtime.shredded([order_id])
+            runtime.shreds.shredded([order_id])
 
         await run_in_threadpool(work)
     except HeadshotsError as error:
