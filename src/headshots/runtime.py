@@ -1,7 +1,8 @@
 """The running service's parts, picked from settings by one function.
 
 The web app, the in-process consumer and every `headshots worker` build one
-Runtime at start-up; everything else receives it. It imports no task code:
+Runtime at start-up; everything else receives it. It also carries out what
+each committed transaction set off (orders.effects). It imports no task code:
 the queue only enqueues here, and jobs/ binds the task bodies in processes
 that consume.
 """
@@ -23,7 +24,7 @@ from headshots.jobs.compactor import Compactor
 from headshots.jobs.heartbeat import Heartbeat
 from headshots.jobs.lanes import Lanes
 from headshots.jobs.queue import Queue, build_queue
-from headshots.orders import db, processes
+from headshots.orders import db, effects, processes
 from headshots.orders.changes import (
     CHANGES_CHANNEL,
     MESSAGE,
@@ -31,6 +32,7 @@ from headshots.orders.changes import (
     OrderChanges,
     OrderShreds,
 )
+from headshots.orders.effects import AfterCommit
 from headshots.orders.ids import ORDER_ID
 from headshots.orders.selfies import SelfieCache
 from headshots.orders.variations import Claim
@@ -49,14 +51,14 @@ class Runtime:
     tiers: tuple[Tier, ...]
     payments: Payments
     queue: Queue
+    # Analysed selfies of the orders this process works on.
+    selfies: SelfieCache
     # Stops this process's jobs on an order the moment it is shredded, and
     # tells every other process (Redis in scale-out).
     shreds: OrderShreds
     # Which process holds a lease: a random id, alive while its heartbeat
     # row is fresh (orders.processes).
     owner: str = field(default_factory=processes.new_id)
-    # Analysed selfies of the orders this process works on.
-    selfies: SelfieCache = field(default_factory=SelfieCache)
     # Engine calls in flight in this process, scheduled by engine shape.
     lanes: Lanes = field(default_factory=Lanes)
     # Set when this process runs the job consumer itself (embedded mode): the
@@ -83,6 +85,22 @@ class Runtime:
     heartbeat: Heartbeat | None = None
     _engines: dict[str, Engine] = field(default_factory=dict)
     _engines_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        effects.install(self.sessions, self)
+
+    def after_commit(self, done: AfterCommit) -> None:
+        """Carry out what a committed transaction set off (orders.effects)."""
+        if self.local_consumer:
+            # Before its jobs are enqueued: a worker here need not analyse it again.
+            for order_id, selfie in done.selfies.items():
+                self.selfies.put(order_id, selfie)
+        if done.shredded:
+            self.shreds.shredded(done.shredded)
+        for order_id, final in done.changed.items():
+            self.changes.announce(order_id, final=final)
+        if done.jobs:
+            self.queue.enqueue_styles(done.jobs)
 
     def engine(self, name: str) -> Engine:
         with self._engines_lock:

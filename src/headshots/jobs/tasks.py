@@ -70,7 +70,6 @@ def render_style(runtime: Runtime, variation_ids: list[str]) -> None:
     if not claims:
         return
     order_id = claims[0].order_id
-    runtime.changes.announce(order_id)
     with runtime.shreds.working_on(order_id) as stop, _leases_kept(runtime, claims, stop):
         _StyleJob(runtime, claims, stop).run()
 
@@ -427,10 +426,8 @@ class _StyleJob:
         """True when this job goes on with the variation; stops the job if the order is gone."""
         if recorded is Recorded.GONE:
             raise _Stop()
-        if recorded is Recorded.STALE:
-            return False
-        self.runtime.changes.announce(self.order_id, final=recorded is Recorded.FINISHED)
-        return True
+        # Recorded: the order's pages are woken at its commit (orders.effects).
+        return recorded is not Recorded.STALE
 
 
 def submit_score(
@@ -544,7 +541,6 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
     """One sweep now: (orders expired, variations re-enqueued)."""
     with transaction(runtime.sessions) as session:
         expired = sweeping.sweep_expired(session, runtime.blobs)
-    runtime.shreds.shredded(expired)
     with transaction(runtime.sessions) as session:
         sweep_drafts(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
@@ -557,12 +553,10 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
             log.info("sweep: blobs of %d ids no order owns deleted", left)
     with transaction(runtime.sessions) as session:
         stuck = sweeping.stuck_variations(session, runtime.settings)
-        jobs = variations.styles_of(session, stuck)
     # Apart: it locks orders, and a transaction holding variation rows must
     # not wait for an order row (a shred takes them the other way round).
     with transaction(runtime.sessions) as session:
         sweeping.finish_stalled(session)
-    runtime.queue.enqueue_styles(jobs)
     if expired or stuck:
         log.info("sweep: %d orders expired, %d variations re-enqueued", len(expired), len(stuck))
     return len(expired), len(stuck)

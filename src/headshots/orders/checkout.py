@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from headshots.errors import HeadshotsError
 from headshots.orders import ids, service
-from headshots.orders.changes import OrderChanges
 from headshots.orders.db import transaction
+from headshots.orders.effects import after_commit
 from headshots.orders.models import Order, PaymentRecord, utcnow
 from headshots.payments.base import CheckoutRequest, PaymentEvent, Payments
 from headshots.tiers import Tier
@@ -108,6 +108,10 @@ def apply_payment(session: Session, event: PaymentEvent) -> PaymentApplied:
             unlocked = True
     if needs_refund:
         log.warning("payment %s arrived for a shredded order: refund it", event.event_id)
+    if unlocked:
+        # The page that says "confirming payment" learns at once, in
+        # whichever process it is served.
+        after_commit(session).change(event.order_id, final=True)
     session.flush()
     return PaymentApplied(event.order_id, unlocked, duplicate=False, needs_refund=needs_refund)
 
@@ -117,18 +121,11 @@ def receive_payment(
     payments: Payments,
     payload: bytes,
     headers: dict[str, str],
-    changes: OrderChanges,
 ) -> dict[str, Any]:
-    """Every payment confirmation, from any provider, comes through here.
-
-    An unlocked order is announced on ``changes``: the page that says
-    "confirming payment" learns at once, in whichever process it is served.
-    """
+    """Every payment confirmation, from any provider, comes through here."""
     event = payments.parse_webhook(payload, headers)
     if event is None:
         return {"ignored": True}
     with transaction(sessions) as session:
         applied = apply_payment(session, event)
-    if applied.unlocked:
-        changes.announce(applied.order_id, final=True)
     return {"duplicate": applied.duplicate, "unlocked": applied.unlocked}

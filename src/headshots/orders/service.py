@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
 from headshots.orders import shredding
+from headshots.orders.effects import after_commit
 from headshots.orders.ids import hash_token, is_order_id, new_id, new_token, token_opens
 from headshots.orders.models import (
     Order,
@@ -59,8 +60,6 @@ class NotReady(HeadshotsError):
 class NewOrder:
     order: Order
     token: str
-    # One job per style: the ids of its variations, in the order chosen.
-    jobs: list[list[str]]
 
 
 def create_order(
@@ -75,7 +74,7 @@ def create_order(
     engine: str,
     preflight: list[dict[str, Any]] | None = None,
 ) -> NewOrder:
-    """Record a new order and store its selfie, encrypted.
+    """Record a new order and store its selfie, encrypted; its jobs go out at commit.
 
     On any failure nothing is left behind: the caller's transaction rolls
     back the rows, and the blobs written so far are deleted here.
@@ -121,10 +120,12 @@ def create_order(
     except BaseException:
         blobs.shred(order_id)
         raise
+    # One job per style: the ids of its variations, in the order chosen.
     jobs: dict[str, list[str]] = {}
     for variation in order.variations:
         jobs.setdefault(variation.style, []).append(variation.id)
-    return NewOrder(order=order, token=token, jobs=list(jobs.values()))
+    after_commit(session).enqueue(jobs.values())
+    return NewOrder(order=order, token=token)
 
 
 def find_order(session: Session, order_id: str, token: str | None) -> Order:
@@ -218,4 +219,6 @@ def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderSt
     order.variations.clear()
     session.flush()
     shredding.delete_blobs(session, blobs, order.id)
+    # Once committed, every process lets go of the order (its jobs stop).
+    after_commit(session).shred(order.id)
     return True

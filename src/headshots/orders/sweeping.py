@@ -15,7 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from headshots.config import Settings
-from headshots.orders import scrubbing, shredding
+from headshots.orders import scrubbing, shredding, variations
+from headshots.orders.effects import after_commit
 from headshots.orders.models import Order, OrderStatus, Tick, Variation, VariationStatus, utcnow
 from headshots.orders.service import UNFINISHED, finish_if_complete, shred
 from headshots.storage.vault import EncryptedBlobs
@@ -59,8 +60,8 @@ def stuck_variations(
 ) -> list[str]:
     """Variations whose job was lost: never picked up, or its worker died.
 
-    Each one found is stamped as enqueued now, so the next sweep leaves it
-    alone for another ``stuck_after_seconds``.
+    Each one found is stamped as enqueued now, and enqueued at commit, so
+    the next sweep leaves it alone for another ``stuck_after_seconds``.
     """
     now = now or utcnow()
     deadline = now - timedelta(seconds=settings.stuck_after_seconds)
@@ -78,7 +79,9 @@ def stuck_variations(
     ).all()
     for variation in rows:
         variation.enqueued_at = now
-    return [variation.id for variation in rows]
+    found = [variation.id for variation in rows]
+    after_commit(session).enqueue(variations.styles_of(session, found))
+    return found
 
 
 def claim_tick(session: Session, name: str, every_seconds: float) -> bool:

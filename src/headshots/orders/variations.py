@@ -33,6 +33,7 @@ from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from headshots.orders import processes, service
+from headshots.orders.effects import after_commit
 from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus, utcnow
 from headshots.orders.processes import Process
 
@@ -137,10 +138,13 @@ def claim(
                 finishing=variation.status == VariationStatus.FINISHING,
             )
         )
+    finished = False
     if len(claims) < len(claimed):
         variation = session.get(Variation, claimed[0])
         assert variation is not None
-        service.finish_if_complete(session, variation.order)
+        finished = service.finish_if_complete(session, variation.order)
+    if claimed:
+        after_commit(session).change(order_id, final=finished)
     return claims
 
 
@@ -149,6 +153,7 @@ def _ended(session: Session, variation: Variation) -> Recorded:
     variation.finished_at = utcnow()
     variation.lease_until = None
     if service.finish_if_complete(session, variation.order):
+        after_commit(session).change(variation.order_id, final=True)
         return Recorded.FINISHED
     return Recorded.OK
 
@@ -185,6 +190,8 @@ def _current(
         return Recorded.GONE, None
     if variation.status != status or variation.attempts != claim.attempt:
         return Recorded.STALE, None
+    # The caller records a change now: the order's pages are woken at commit.
+    after_commit(session).change(claim.order_id)
     return Recorded.OK, variation
 
 

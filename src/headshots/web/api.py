@@ -31,10 +31,11 @@ from headshots.engines.base import (
 from headshots.errors import HeadshotsError
 from headshots.imaging.codecs import encode_png
 from headshots.imaging.identity import LOOKS_DIFFERENT
-from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
+from headshots.imaging.selfie import prepare_selfie
 from headshots.orders import checkout as checkout_service
 from headshots.orders import service
 from headshots.orders.db import transaction
+from headshots.orders.effects import after_commit
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, Variation, VariationStatus
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound
@@ -146,7 +147,7 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     tier_id = form.one("tier")
     style_ids = [s.strip() for s in form.fields.get("styles", []) if s.strip()]
 
-    def work() -> tuple[service.NewOrder, dict[str, Any], PreparedSelfie]:
+    def work() -> tuple[service.NewOrder, dict[str, Any]]:
         choose(runtime.tiers, tier_id, style_ids)  # refuse a bad choice before decoding
         selfie = prepare_selfie(  # the preflight judges for the order's engine (decision 0008)
             selfie_bytes, settings, repairs_crop=engine_repairs_crop(settings)
@@ -164,15 +165,12 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
                 engine=default_engine_name(settings),
                 preflight=[finding.as_dict() for finding in warnings],
             )
+            # This process may make the order: its workers need not analyse the selfie again.
+            after_commit(session).keep_selfie(created.order.id, selfie)
             body = order_json(created.order)
-        return created, body, selfie
+        return created, body
 
-    created, body, selfie = await run_in_threadpool(work)
-    if runtime.local_consumer:
-        # This process makes the order: its workers need not analyse the selfie again.
-        runtime.selfies.put(created.order.id, selfie)
-    # Enqueue only after the commit: a worker must find the rows.
-    runtime.queue.enqueue_styles(created.jobs)
+    created, body = await run_in_threadpool(work)
     body["token"] = created.token
     return JSONResponse(body, status_code=201, headers=NO_STORE)
 
@@ -347,7 +345,6 @@ def delete_order(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Respons
         order = service.find_order(session, order_id, token)
         if not service.shred(session, runtime.blobs, order, OrderStatus.DELETED):
             raise service.OrderNotFound()  # another request shredded it first
-    runtime.shreds.shredded([order_id])
     return Response(status_code=204)
 
 
@@ -363,7 +360,6 @@ async def payment_webhook(provider: str, request: Request, runtime: RuntimeDep) 
         runtime.payments,
         payload,
         dict(request.headers),
-        runtime.changes,
     )
     return JSONResponse({"received": True, **applied})
 

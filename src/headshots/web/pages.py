@@ -368,7 +368,6 @@ async def choose(request: Request, draft_id: str) -> Response:
             chosen_tier=tier_id or None,
             chosen_styles=style_ids,
         )
-    runtime.queue.enqueue_styles(created.jobs)
     response = RedirectResponse(f"/orders/{order_id}", status_code=303)
     expires_in = (created.order.expires_at - utcnow()).total_seconds()
     set_cookie(
@@ -584,7 +583,6 @@ async def delete(request: Request, order_id: str) -> Response:
                 order = service.open_order(session, order_id, token)
                 if not service.shred(session, runtime.blobs, order, OrderStatus.DELETED):
                     raise service.OrderNotFound()  # another request shredded it first
-            runtime.shreds.shredded([order_id])
 
         await run_in_threadpool(work)
     except HeadshotsError as error:
@@ -644,7 +642,7 @@ async def local_pay(request: Request, session_id: str) -> Response:
             currency=order.currency,
         )
         await run_in_threadpool(
-            checkout.receive_payment, runtime.sessions, payments, payload, headers, runtime.changes
+            checkout.receive_payment, runtime.sessions, payments, payload, headers
         )
     except HeadshotsError as error:
         return error_page(request, error)
