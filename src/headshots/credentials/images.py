@@ -1,6 +1,6 @@
 """Where the service signs: each preview and each clean PNG as it is stored or served.
 
-jobs.tasks calls :func:`sign_preview` and :func:`sign_final_png`; web.api
+jobs.tasks calls :func:`sign_preview` and :func:`sign_final_png`; web.responses
 calls :func:`downloadable_png`. Each is one call, so the job code stays
 about jobs.
 """

@@ -75,6 +75,29 @@ class PaymentApplied:
     needs_refund: bool
 
 
+def start_checkout(
+    sessions: sessionmaker[Session],
+    payments: Payments,
+    tiers: tuple[Tier, ...],
+    order_id: str,
+    token: str | None,
+    *,
+    base_url: str,
+    cancel_query: str,
+) -> str:
+    """A person starts paying, from the order page or the API: where to send them."""
+    with transaction(sessions) as session:
+        return open_checkout(
+            session,
+            payments,
+            tiers,
+            order_id,
+            token,
+            base_url=base_url,
+            cancel_query=cancel_query,
+        )
+
+
 def apply_payment(session: Session, event: PaymentEvent) -> PaymentApplied:
     """Apply a verified payment notification, once per event id.
 

@@ -189,6 +189,13 @@ def finish_if_complete(session: Session, order: Order) -> bool:
     return True
 
 
+def delete_order(session: Session, blobs: EncryptedBlobs, order_id: str, token: str | None) -> None:
+    """A person deletes their order: shredded now, whatever its state."""
+    order = find_order(session, order_id, token)
+    if not shred(session, blobs, order, OrderStatus.DELETED):
+        raise OrderNotFound()  # another request shredded it first
+
+
 def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderStatus) -> bool:
     """Destroy everything of a person in an order; keep its tombstone.
 
