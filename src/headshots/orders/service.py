@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -98,21 +98,7 @@ def create_order(
         currency=tier.currency,
         preflight=preflight,
     )
-    seeds = secrets.SystemRandom()
-    for position, style_id in enumerate(style_ids):
-        for index in range(1, settings.variations + 1):
-            order.variations.append(
-                Variation(
-                    id=new_id(),
-                    style=style_id,
-                    style_position=position,
-                    index=index,
-                    seed=seeds.randrange(2**31),
-                    status=VariationStatus.PENDING,
-                    enqueued_at=now,
-                    details={},
-                )
-            )
+    order.variations.extend(_variations(style_ids, settings.variations, now))
     try:
         blobs.put(order_id, wrapped_key, SELFIE_BLOB, selfie_png)
         session.add(order)
@@ -121,11 +107,29 @@ def create_order(
         blobs.shred(order_id)
         raise
     # One job per style: the ids of its variations, in the order chosen.
-    jobs: dict[str, list[str]] = {}
-    for variation in order.variations:
-        jobs.setdefault(variation.style, []).append(variation.id)
-    after_commit(session).enqueue(jobs.values())
+    after_commit(session).enqueue(
+        [v.id for v in order.variations if v.style == style_id] for style_id in style_ids
+    )
     return NewOrder(order=order, token=token)
+
+
+def _variations(style_ids: list[str], per_style: int, now: datetime) -> list[Variation]:
+    """The variations of a new order, waiting, each with its own random seed."""
+    seeds = secrets.SystemRandom()
+    return [
+        Variation(
+            id=new_id(),
+            style=style_id,
+            style_position=position,
+            index=index,
+            seed=seeds.randrange(2**31),
+            status=VariationStatus.PENDING,
+            enqueued_at=now,
+            details={},
+        )
+        for position, style_id in enumerate(style_ids)
+        for index in range(1, per_style + 1)
+    ]
 
 
 def find_order(session: Session, order_id: str, token: str | None) -> Order:

@@ -85,13 +85,36 @@ def claim(
 ) -> list[Claim]:
     """Take every variation of the list that nobody holds; the claims taken."""
     now = utcnow()
-    lease = now + timedelta(seconds=lease_seconds)
-    finishing = Variation.status == VariationStatus.FINISHING
     ids = list(variation_ids)
     order_id = session.scalar(select(Variation.order_id).where(Variation.id.in_(ids)).limit(1))
     if order_id is None:
         return []  # shredded: its variations are gone
     _lock_order(session, order_id)
+    claimed = _take(session, ids, owner=owner, now=now, lease_seconds=lease_seconds)
+    claims: list[Claim] = []
+    for variation_id in claimed:
+        variation = session.get(Variation, variation_id)
+        assert variation is not None
+        if variation.attempts > MAX_ATTEMPTS:
+            _give_up(variation, now)
+            continue
+        claims.append(_claim_of(variation))
+    finished = False
+    if len(claims) < len(claimed):
+        variation = session.get(Variation, claimed[0])
+        assert variation is not None
+        finished = service.finish_if_complete(session, variation.order)
+    if claimed:
+        after_commit(session).change(order_id, final=finished)
+    return claims
+
+
+def _take(
+    session: Session, ids: list[str], *, owner: str, now: datetime, lease_seconds: float
+) -> list[str]:
+    """Lease each variation nobody holds, one conditional UPDATE each; the ids taken."""
+    lease_until = now + timedelta(seconds=lease_seconds)
+    finishing = Variation.status == VariationStatus.FINISHING
     claimed: list[str] = []
     for variation_id in ids:
         changed = session.execute(
@@ -106,7 +129,7 @@ def claim(
             )
             .values(
                 status=case((finishing, VariationStatus.FINISHING), else_=VariationStatus.RUNNING),
-                lease_until=lease,
+                lease_until=lease_until,
                 lease_owner=owner,
                 started_at=case((finishing, Variation.started_at), else_=now),
                 attempts=Variation.attempts + 1,
@@ -115,37 +138,24 @@ def claim(
         ).rowcount  # type: ignore[attr-defined]
         if changed:
             claimed.append(variation_id)
-    claims: list[Claim] = []
-    for variation_id in claimed:
-        variation = session.get(Variation, variation_id)
-        assert variation is not None
-        order = variation.order
-        # A shred deletes an order's variations with its key, so a variation
-        # just claimed has an order that still holds its key.
-        assert order.wrapped_key is not None
-        if variation.attempts > MAX_ATTEMPTS:
-            _give_up(variation, now)
-            continue
-        claims.append(
-            Claim(
-                variation_id=variation_id,
-                order_id=order.id,
-                wrapped_key=order.wrapped_key,
-                engine_name=order.engine,
-                style_id=variation.style,
-                seed=variation.seed,
-                attempt=variation.attempts,
-                finishing=variation.status == VariationStatus.FINISHING,
-            )
-        )
-    finished = False
-    if len(claims) < len(claimed):
-        variation = session.get(Variation, claimed[0])
-        assert variation is not None
-        finished = service.finish_if_complete(session, variation.order)
-    if claimed:
-        after_commit(session).change(order_id, final=finished)
-    return claims
+    return claimed
+
+
+def _claim_of(variation: Variation) -> Claim:
+    order = variation.order
+    # A shred deletes an order's variations with its key, so a variation
+    # just claimed has an order that still holds its key.
+    assert order.wrapped_key is not None
+    return Claim(
+        variation_id=variation.id,
+        order_id=order.id,
+        wrapped_key=order.wrapped_key,
+        engine_name=order.engine,
+        style_id=variation.style,
+        seed=variation.seed,
+        attempt=variation.attempts,
+        finishing=variation.status == VariationStatus.FINISHING,
+    )
 
 
 def _ended(session: Session, variation: Variation) -> Recorded:
