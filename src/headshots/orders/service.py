@@ -1,8 +1,11 @@
-"""The order service: every change to an order happens here.
+"""The order service: an order is made, opened, finished and shredded here.
 
-Functions take a Session and never commit: the request or the job that calls
-them is the transaction (see docs/decisions). Errors are typed and carry
-their HTTP status.
+Its neighbours hold the rest of the lifecycle: a variation's states in
+orders.variations, payment in orders.checkout, expiry and lost work in
+orders.sweeping. Functions take a Session and never commit: the request or
+the job that calls them is the transaction (see docs/decisions), and what a
+change sets off (its jobs, its shred's announcement) is recorded on that
+transaction (orders.effects). Errors are typed and carry their HTTP status.
 """
 
 from __future__ import annotations

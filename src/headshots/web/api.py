@@ -5,7 +5,8 @@ token gets the same 404 as an order that does not exist. The order's cookie
 is not accepted here: a browser sends it on requests another site makes it
 send, and only the pages, whose every change carries a CSRF token, take it
 (decision 0003). The pages serve their own images and progress with it,
-through the same functions as the API's routes below.
+through the same functions as the API's routes below (web.responses), and
+both call the same use cases in orders/.
 """
 
 from __future__ import annotations
