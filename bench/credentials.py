@@ -21,8 +21,8 @@ from PIL import Image
 from headshots.credentials.keys import read_credentials, write_development_chain
 from headshots.credentials.manifest import made_by
 from headshots.credentials.signing import ImageSigner, sign_jpeg, sign_png
+from headshots.imaging.codecs import encode_png
 from headshots.imaging.watermark import watermarked_preview
-from headshots.orders.service import encode_png
 
 FIXTURE = Path(__file__).parents[1] / "tests" / "fixtures" / "obama.jpg"
 

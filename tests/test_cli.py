@@ -189,7 +189,7 @@ def without_credentials(png: bytes) -> bytes:
 
 
 def test_generate_writes_the_same_png_as_the_service(settings: Settings, tmp_path: Path) -> None:
-    from headshots.orders.service import decode_image, encode_png
+    from headshots.imaging.codecs import decode_image, encode_png
 
     out = tmp_path / "out"
     photo = str(FIXTURES / "obama.jpg")

@@ -143,8 +143,8 @@ def generate(
     """Make headshots from SELFIE in one or more styles."""
     from headshots.credentials.manifest import made_by
     from headshots.credentials.signing import sign_png, signer_for
+    from headshots.imaging.codecs import encode_png
     from headshots.imaging.selfie import prepare_selfie
-    from headshots.orders.service import encode_png
 
     settings = load_settings()
     try:

@@ -28,7 +28,7 @@ from headshots.credentials.manifest import (
     TRAINED_ALGORITHMIC_MEDIA,
     made_by,
 )
-from headshots.orders import service
+from headshots.imaging.codecs import encode_pixels
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
 from tests.fakes.replicate_server import TOKEN, FakeReplicate
@@ -170,7 +170,7 @@ def test_the_mark_follows_what_the_engine_class_declares(
     # Read from the class: no client, no weights, no torch needed.
     runtime = build_runtime(make_settings(tmp_path, None))
     try:
-        made = images.facts(runtime, engine, "corporate", {})
+        made = images.facts(runtime.settings, engine, "corporate", {})
     finally:
         runtime.close()
     assert made.source_type == source_type
@@ -180,9 +180,9 @@ def test_the_mark_follows_what_the_engine_class_declares(
 def test_a_download_before_the_final_png_is_signed_on_the_fly(tmp_path: Path) -> None:
     runtime = build_runtime(make_settings(tmp_path, None))
     try:
-        raw = service.encode_pixels(Image.new("RGB", (64, 80), (120, 90, 60)))
-        made = images.facts(runtime, "replicate", "minimal", {"model": "some/model"})
-        png = images.downloadable_png(runtime, made, raw)
+        raw = encode_pixels(Image.new("RGB", (64, 80), (120, 90, 60)))
+        made = images.facts(runtime.settings, "replicate", "minimal", {"model": "some/model"})
+        png = images.downloadable_png(runtime.settings, made, raw)
     finally:
         runtime.close()
     state, manifest, _ = read_back(png, "image/png")

@@ -91,11 +91,11 @@ def assert_gone(runtime: Runtime, order: dict[str, Any], caplog: pytest.LogCaptu
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         rows, files = leftovers(runtime, order["id"])
-        if not rows and not files and not runtime._working:
+        if not rows and not files and not runtime.shreds.working():
             break
         time.sleep(0.05)
     assert leftovers(runtime, order["id"]) == (0, [])
-    assert not runtime._working, "a job still works on the deleted order"
+    assert not runtime.shreds.working(), "a job still works on the deleted order"
     assert order["id"] not in runtime.selfies
     errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not errors, [r.getMessage() for r in errors]
@@ -201,7 +201,7 @@ def test_a_shred_elsewhere_evicts_the_selfie_and_stops_the_jobs_here(
             order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
             assert GatedEngine.entered.wait(30)
             assert order["id"] in worker.selfies  # the worker decrypted it
-            assert worker._working
+            assert worker.shreds.working()
             delete(client, order)  # on the web process, not the worker
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and order["id"] in worker.selfies:
@@ -209,9 +209,9 @@ def test_a_shred_elsewhere_evicts_the_selfie_and_stops_the_jobs_here(
             assert order["id"] not in worker.selfies
             GatedEngine.gate.set()
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and worker._working:
+            while time.monotonic() < deadline and worker.shreds.working():
                 time.sleep(0.02)
-            assert not worker._working
+            assert not worker.shreds.working()
     finally:
         GatedEngine.gate.set()
         consumer.stop()

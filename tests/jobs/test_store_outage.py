@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from headshots.imaging.codecs import PNG_SIGNATURE
 from headshots.jobs import tasks
 from headshots.orders import variations
 from headshots.orders.db import transaction
 from headshots.orders.models import Order, Variation, VariationStatus, utcnow
-from headshots.orders.service import PNG_SIGNATURE
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
 from tests.s3server import FaultyProxy

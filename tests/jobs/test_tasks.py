@@ -20,7 +20,7 @@ from headshots.engines.base import Outcome, Rendered, Shape, register_engine
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.jobs import tasks, worker
 from headshots.jobs.queue import SweepingConsumer
-from headshots.orders import service, variations
+from headshots.orders import variations
 from headshots.orders.db import transaction
 from headshots.orders.models import Variation, utcnow
 from headshots.runtime import Runtime, build_runtime
@@ -501,16 +501,3 @@ def test_work_enqueued_in_this_process_starts_without_waiting_for_a_poll(
         assert body["progress"]["done"] == 4
     finally:
         consumer.stop(graceful=True)
-
-
-def test_stored_pixels_and_pngs_read_back_as_the_same_image() -> None:
-    image = Image.effect_noise((64, 80), 60).convert("RGB")
-    raw = service.encode_pixels(image)
-    png = service.encode_png(image)
-    assert not raw.startswith(service.PNG_SIGNATURE)
-    assert service.decode_image(raw).tobytes() == image.tobytes()
-    assert service.decode_image(png).tobytes() == image.tobytes()
-    assert service.clean_png(png) is png
-    with Image.open(io.BytesIO(service.clean_png(raw))) as reopened:
-        assert reopened.format == "PNG"
-        assert reopened.convert("RGB").tobytes() == image.tobytes()

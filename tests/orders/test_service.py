@@ -1,4 +1,4 @@
-"""The order service's lifecycle: expiry, stuck work, ticks, late payments, restarts."""
+"""The order service: expiry set at upload, restarts, last variations finishing at once."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from headshots.jobs.tasks import run_sweep
 from headshots.orders import service
 from headshots.orders.db import transaction
-from headshots.orders.models import Order, PaymentRecord, Variation, VariationStatus, utcnow
-from headshots.payments.base import PaymentEvent
+from headshots.orders.models import Order, Variation, VariationStatus
 from headshots.runtime import Runtime, build_runtime
 from headshots.web.app import create_app
 from tests.support import (
@@ -47,119 +45,6 @@ def test_expiry_is_24_hours_after_upload_and_nothing_extends_it(client: TestClie
     assert after["expires_at"] == body["expires_at"]
 
 
-def test_the_sweep_shreds_expired_orders_and_keeps_a_tombstone(
-    client: TestClient, runtime: Runtime
-) -> None:
-    order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
-    wait_ready(client, order["id"], order["token"])
-    keep = upload(client, SELFIE, tier="starter", styles=("minimal",)).json()
-    with transaction(runtime.sessions) as session:
-        session.execute(
-            update(Order)
-            .where(Order.id == order["id"])
-            .values(expires_at=utcnow() - timedelta(seconds=1))
-        )
-    expired, _ = run_sweep(runtime)
-    assert expired == 1
-    assert not (runtime.settings.data_dir / "blobs" / order["id"]).exists()
-    assert (runtime.settings.data_dir / "blobs" / keep["id"]).exists()
-    with runtime.sessions() as session:
-        tombstone = session.get(Order, order["id"])
-        assert tombstone is not None
-        assert tombstone.status == "expired"
-        assert tombstone.wrapped_key is None
-        assert tombstone.variations == []
-        assert tombstone.created_at is not None and tombstone.tier == "starter"
-    assert client.get(f"/api/orders/{order['id']}", headers=auth(order["token"])).status_code == 404
-    assert run_sweep(runtime) == (0, 0)  # idempotent
-
-
-def test_a_payment_for_a_shredded_order_is_recorded_for_refund(
-    client: TestClient, runtime: Runtime
-) -> None:
-    order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
-    assert (
-        client.delete(f"/api/orders/{order['id']}", headers=auth(order["token"])).status_code == 204
-    )
-    event = PaymentEvent(
-        event_id="evt_late",
-        order_id=order["id"],
-        outcome="paid",
-        amount_cents=900,
-        currency="usd",
-        provider="local",
-    )
-    with transaction(runtime.sessions) as session:
-        applied = service.apply_payment(session, event)
-    assert applied.needs_refund and not applied.unlocked
-    with runtime.sessions() as session:
-        record = session.get(PaymentRecord, "evt_late")
-        assert record is not None and record.needs_refund
-        tombstone = session.get(Order, order["id"])
-        assert tombstone is not None
-        assert tombstone.status == "deleted" and tombstone.paid_at is None
-
-
-def test_a_periodic_tick_runs_once_across_consumers(runtime: Runtime, tmp_path: Path) -> None:
-    # Several consumers (threads, each with its own connection) race for one tick.
-    winners: list[bool] = []
-    barrier = threading.Barrier(6)
-
-    def race() -> None:
-        barrier.wait()
-        with transaction(runtime.sessions) as session:
-            winners.append(service.claim_tick(session, "sweep", 30))
-
-    threads = [threading.Thread(target=race) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(winners) == [False] * 5 + [True]
-    with transaction(runtime.sessions) as session:
-        assert not service.claim_tick(session, "sweep", 30)  # same period: nobody
-        assert service.claim_tick(session, "sweep", 0)  # next period: one again
-
-
-def test_work_lost_with_a_dead_worker_is_enqueued_again(
-    tmp_path: Path, database_url: str | None
-) -> None:
-    settings = make_settings(tmp_path, database_url, stuck_after_seconds=1, sweep_seconds=1)
-    runtime = build_runtime(settings)
-    try:
-        # No consumer: the order's jobs sit in the queue, like a server that
-        # stopped right after the upload.
-        with TestClient(create_app(runtime, run_consumer=False)) as client:
-            order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
-        with transaction(runtime.sessions) as session:
-            variation = session.scalars(
-                select(Variation).where(Variation.order_id == order["id"])
-            ).first()
-            assert variation is not None
-            # One variation was claimed by a worker that then died.
-            variation.status = VariationStatus.RUNNING
-            variation.lease_until = utcnow() - timedelta(seconds=5)
-            variation.attempts = 1
-            lost = variation.id
-        runtime.queue.huey.flush()  # and the queue lost every message
-        _, requeued = run_sweep(runtime)
-        assert requeued >= 1
-    finally:
-        runtime.close()
-
-    # The server restarts: a new runtime on the same data dir and database.
-    restarted = build_runtime(settings)
-    try:
-        # The consumer's own periodic sweep finds the lost jobs.
-        with TestClient(create_app(restarted, run_consumer=True)) as client:
-            body = wait_ready(client, order["id"], order["token"])
-        assert body["progress"]["done"] == 4
-        with restarted.sessions() as session:
-            assert (session.get(Variation, lost) or Variation()).attempts >= 2
-    finally:
-        restarted.close()
-
-
 def test_an_order_resumes_after_a_restart(tmp_path: Path, database_url: str | None) -> None:
     settings = make_settings(tmp_path, database_url)
     first = build_runtime(settings)
@@ -175,19 +60,6 @@ def test_an_order_resumes_after_a_restart(tmp_path: Path, database_url: str | No
         assert [v["status"] for v in body["variations"]] == ["done"] * 4
     finally:
         second.close()
-
-
-def test_an_order_whose_variations_all_ended_is_finished_by_the_sweep(
-    client: TestClient, runtime: Runtime
-) -> None:
-    order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
-    wait_ready(client, order["id"], order["token"])
-    # As if two finishers had raced and neither marked the order ready.
-    with transaction(runtime.sessions) as session:
-        session.execute(update(Order).where(Order.id == order["id"]).values(status="queued"))
-    run_sweep(runtime)
-    body = client.get(f"/api/orders/{order['id']}", headers=auth(order["token"])).json()
-    assert body["status"] == "ready"
 
 
 def test_two_workers_finishing_the_last_variations_at_once_finish_the_order(
@@ -232,26 +104,6 @@ def test_two_workers_finishing_the_last_variations_at_once_finish_the_order(
     assert errors == []  # no deadlock
     with runtime.sessions() as session:
         assert (session.get(Order, order["id"]) or Order()).status == "ready"
-
-
-def test_checkout_still_opens_after_the_operator_removed_the_orders_tier(
-    client: TestClient, runtime: Runtime
-) -> None:
-    order = upload(client, SELFIE, tier="professional", styles=("corporate",)).json()
-    runtime.tiers = tuple(tier for tier in runtime.tiers if tier.id != "professional")
-    answer = client.post(f"/api/orders/{order['id']}/checkout", headers=auth(order["token"]))
-    assert answer.status_code == 200, answer.text
-    # The order keeps the price it was made with.
-    confirm_local_payment(client, answer.json()["checkout_url"])
-    body = client.get(f"/api/orders/{order['id']}", headers=auth(order["token"])).json()
-    assert body["paid"] is True and body["amount_cents"] == 1900
-
-
-@pytest.mark.parametrize("suffix", ["\n", "\r\n", " ", "\x00"])
-def test_an_order_id_with_anything_after_it_is_not_an_id(suffix: str) -> None:
-    real = service.new_id()
-    assert service.is_order_id(real)
-    assert not service.is_order_id(real + suffix)
 
 
 def test_a_deleted_order_is_404_to_its_former_owner_everywhere(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from headshots.orders import service
+from headshots.orders import service, sweeping
 from headshots.orders.db import transaction
 from headshots.orders.models import Order, OrderStatus
 from headshots.orders.shredding import PendingShred
@@ -116,13 +116,13 @@ def test_a_failed_delete_is_left_pending_and_finished_by_the_sweep(
         assert s3_server.keys(store.bucket, f"{store.prefix}{order_id}/")
 
         with transaction(runtime.sessions) as session:  # still failing: still pending
-            service.sweep_expired(session, runtime.blobs)
+            sweeping.sweep_expired(session, runtime.blobs)
         with transaction(runtime.sessions) as session:
             assert session.get(PendingShred, order_id).attempts == 2  # type: ignore[union-attr]
 
         proxy.mode = "pass"
         with transaction(runtime.sessions) as session:
-            service.sweep_expired(session, runtime.blobs)
+            sweeping.sweep_expired(session, runtime.blobs)
         assert s3_server.keys(store.bucket, f"{store.prefix}{order_id}/") == []
         with transaction(runtime.sessions) as session:
             assert session.scalars(select(PendingShred)).all() == []

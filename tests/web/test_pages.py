@@ -23,6 +23,7 @@ from headshots.orders.db import transaction
 from headshots.orders.drafts import Draft
 from headshots.orders.models import utcnow
 from headshots.runtime import Runtime, build_runtime
+from headshots.web import events as event_stream
 from headshots.web import pages
 from headshots.web.app import create_app
 from headshots.web.security import RateLimited, RateLimiter
@@ -302,7 +303,7 @@ def test_the_progress_stream_wakes_at_each_change_not_on_a_timer(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A poll so slow that only the jobs' announcements can move the stream.
-    monkeypatch.setattr(pages, "EVENTS_POLL_SECONDS", 3600)
+    monkeypatch.setattr(event_stream, "EVENTS_POLL_SECONDS", 3600)
     monkeypatch.setattr(InstantEngine, "delay", 0.2)
     events, _ = streamed_order(client)
     assert events[-1]["status"] == "ready"
@@ -316,8 +317,8 @@ def test_the_progress_stream_shows_ready_at_once_whatever_it_was_gathering(
 ) -> None:
     # Changes are gathered for an hour and never polled: only the last
     # variation's announcement, final, can bring the order page to ready.
-    monkeypatch.setattr(pages, "EVENTS_POLL_SECONDS", 3600)
-    monkeypatch.setattr(pages, "EVENTS_GATHER_SECONDS", 3600)
+    monkeypatch.setattr(event_stream, "EVENTS_POLL_SECONDS", 3600)
+    monkeypatch.setattr(event_stream, "EVENTS_GATHER_SECONDS", 3600)
     monkeypatch.setattr(InstantEngine, "delay", 0.2)
     events, text = streamed_order(client)
     assert events[-1]["status"] == "ready"
@@ -367,8 +368,8 @@ def test_the_stream_of_a_page_confirming_payment_ends_when_the_webhook_lands(
     checkout = client.get(opened.headers["location"])
     # Only the payment's announcement can end the stream: its poll is an
     # hour, and so is the time it gathers changes before reading.
-    monkeypatch.setattr(pages, "EVENTS_POLL_SECONDS", 3600)
-    monkeypatch.setattr(pages, "EVENTS_GATHER_SECONDS", 3600)
+    monkeypatch.setattr(event_stream, "EVENTS_POLL_SECONDS", 3600)
+    monkeypatch.setattr(event_stream, "EVENTS_GATHER_SECONDS", 3600)
     streamed: list[str] = []
     opened_stream = threading.Event()
 

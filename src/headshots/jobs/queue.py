@@ -2,7 +2,7 @@
 
 The same task code runs on both. Huey delivers a task at most once, so the
 tasks keep their state in our database and the sweep re-enqueues what was
-lost (see orders.service.stuck_variations). A job is one style of one
+lost (see orders.sweeping.stuck_variations). A job is one style of one
 order: the ids of its variations.
 
 Enqueueing needs no task code: the task bodies (jobs.tasks) are bound only

@@ -30,13 +30,14 @@ from headshots import metrics
 from headshots.credentials import images as credentials
 from headshots.engines.base import Engine, Failed, Outcome, Rendered
 from headshots.errors import HeadshotsError
+from headshots.imaging import codecs
 from headshots.imaging.identity import IdentityScore, score
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.imaging.watermark import watermarked_preview
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Call
-from headshots.orders import processes, service, unowned, variations
+from headshots.orders import processes, service, sweeping, unowned, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
 from headshots.orders.variations import Claim, Recorded
@@ -69,8 +70,7 @@ def render_style(runtime: Runtime, variation_ids: list[str]) -> None:
     if not claims:
         return
     order_id = claims[0].order_id
-    runtime.changes.announce(order_id)
-    with runtime.working_on(order_id) as stop, _leases_kept(runtime, claims, stop):
+    with runtime.shreds.working_on(order_id) as stop, _leases_kept(runtime, claims, stop):
         _StyleJob(runtime, claims, stop).run()
 
 
@@ -210,7 +210,7 @@ class _StyleJob:
 
     def _load_selfie(self) -> PreparedSelfie:
         stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, service.SELFIE_BLOB)
-        image = service.decode_image(stored)
+        image = codecs.decode_image(stored)
         return prepare_photo(Photo(image=image, source_format="PNG", source_size=image.size))
 
     def _start(self, claims: list[Claim], reroll: _Made | None) -> None:
@@ -293,7 +293,7 @@ class _StyleJob:
         return _Made(claim, outcome.image) if self._check_recorded(recorded) else None
 
     def _store_pixels(self, claim: Claim, image: Image.Image) -> None:
-        self._put(claim.image_blob, service.encode_pixels(image))
+        self._put(claim.image_blob, codecs.encode_pixels(image))
 
     def _finish(self, made: _Made) -> None:
         """Start the face check of a stored image, or conclude if there is none to make."""
@@ -305,7 +305,7 @@ class _StyleJob:
             except BlobNotFound:
                 self._render_again(made.claim)
                 return
-            made.image = service.decode_image(stored)
+            made.image = codecs.decode_image(stored)
         # Only a generative engine can change the face; a retouch of the
         # photo itself has the selfie's face by construction.
         if self.engine.generative and not made.checked:
@@ -411,7 +411,7 @@ class _StyleJob:
         """The watermarked, signed preview of an image."""
         preview = watermarked_preview(made.image, max_side=self.settings.preview_max)
         return credentials.sign_preview(
-            self.runtime, claim.engine_name, claim.style_id, made.details, preview
+            self.settings, claim.engine_name, claim.style_id, made.details, preview
         )
 
     def _put(self, name: str, data: bytes) -> None:
@@ -426,10 +426,8 @@ class _StyleJob:
         """True when this job goes on with the variation; stops the job if the order is gone."""
         if recorded is Recorded.GONE:
             raise _Stop()
-        if recorded is Recorded.STALE:
-            return False
-        self.runtime.changes.announce(self.order_id, final=recorded is Recorded.FINISHED)
-        return True
+        # Recorded: the order's pages are woken at its commit (orders.effects).
+        return recorded is not Recorded.STALE
 
 
 def submit_score(
@@ -459,15 +457,17 @@ def compact(runtime: Runtime, claim: Claim) -> None:
     """
     blobs = runtime.blobs
     # Registered like a job, so a shred here stops it and waits for it.
-    with runtime.working_on(claim.order_id) as stop, _store_outage_counted():
+    with runtime.shreds.working_on(claim.order_id) as stop, _store_outage_counted():
         try:
             stored = blobs.get(claim.order_id, claim.wrapped_key, claim.image_blob)
         except (BlobNotFound, OrderDeleted):
             return  # the order was deleted meanwhile
-        if stored.startswith(service.PNG_SIGNATURE):
+        if stored.startswith(codecs.PNG_SIGNATURE):
             return
-        png = service.encode_png(service.decode_image(stored))
-        signed = credentials.sign_final_png(runtime, claim.variation_id, png)
+        png = codecs.encode_png(codecs.decode_image(stored))
+        signed = credentials.sign_final_png(
+            runtime.settings, runtime.sessions, claim.variation_id, png
+        )
         if stop.is_set():
             return
         try:
@@ -532,7 +532,7 @@ def _leases_kept(runtime: Runtime, claims: list[Claim], stop: threading.Event) -
 def sweep(runtime: Runtime) -> None:
     """Expire old orders and re-enqueue lost work; once per period overall."""
     with transaction(runtime.sessions) as session:
-        if not service.claim_tick(session, "sweep", runtime.settings.sweep_seconds * 0.9):
+        if not sweeping.claim_tick(session, "sweep", runtime.settings.sweep_seconds * 0.9):
             return
     run_sweep(runtime)
 
@@ -540,12 +540,11 @@ def sweep(runtime: Runtime) -> None:
 def run_sweep(runtime: Runtime) -> tuple[int, int]:
     """One sweep now: (orders expired, variations re-enqueued)."""
     with transaction(runtime.sessions) as session:
-        expired = service.sweep_expired(session, runtime.blobs)
-    runtime.shredded(expired)
+        expired = sweeping.sweep_expired(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
         sweep_drafts(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
-        hourly = service.claim_tick(session, "unowned", unowned.EVERY_SECONDS)
+        hourly = sweeping.claim_tick(session, "unowned", unowned.EVERY_SECONDS)
     if hourly:
         with transaction(runtime.sessions) as session:
             left = unowned.delete_unowned(session, runtime.blobs)
@@ -553,13 +552,11 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
         if left:
             log.info("sweep: blobs of %d ids no order owns deleted", left)
     with transaction(runtime.sessions) as session:
-        stuck = service.stuck_variations(session, runtime.settings)
-        jobs = variations.styles_of(session, stuck)
+        stuck = sweeping.stuck_variations(session, runtime.settings)
     # Apart: it locks orders, and a transaction holding variation rows must
     # not wait for an order row (a shred takes them the other way round).
     with transaction(runtime.sessions) as session:
-        service.finish_stalled(session)
-    runtime.queue.enqueue_styles(jobs)
+        sweeping.finish_stalled(session)
     if expired or stuck:
         log.info("sweep: %d orders expired, %d variations re-enqueued", len(expired), len(stuck))
     return len(expired), len(stuck)

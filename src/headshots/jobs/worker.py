@@ -26,6 +26,7 @@ from headshots.jobs.heartbeat import Heartbeat
 from headshots.jobs.queue import SweepingConsumer, make_consumer
 from headshots.orders import processes, variations
 from headshots.orders.db import transaction
+from headshots.orders.effects import after_commit
 from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus
 from headshots.runtime import Runtime
 from headshots.storage.base import StorageUnavailable
@@ -86,7 +87,7 @@ def start(runtime: Runtime, *, embedded: bool) -> Consumer:
     bind(runtime)
     threads = consumer_threads(runtime)
     consumer = make_consumer(runtime.queue, runtime.settings, embedded=embedded, workers=threads)
-    listening = runtime.listen_for_shreds()
+    listening = runtime.shreds.listen()
     if runtime.scores is not None:
         # Children load their models now, not when the first order needs them.
         threading.Thread(target=runtime.scores.warm, name="warm-scores", daemon=True).start()
@@ -112,8 +113,7 @@ def resume(runtime: Runtime, *, embedded: bool) -> int:
                     Variation.status == VariationStatus.PENDING,
                 )
             ).all()
-        jobs = variations.styles_of(session, released)
-    runtime.queue.enqueue_styles(jobs)
+        after_commit(session).enqueue(variations.styles_of(session, released))
     if released:
         log.info("resumed %d variations left by a stopped process", len(released))
     return len(released)

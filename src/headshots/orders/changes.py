@@ -10,21 +10,32 @@ watcher a short fallback poll, nothing else.
 A watcher gathers a burst of changes into one read, except the change its
 page waits for (the order ready, or paid): that one is said to be final and
 read at once.
+
+A shred is the change every process must act on: :class:`OrderShreds`
+stops this process's jobs on the order, drops its decrypted selfie, and
+tells the other processes to do the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from headshots.channel import Channel
-from headshots.orders.service import ORDER_ID
+from headshots.orders.ids import ORDER_ID
+from headshots.orders.selfies import SelfieCache
+from headshots.storage.vault import EncryptedBlobs
+
+log = logging.getLogger(__name__)
 
 CHANGES_CHANNEL = "headshots:orders:changed"
+SHREDDED_CHANNEL = "headshots:orders:shredded"
 _FINAL = ":final"
 # What crosses the channel: an order id, tagged when the change is final.
 MESSAGE = re.compile(f"(?:{ORDER_ID.pattern})(?:{_FINAL})?")
@@ -107,3 +118,86 @@ async def changed(event: asyncio.Event, timeout: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout)
     return event.is_set()
+
+
+class OrderShreds:
+    """The jobs of this process on each order, stopped the moment the order is shredded.
+
+    A job registers while it works (:meth:`working_on`) and checks its stop
+    signal between steps. A shred committed here stops and waits for them;
+    one committed in another process arrives on the channel (Redis in
+    scale-out) and stops them too. Either way the order's decrypted selfie
+    leaves this process's memory at once.
+    """
+
+    def __init__(
+        self, blobs: EncryptedBlobs, selfies: SelfieCache, channel: Channel | None = None
+    ) -> None:
+        self._blobs = blobs
+        self._selfies = selfies
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._working: dict[str, set[threading.Event]] = {}
+
+    @contextlib.contextmanager
+    def working_on(self, order_id: str) -> Iterator[threading.Event]:
+        """A job's stop signal, set the moment its order is shredded anywhere."""
+        stop = threading.Event()
+        with self._lock:
+            self._working.setdefault(order_id, set()).add(stop)
+        try:
+            yield stop
+        finally:
+            with self._lock:
+                events = self._working.get(order_id, set())
+                events.discard(stop)
+                if not events:
+                    self._working.pop(order_id, None)
+
+    def working(self) -> set[str]:
+        """The orders a job of this process works on now."""
+        with self._lock:
+            return set(self._working)
+
+    def shredded(self, order_ids: Iterable[str]) -> None:
+        """Call after an order's shred committed: every process lets go of it now.
+
+        This process's own jobs on the order are stopped and waited for
+        (briefly: they stop at their next step), then whatever one of them
+        wrote after the blobs were deleted is deleted too. So when a DELETE
+        answers in the embedded mode, no file of the order is left; jobs in
+        other processes do the same on their side when told.
+        """
+        ids = list(order_ids)
+        for order_id in ids:
+            self.forget(order_id)
+            if self._channel is not None:
+                self._channel.publish(order_id)
+        for order_id in ids:
+            # Also when no job is left: one may have written between the
+            # blobs' deletion and the shred's commit, and it saw a live order.
+            self._let_go(order_id)
+            try:
+                self._blobs.shred(order_id)
+            except Exception as error:  # the sweep deletes late writes again
+                log.warning("late writes of an order not deleted: %s", type(error).__name__)
+
+    def forget(self, order_id: str) -> None:
+        """Drop this process's copy of the order's selfie and stop its jobs."""
+        self._selfies.forget(order_id)
+        with self._lock:
+            for stop in self._working.get(order_id, ()):
+                stop.set()
+
+    def listen(self) -> threading.Event | None:
+        """In scale-out, forget every order shredded by another process; None if embedded."""
+        return self._channel.listen(self.forget) if self._channel is not None else None
+
+    def _let_go(self, order_id: str, timeout: float = 5.0) -> None:
+        """Wait (briefly) until no job of this process works on the order."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if order_id not in self._working:
+                    return
+            time.sleep(0.01)

@@ -7,15 +7,27 @@ only ever unlocks an order through a verified provider notification
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from headshots.orders import service
-from headshots.orders.changes import OrderChanges
+from headshots.errors import HeadshotsError
+from headshots.orders import ids, service
 from headshots.orders.db import transaction
-from headshots.payments.base import CheckoutRequest, Payments
+from headshots.orders.effects import after_commit
+from headshots.orders.models import Order, PaymentRecord, utcnow
+from headshots.payments.base import CheckoutRequest, PaymentEvent, Payments
 from headshots.tiers import Tier
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyPaid(HeadshotsError):
+    status_code = 409
+    code = "already_paid"
+    message = "This order is already paid: download your headshots."
 
 
 def open_checkout(
@@ -35,7 +47,7 @@ def open_checkout(
     """
     order = service.open_order(session, order_id, token)
     if order.is_paid:
-        raise service.AlreadyPaid()
+        raise AlreadyPaid()
     # An operator may have removed the order's tier from HEADSHOTS_TIERS
     # since; the order keeps the price it was made with.
     tier = next((t for t in tiers if t.id == order.tier), None)
@@ -55,23 +67,88 @@ def open_checkout(
     return opened.url
 
 
+@dataclass(frozen=True)
+class PaymentApplied:
+    order_id: str
+    unlocked: bool
+    duplicate: bool
+    needs_refund: bool
+
+
+def start_checkout(
+    sessions: sessionmaker[Session],
+    payments: Payments,
+    tiers: tuple[Tier, ...],
+    order_id: str,
+    token: str | None,
+    *,
+    base_url: str,
+    cancel_query: str,
+) -> str:
+    """A person starts paying, from the order page or the API: where to send them."""
+    with transaction(sessions) as session:
+        return open_checkout(
+            session,
+            payments,
+            tiers,
+            order_id,
+            token,
+            base_url=base_url,
+            cancel_query=cancel_query,
+        )
+
+
+def apply_payment(session: Session, event: PaymentEvent) -> PaymentApplied:
+    """Apply a verified payment notification, once per event id.
+
+    The only way an order becomes paid. A payment for an order that was
+    already shredded is recorded for a refund; the order stays gone.
+    """
+    if session.get(PaymentRecord, event.event_id) is not None:
+        return PaymentApplied(event.order_id, unlocked=False, duplicate=True, needs_refund=False)
+    order = session.get(Order, event.order_id) if ids.is_order_id(event.order_id) else None
+    paid = event.outcome == "paid"
+    needs_refund = paid and (order is None or order.is_tombstone)
+    session.add(
+        PaymentRecord(
+            event_id=event.event_id,
+            order_id=event.order_id[:32],
+            provider=event.provider,
+            outcome=event.outcome,
+            amount_cents=event.amount_cents,
+            currency=event.currency,
+            needs_refund=needs_refund,
+        )
+    )
+    unlocked = False
+    if paid and order is not None and not order.is_tombstone and not order.is_paid:
+        if event.amount_cents < order.amount_cents:
+            log.warning("payment %s below the order's price; not unlocked", event.event_id)
+        else:
+            order.paid_at = utcnow()
+            order.amount_paid_cents = event.amount_cents
+            order.payment_provider = event.provider
+            unlocked = True
+    if needs_refund:
+        log.warning("payment %s arrived for a shredded order: refund it", event.event_id)
+    if unlocked:
+        # The page that says "confirming payment" learns at once, in
+        # whichever process it is served.
+        after_commit(session).change(event.order_id, final=True)
+    session.flush()
+    return PaymentApplied(event.order_id, unlocked, duplicate=False, needs_refund=needs_refund)
+
+
 def receive_payment(
     sessions: sessionmaker[Session],
     payments: Payments,
     payload: bytes,
     headers: dict[str, str],
-    changes: OrderChanges,
 ) -> dict[str, Any]:
-    """Every payment confirmation, from any provider, comes through here.
-
-    An unlocked order is announced on ``changes``: the page that says
-    "confirming payment" learns at once, in whichever process it is served.
-    """
+    """Every payment confirmation, from any provider, comes through here."""
     event = payments.parse_webhook(payload, headers)
     if event is None:
         return {"ignored": True}
     with transaction(sessions) as session:
-        applied = service.apply_payment(session, event)
-    if applied.unlocked:
-        changes.announce(applied.order_id, final=True)
+        applied = apply_payment(session, event)
     return {"duplicate": applied.duplicate, "unlocked": applied.unlocked}

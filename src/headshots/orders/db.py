@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from headshots.config import Settings
 from headshots.errors import ConfigurationError
-from headshots.orders import scrubbing
+from headshots.orders import effects, scrubbing
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # One advisory lock per schema: databases in other schemas never wait on it.
@@ -115,9 +115,17 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commits at the end, rolls back on any error."""
-    with factory() as session, session.begin():
-        yield session
+    """One unit of work: commits at the end, rolls back on any error.
+
+    What the work set off (orders.effects: jobs to enqueue, shreds to
+    announce, pages to wake) runs once the commit succeeded and the session
+    is closed; on a rollback, or a commit that fails, it is dropped.
+    """
+    with factory() as session:
+        with session.begin():
+            yield session
+        run_effects = effects.committed(session)
+    run_effects()
 
 
 def ping(engine: Engine) -> None:

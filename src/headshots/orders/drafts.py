@@ -9,7 +9,6 @@ the selfie under the order's key and shreds the draft.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,8 +18,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
+from headshots.imaging.codecs import encode_png
 from headshots.imaging.selfie import PreparedSelfie
-from headshots.orders import service, shredding
+from headshots.orders import ids, service, shredding
 from headshots.orders.models import Base, DataKey, utcnow
 from headshots.storage.vault import EncryptedBlobs
 from headshots.tiers import Tier, choose
@@ -78,21 +78,21 @@ def create_draft(
     session: Session, blobs: EncryptedBlobs, settings: Settings, selfie: PreparedSelfie
 ) -> NewDraft:
     """Store a prepared selfie, encrypted, until the person chooses."""
-    draft_id = service.new_id()
-    token = secrets.token_urlsafe(32)
+    draft_id = ids.new_id()
+    token = ids.new_token()
     now = utcnow()
     wrapped_key = blobs.new_wrapped_key(draft_id)
     lifetime = min(DRAFT_LIFETIME, timedelta(hours=settings.retention_hours))
     draft = Draft(
         id=draft_id,
-        token_hash=service.hash_token(token),
+        token_hash=ids.hash_token(token),
         wrapped_key=wrapped_key,
         created_at=now,
         expires_at=now + lifetime,
         findings=[f.as_dict() for f in selfie.preflight.warnings] if selfie.preflight else [],
     )
     try:
-        blobs.put(draft_id, wrapped_key, service.SELFIE_BLOB, service.encode_png(selfie.image))
+        blobs.put(draft_id, wrapped_key, service.SELFIE_BLOB, encode_png(selfie.image))
         session.add(draft)
         session.flush()
     except BaseException:
@@ -103,10 +103,10 @@ def create_draft(
 
 def open_draft(session: Session, draft_id: str, token: str | None) -> Draft:
     """The draft if ``token`` opens it and it has not expired."""
-    if not token or not service.is_order_id(draft_id):
+    if not token or not ids.is_order_id(draft_id):
         raise DraftGone()
     draft = session.get(Draft, draft_id)
-    if not service.token_opens(draft.token_hash if draft else None, token) or draft is None:
+    if not ids.token_opens(draft.token_hash if draft else None, token) or draft is None:
         raise DraftGone()
     if draft.expires_at <= utcnow():
         raise DraftGone()

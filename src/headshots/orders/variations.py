@@ -33,6 +33,7 @@ from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from headshots.orders import processes, service
+from headshots.orders.effects import after_commit
 from headshots.orders.models import Order, OrderStatus, Variation, VariationStatus, utcnow
 from headshots.orders.processes import Process
 
@@ -57,7 +58,7 @@ class Claim:
     @property
     def image_blob(self) -> str:
         # Raw pixels first, then the final PNG under the same name (see
-        # service.decode_image); the API always serves it as PNG.
+        # imaging.codecs.decode_image); the API always serves it as PNG.
         return f"{self.variation_id}.image"
 
     @property
@@ -84,13 +85,36 @@ def claim(
 ) -> list[Claim]:
     """Take every variation of the list that nobody holds; the claims taken."""
     now = utcnow()
-    lease = now + timedelta(seconds=lease_seconds)
-    finishing = Variation.status == VariationStatus.FINISHING
     ids = list(variation_ids)
     order_id = session.scalar(select(Variation.order_id).where(Variation.id.in_(ids)).limit(1))
     if order_id is None:
         return []  # shredded: its variations are gone
     _lock_order(session, order_id)
+    claimed = _take(session, ids, owner=owner, now=now, lease_seconds=lease_seconds)
+    claims: list[Claim] = []
+    for variation_id in claimed:
+        variation = session.get(Variation, variation_id)
+        assert variation is not None
+        if variation.attempts > MAX_ATTEMPTS:
+            _give_up(variation, now)
+            continue
+        claims.append(_claim_of(variation))
+    finished = False
+    if len(claims) < len(claimed):
+        variation = session.get(Variation, claimed[0])
+        assert variation is not None
+        finished = service.finish_if_complete(session, variation.order)
+    if claimed:
+        after_commit(session).change(order_id, final=finished)
+    return claims
+
+
+def _take(
+    session: Session, ids: list[str], *, owner: str, now: datetime, lease_seconds: float
+) -> list[str]:
+    """Lease each variation nobody holds, one conditional UPDATE each; the ids taken."""
+    lease_until = now + timedelta(seconds=lease_seconds)
+    finishing = Variation.status == VariationStatus.FINISHING
     claimed: list[str] = []
     for variation_id in ids:
         changed = session.execute(
@@ -105,7 +129,7 @@ def claim(
             )
             .values(
                 status=case((finishing, VariationStatus.FINISHING), else_=VariationStatus.RUNNING),
-                lease_until=lease,
+                lease_until=lease_until,
                 lease_owner=owner,
                 started_at=case((finishing, Variation.started_at), else_=now),
                 attempts=Variation.attempts + 1,
@@ -114,34 +138,24 @@ def claim(
         ).rowcount  # type: ignore[attr-defined]
         if changed:
             claimed.append(variation_id)
-    claims: list[Claim] = []
-    for variation_id in claimed:
-        variation = session.get(Variation, variation_id)
-        assert variation is not None
-        order = variation.order
-        # A shred deletes an order's variations with its key, so a variation
-        # just claimed has an order that still holds its key.
-        assert order.wrapped_key is not None
-        if variation.attempts > MAX_ATTEMPTS:
-            _give_up(variation, now)
-            continue
-        claims.append(
-            Claim(
-                variation_id=variation_id,
-                order_id=order.id,
-                wrapped_key=order.wrapped_key,
-                engine_name=order.engine,
-                style_id=variation.style,
-                seed=variation.seed,
-                attempt=variation.attempts,
-                finishing=variation.status == VariationStatus.FINISHING,
-            )
-        )
-    if len(claims) < len(claimed):
-        variation = session.get(Variation, claimed[0])
-        assert variation is not None
-        service.finish_if_complete(session, variation.order)
-    return claims
+    return claimed
+
+
+def _claim_of(variation: Variation) -> Claim:
+    order = variation.order
+    # A shred deletes an order's variations with its key, so a variation
+    # just claimed has an order that still holds its key.
+    assert order.wrapped_key is not None
+    return Claim(
+        variation_id=variation.id,
+        order_id=order.id,
+        wrapped_key=order.wrapped_key,
+        engine_name=order.engine,
+        style_id=variation.style,
+        seed=variation.seed,
+        attempt=variation.attempts,
+        finishing=variation.status == VariationStatus.FINISHING,
+    )
 
 
 def _ended(session: Session, variation: Variation) -> Recorded:
@@ -149,6 +163,7 @@ def _ended(session: Session, variation: Variation) -> Recorded:
     variation.finished_at = utcnow()
     variation.lease_until = None
     if service.finish_if_complete(session, variation.order):
+        after_commit(session).change(variation.order_id, final=True)
         return Recorded.FINISHED
     return Recorded.OK
 
@@ -185,6 +200,8 @@ def _current(
         return Recorded.GONE, None
     if variation.status != status or variation.attempts != claim.attempt:
         return Recorded.STALE, None
+    # The caller records a change now: the order's pages are woken at commit.
+    after_commit(session).change(claim.order_id)
     return Recorded.OK, variation
 
 

@@ -9,10 +9,8 @@ own cookie. Every form carries a CSRF token.
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,35 +20,31 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
-from starlette.responses import StreamingResponse
 
 from headshots.config import Settings
 from headshots.engines.base import (
     declared,
     default_engine_name,
     describe_style,
-    engine_repairs_crop,
 )
 from headshots.errors import HeadshotsError
-from headshots.imaging.selfie import prepare_selfie
-from headshots.orders import drafts, service
-from headshots.orders.changes import changed
-from headshots.orders.checkout import receive_payment
+from headshots.orders import checkout, drafts, intake, service
 from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, utcnow
 from headshots.payments.local import LocalPayments
 from headshots.runtime import Runtime
 from headshots.styles import STYLES, get_style
 from headshots.tiers import Tier, format_price
-from headshots.web.api import (
+from headshots.web.deps import base_url, draft_cookie, order_cookie, runtime_of
+from headshots.web.multipart import FormError, read_form, read_page_form
+from headshots.web.responses import (
     NO_STORE,
+    ORDERS,
     download_response,
     order_response,
     preview_response,
-    start_checkout,
     zip_response,
 )
-from headshots.web.multipart import FormError, read_form, read_page_form
 from headshots.web.samples import LANDING, Samples
 from headshots.web.schemas import order_json
 from headshots.web.security import (
@@ -65,22 +59,6 @@ from headshots.web.security import (
 log = logging.getLogger(__name__)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
-
-# The progress stream reads the order when a change is announced, at most
-# once per EVENTS_GATHER_SECONDS (the order ready or paid is read at once),
-# and at least every EVENTS_POLL_SECONDS for what nobody announces; it gives
-# up after EVENTS_LIFETIME_SECONDS (the page then polls order_progress instead).
-EVENTS_POLL_SECONDS = 0.75
-EVENTS_GATHER_SECONDS = 0.1
-EVENTS_LIFETIME_SECONDS = 600.0
-# The order's addresses as the pages give them: opened with the order's
-# cookie, which the JSON API does not accept (web.api).
-ORDERS = "/orders"
-
-
-def runtime_of(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
 
 
 def samples_shown(request: Request) -> dict[str, Path]:
@@ -227,14 +205,7 @@ async def upload(request: Request) -> Response:
         if not photo:
             raise FormError("Choose a photo of yourself first.")
 
-        def work() -> drafts.NewDraft:
-            selfie = prepare_selfie(  # the preflight judges for the order's engine (decision 0008)
-                photo, settings, repairs_crop=engine_repairs_crop(settings)
-            )
-            with transaction(runtime.sessions) as session:
-                return drafts.create_draft(session, runtime.blobs, settings, selfie)
-
-        created = await run_in_threadpool(work)
+        created = await run_in_threadpool(intake.draft_from_upload, runtime, photo)
     except HeadshotsError as error:
         return render(
             request,
@@ -255,16 +226,12 @@ async def upload(request: Request) -> Response:
     return response
 
 
-def _draft_token(request: Request, draft_id: str) -> str | None:
-    return request.cookies.get(f"draft_{draft_id}")
-
-
 @router.get("/drafts/{draft_id}", response_class=HTMLResponse)
 def choose_page(request: Request, draft_id: str) -> HTMLResponse:
     runtime = runtime_of(request)
     try:
         with transaction(runtime.sessions) as session:
-            draft = drafts.open_draft(session, draft_id, _draft_token(request, draft_id))
+            draft = drafts.open_draft(session, draft_id, draft_cookie(request, draft_id))
             findings = list(draft.findings)
     except HeadshotsError as error:
         return error_page(request, error)
@@ -303,7 +270,7 @@ def _choose(
 def draft_photo(request: Request, draft_id: str) -> Response:
     runtime = runtime_of(request)
     with transaction(runtime.sessions) as session:
-        draft = drafts.open_draft(session, draft_id, _draft_token(request, draft_id))
+        draft = drafts.open_draft(session, draft_id, draft_cookie(request, draft_id))
         data = drafts.draft_photo(runtime.blobs, draft)
     return Response(_thumbnail(data), media_type="image/jpeg", headers=NO_STORE)
 
@@ -328,39 +295,28 @@ async def choose(request: Request, draft_id: str) -> Response:
     form = await read_page_form(request)
     tier_id = form.first("tier")
     style_ids = [s for s in form.fields.get("styles", []) if s.strip()]
-    findings: list[Any] = []
     try:
-        token = _draft_token(request, draft_id)
         csrf_of(request).check(request, form.first(CSRF_FIELD))
         limiter_of(request).take(client_address(request))
-
-        def work() -> tuple[service.NewOrder, str]:
-            with transaction(runtime.sessions) as session:
-                draft = drafts.open_draft(session, draft_id, token)
-                findings.extend(draft.findings)
-                created = drafts.order_from_draft(
-                    session,
-                    runtime.blobs,
-                    settings,
-                    runtime.tiers,
-                    draft,
-                    tier_id=tier_id,
-                    style_ids=style_ids,
-                    engine=default_engine_name(settings),
-                )
-                return created, created.order.id
-
-        created, order_id = await run_in_threadpool(work)
+        created = await run_in_threadpool(
+            intake.order_from_draft,
+            runtime,
+            draft_id,
+            draft_cookie(request, draft_id),
+            tier_id=tier_id,
+            style_ids=style_ids,
+        )
     except drafts.DraftGone as error:
         return error_page(request, error)
     except HeadshotsError as error:
-        if not findings:  # refused before the draft was read (CSRF, rate limit)
-            try:
-                with transaction(runtime.sessions) as session:
-                    draft = drafts.open_draft(session, draft_id, _draft_token(request, draft_id))
-                    findings = list(draft.findings)
-            except HeadshotsError as gone:
-                return error_page(request, gone)
+        # Refused (the choice, the CSRF check, the rate limit): the draft
+        # stays, and its page shows again with the error.
+        try:
+            with transaction(runtime.sessions) as session:
+                draft = drafts.open_draft(session, draft_id, draft_cookie(request, draft_id))
+                findings = list(draft.findings)
+        except HeadshotsError as gone:
+            return error_page(request, gone)
         return _choose(
             request,
             draft_id,
@@ -369,7 +325,7 @@ async def choose(request: Request, draft_id: str) -> Response:
             chosen_tier=tier_id or None,
             chosen_styles=style_ids,
         )
-    runtime.queue.enqueue_styles(created.jobs)
+    order_id = created.order.id
     response = RedirectResponse(f"/orders/{order_id}", status_code=303)
     expires_in = (created.order.expires_at - utcnow()).total_seconds()
     set_cookie(
@@ -380,10 +336,6 @@ async def choose(request: Request, draft_id: str) -> Response:
 
 
 # --- the order: progress, previews, payment, downloads, deletion ---------------------
-
-
-def _order_token(request: Request, order_id: str) -> str | None:
-    return request.cookies.get(f"order_{order_id}")
 
 
 def time_left(expires_at: datetime) -> str:
@@ -422,7 +374,7 @@ def order_page(request: Request, order_id: str) -> HTMLResponse:
     runtime = runtime_of(request)
     try:
         with transaction(runtime.sessions) as session:
-            order = service.open_order(session, order_id, _order_token(request, order_id))
+            order = service.open_order(session, order_id, order_cookie(request, order_id))
             view = _order_view(order, runtime.settings)
             tier = next((t for t in runtime.tiers if t.id == order.tier), None)
     except HeadshotsError as error:
@@ -443,68 +395,6 @@ def order_page(request: Request, order_id: str) -> HTMLResponse:
     )
 
 
-@router.get("/orders/{order_id}/events")
-async def order_events(request: Request, order_id: str) -> Response:
-    """Server-sent events: the order as JSON whenever it changes.
-
-    Ends when every variation is finished (or, with ``?until=paid``, when
-    the payment is confirmed), or after a bounded time.
-    """
-    runtime = runtime_of(request)
-    token = _order_token(request, order_id)
-    until_paid = request.query_params.get("until") == "paid"
-
-    def snapshot() -> dict[str, Any] | None:
-        with transaction(runtime.sessions) as session:
-            try:
-                return order_json(service.open_order(session, order_id, token), ORDERS)
-            except HeadshotsError:
-                return None
-
-    first = await run_in_threadpool(snapshot)
-    if first is None:
-        raise service.OrderNotFound()
-
-    async def stream(body: dict[str, Any] | None) -> AsyncIterator[str]:
-        yield "retry: 2000\n\n"
-        last = ""
-        deadline = time.monotonic() + EVENTS_LIFETIME_SECONDS
-        read_at = time.monotonic()
-        with runtime.changes.watching(order_id) as watch:
-            while time.monotonic() < deadline:
-                if body is None:
-                    yield "event: gone\ndata: {}\n\n"
-                    return
-                text = json.dumps(body, separators=(",", ":"))
-                if text != last:
-                    yield f"data: {text}\n\n"
-                    last = text
-                done = body["status"] != OrderStatus.QUEUED
-                if done and (body["paid"] or not until_paid):
-                    yield "event: end\ndata: {}\n\n"
-                    return
-                if await request.is_disconnected():
-                    return
-                # A job's announcement wakes the stream at once; the poll only
-                # covers what no one announces (the sweep, a lost message).
-                if await changed(watch.changed, EVENTS_POLL_SECONDS):
-                    # The images of an order land together: at most one read
-                    # every EVENTS_GATHER_SECONDS, so a burst is read once;
-                    # the change the page waits for ends the gathering.
-                    since = time.monotonic() - read_at
-                    await changed(watch.final, max(0.0, EVENTS_GATHER_SECONDS - since))
-                watch.changed.clear()
-                read_at = time.monotonic()
-                body = await run_in_threadpool(snapshot)
-        yield "event: end\ndata: {}\n\n"
-
-    return StreamingResponse(
-        stream(first),
-        media_type="text/event-stream",
-        headers={**NO_STORE, "X-Accel-Buffering": "no"},
-    )
-
-
 # Reading is all a cookie does on these GETs; every change (pay, delete)
 # is a form with its CSRF token.
 
@@ -513,24 +403,24 @@ async def order_events(request: Request, order_id: str) -> Response:
 def order_progress(request: Request, order_id: str) -> Response:
     """The order as JSON: what the page polls when its event stream breaks."""
     runtime = runtime_of(request)
-    return order_response(runtime, order_id, _order_token(request, order_id), ORDERS)
+    return order_response(runtime, order_id, order_cookie(request, order_id), ORDERS)
 
 
 @router.get("/orders/{order_id}/variations/{variation_id}/preview")
 def order_preview(request: Request, order_id: str, variation_id: str) -> Response:
-    token = _order_token(request, order_id)
+    token = order_cookie(request, order_id)
     return preview_response(runtime_of(request), order_id, variation_id, token)
 
 
 @router.get("/orders/{order_id}/variations/{variation_id}/download")
 def order_download(request: Request, order_id: str, variation_id: str) -> Response:
-    token = _order_token(request, order_id)
+    token = order_cookie(request, order_id)
     return download_response(runtime_of(request), order_id, variation_id, token)
 
 
 @router.get("/orders/{order_id}/download.zip")
 def order_zip(request: Request, order_id: str) -> Response:
-    return zip_response(runtime_of(request), order_id, _order_token(request, order_id))
+    return zip_response(runtime_of(request), order_id, order_cookie(request, order_id))
 
 
 @router.post("/orders/{order_id}/pay")
@@ -540,14 +430,16 @@ async def pay(request: Request, order_id: str) -> Response:
     try:
         csrf_of(request).check(request, form.first(CSRF_FIELD))
         url = await run_in_threadpool(
-            start_checkout,
-            runtime,
-            request,
+            checkout.start_checkout,
+            runtime.sessions,
+            runtime.payments,
+            runtime.tiers,
             order_id,
-            _order_token(request, order_id),
+            order_cookie(request, order_id),
+            base_url=base_url(request, runtime),
             cancel_query="?cancelled=1",
         )
-    except service.AlreadyPaid:
+    except checkout.AlreadyPaid:
         return RedirectResponse(f"/orders/{order_id}", status_code=303)
     except HeadshotsError as error:
         return error_page(request, error)
@@ -559,7 +451,7 @@ def delete_confirm(request: Request, order_id: str) -> HTMLResponse:
     runtime = runtime_of(request)
     try:
         with transaction(runtime.sessions) as session:
-            order = service.open_order(session, order_id, _order_token(request, order_id))
+            order = service.open_order(session, order_id, order_cookie(request, order_id))
             count = sum(1 for v in order.variations if v.status in SHOWABLE)
             paid = order.is_paid
     except HeadshotsError as error:
@@ -578,14 +470,11 @@ async def delete(request: Request, order_id: str) -> Response:
     form = await read_page_form(request)
     try:
         csrf_of(request).check(request, form.first(CSRF_FIELD))
-        token = _order_token(request, order_id)
+        token = order_cookie(request, order_id)
 
         def work() -> None:
             with transaction(runtime.sessions) as session:
-                order = service.open_order(session, order_id, token)
-                if not service.shred(session, runtime.blobs, order, OrderStatus.DELETED):
-                    raise service.OrderNotFound()  # another request shredded it first
-            runtime.shredded([order_id])
+                service.delete_order(session, runtime.blobs, order_id, token)
 
         await run_in_threadpool(work)
     except HeadshotsError as error:
@@ -645,7 +534,7 @@ async def local_pay(request: Request, session_id: str) -> Response:
             currency=order.currency,
         )
         await run_in_threadpool(
-            receive_payment, runtime.sessions, payments, payload, headers, runtime.changes
+            checkout.receive_payment, runtime.sessions, payments, payload, headers
         )
     except HeadshotsError as error:
         return error_page(request, error)

@@ -1,0 +1,126 @@
+"""What the API and the pages answer alike about an order: its JSON, its images, its zip.
+
+The API's routes open an order with its bearer token and the pages with its
+cookie (web.deps); past that, both answer through these functions. The
+``orders`` argument says which addresses the answer links to.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+from fastapi import Response
+from fastapi.responses import JSONResponse
+
+from headshots.credentials import images as credentials
+from headshots.orders import service
+from headshots.orders.db import transaction
+from headshots.orders.models import SHOWABLE, VariationStatus
+from headshots.runtime import Runtime
+from headshots.storage.base import BlobNotFound
+from headshots.web.schemas import API_ORDERS, order_json
+
+NO_STORE = {"Cache-Control": "no-store"}
+STILL_STORING = "This image is still being stored; try again in a moment."
+# The order's addresses as the pages give them: opened with the order's
+# cookie, which the JSON API does not accept (web.api).
+ORDERS = "/orders"
+
+
+def order_response(
+    runtime: Runtime, order_id: str, token: str | None, orders: str = API_ORDERS
+) -> JSONResponse:
+    with transaction(runtime.sessions) as session:
+        order = service.open_order(session, order_id, token)
+        return JSONResponse(order_json(order, orders), headers=NO_STORE)
+
+
+def _image(
+    runtime: Runtime, order_id: str, variation_id: str, token: str | None, *, clean: bool
+) -> tuple[bytes, str]:
+    """The image's bytes and the file name a person saves it under."""
+    with transaction(runtime.sessions) as session:
+        order = service.open_order(session, order_id, token)
+        variation = service.find_variation(order, variation_id)
+        if clean and not order.is_paid:
+            raise service.PaymentRequired()
+        blob = variation.image_blob if clean else variation.preview_blob
+        if variation.status not in SHOWABLE or blob is None:
+            raise service.NotReady()
+        wrapped_key = order.wrapped_key
+        finishing = variation.status == VariationStatus.FINISHING
+        name = f"headshot-{variation.style}-{variation.index}"
+        made = credentials.facts_of(runtime.settings, order, variation)  # decision 0011
+    assert wrapped_key is not None
+    data = _stored(runtime, order_id, wrapped_key, blob, finishing=finishing)
+    return (credentials.downloadable_png(runtime.settings, made, data) if clean else data), name
+
+
+def _stored(
+    runtime: Runtime, order_id: str, wrapped_key: bytes, blob: str, *, finishing: bool
+) -> bytes:
+    """A stored image; NotReady while a finishing variation's pixels are still written."""
+    try:
+        return runtime.blobs.get(order_id, wrapped_key, blob)
+    except BlobNotFound:
+        if finishing:
+            # Its preview shows a moment before the image itself is stored.
+            raise service.NotReady(STILL_STORING) from None
+        raise
+
+
+def preview_response(
+    runtime: Runtime, order_id: str, variation_id: str, token: str | None
+) -> Response:
+    data, _ = _image(runtime, order_id, variation_id, token, clean=False)
+    return Response(data, media_type="image/jpeg", headers=NO_STORE)
+
+
+def download_response(
+    runtime: Runtime, order_id: str, variation_id: str, token: str | None
+) -> Response:
+    data, name = _image(runtime, order_id, variation_id, token, clean=True)
+    return Response(
+        data,
+        media_type="image/png",
+        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{name}.png"'},
+    )
+
+
+def zip_response(runtime: Runtime, order_id: str, token: str | None) -> Response:
+    with transaction(runtime.sessions) as session:
+        order = service.open_order(session, order_id, token)
+        if not order.is_paid:
+            raise service.PaymentRequired()
+        wanted = [
+            (
+                f"headshot-{v.style}-{v.index}.png",
+                v.image_blob,
+                v.status == VariationStatus.FINISHING,
+                credentials.facts_of(runtime.settings, order, v),
+            )
+            for v in order.variations
+            if v.status in SHOWABLE and v.image_blob
+        ]
+        wrapped_key = order.wrapped_key
+    if not wanted:
+        raise service.NotReady("No image of this order is ready yet.")
+    assert wrapped_key is not None
+    buffer = io.BytesIO()
+    # PNGs are already compressed; storing them keeps the zip fast.
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, blob, finishing, made in wanted:
+            assert blob is not None
+            try:
+                stored = _stored(runtime, order_id, wrapped_key, blob, finishing=finishing)
+            except service.NotReady:
+                continue  # shown a moment before it is stored: not in this zip yet
+            archive.writestr(name, credentials.downloadable_png(runtime.settings, made, stored))
+    if not archive.namelist():
+        raise service.NotReady(STILL_STORING)
+    return Response(
+        buffer.getvalue(),
+        media_type="application/zip",
+        headers={**NO_STORE, "Content-Disposition": 'attachment; filename="headshots.zip"'},
+    )
