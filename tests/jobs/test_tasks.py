@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from headshots.engines.base import Outcome, Rendered, Shape, register_engine
 from headshots.imaging.selfie import PreparedSelfie
-from headshots.jobs import tasks, worker
+from headshots.jobs import storing, tasks, worker
 from headshots.jobs.queue import SweepingConsumer
 from headshots.orders import service, variations
 from headshots.orders.db import transaction
@@ -197,7 +197,7 @@ def test_an_image_lost_after_its_preview_showed_is_made_again(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The worker records each preview, then dies before the raw pixels are written.
-    monkeypatch.setattr(tasks._StyleJob, "_store_pixels", lambda *args, **kwargs: None)
+    monkeypatch.setattr(storing.StyleStore, "pixels", lambda *args, **kwargs: None)
     monkeypatch.setattr(tasks._StyleJob, "_finish", lambda *args, **kwargs: None)
     InstantEngine.reset()
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()

@@ -3,12 +3,13 @@
 A job is one style of one order: the ids of its variations. It claims them
 (orders.variations), hands their seeds to the engine as the engine's shape
 asks (jobs.lanes), and stores each image with its watermarked preview the
-moment its call ends, so a preview never waits for anything but its own
-image. The identity check comes after; a drifted face is re-rolled in the
-background and the better try replaces the preview; the final PNG replaces
-the raw pixels once the variation is done. A job
-can run twice or after a crash: only claims the job holds are worked on, and
-every result is recorded only while the claim still stands.
+moment its call ends (jobs.storing), so a preview never waits for anything
+but its own image. The identity check comes after; what to do with a
+checked try is the identity gate's decision (headshots.reroll): a drifted
+face is re-rolled in the background and the better try replaces the
+preview; the final PNG replaces the raw pixels once the variation is done.
+A job can run twice or after a crash: only claims the job holds are worked
+on, and every result is recorded only while the claim still stands.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import dataclasses
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from PIL import Image
 from sqlalchemy.orm.exc import StaleDataError
@@ -31,30 +32,28 @@ from headshots.credentials import images as credentials
 from headshots.engines.base import Engine, Failed, Outcome, Rendered
 from headshots.errors import HeadshotsError
 from headshots.imaging.identity import IdentityScore, score
-from headshots.imaging.intake import Photo
-from headshots.imaging.selfie import PreparedSelfie, prepare_photo
-from headshots.imaging.watermark import watermarked_preview
+from headshots.imaging.selfie import PreparedSelfie
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Call
+from headshots.jobs.storing import Stopped, StyleStore
 from headshots.orders import processes, service, unowned, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
 from headshots.orders.variations import Claim, Recorded
-from headshots.render import (
+from headshots.reroll import (
+    Attempts,
     IdentityGate,
-    better,
-    flagged,
+    Step,
+    decide,
     identity_try,
     reference_face,
     reroll_seed,
-    rerolls_help,
 )
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound, OrderDeleted, StorageUnavailable
 from headshots.styles import Style, get_style
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 def render_style(runtime: Runtime, variation_ids: list[str]) -> None:
@@ -83,23 +82,31 @@ class _Made:
     scored: Rendered | None = None
     # A try whose face is being checked: the first image, or a re-roll.
     candidate: Rendered | None = None
-    checked: bool = False
     round: int = 0
     tries: list[dict[str, Any]] = field(default_factory=list)
 
-
-class _Stop(Exception):
-    """The order was shredded while this job worked on it."""
+    def attempts(self, allowed: int) -> Attempts:
+        best = self.scored.identity if self.scored is not None else None
+        return Attempts(best=best, rerolls_made=self.round, rerolls_allowed=allowed)
 
 
 class _StyleJob:
+    """One job's loop: its engine calls, writes and face checks, all in flight at once.
+
+    The loop takes what has ended in this order: engine calls (their
+    previews show before anything else is done), raw pixels written (the
+    image can be checked), face checks (keep, re-roll or give up), then the
+    stored images waiting for their check. Writing is the store's
+    (:class:`StyleStore`), the re-roll decision the gate's (``decide``).
+    """
+
     def __init__(self, runtime: Runtime, claims: list[Claim], stop: threading.Event) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.claims = claims
         self.order_id = claims[0].order_id
-        self.wrapped_key = claims[0].wrapped_key
         self.stop = stop
+        self.store = StyleStore(runtime, claims[0], stop)
         self.gate = IdentityGate.from_settings(runtime.settings)
         # Engine calls in flight: their future, and what to do with the result.
         self.calls: dict[Future[Call], tuple[list[Claim], _Made | None]] = {}
@@ -130,7 +137,7 @@ class _StyleJob:
             # the sweep hands its variations out again (MAX_ATTEMPTS claims).
             metrics.store_unavailable("image")
             log.warning("a job stopped: the store is unavailable; its images are tried again")
-        except _Stop:
+        except Stopped:
             self._stopped()
         except StaleDataError:
             # A row changed between this job's read and its write: its order
@@ -148,18 +155,7 @@ class _StyleJob:
 
     def _run(self) -> None:
         fresh = [claim for claim in self.claims if not claim.finishing]
-        try:
-            self.selfie = self.runtime.selfies.get(self.order_id, self._load_selfie)
-            self.engine: Engine = self.runtime.engine(self.claims[0].engine_name)
-            # Its calls wait on a provider, not on this machine's CPU.
-            self.remote = self.engine.shape().asynchronous
-            self.style: Style = get_style(self.claims[0].style_id)
-        except StorageUnavailable:
-            raise  # not this order's fault: its work runs again once the store is back
-        except Exception as error:
-            outcome = _failure(error, self.order_id)
-            for claim in fresh:
-                self._record(claim, outcome, 0.0)
+        if not self._prepared(fresh):
             return
         self._start(fresh, None)
         if self.engine.generative:
@@ -170,29 +166,7 @@ class _StyleJob:
         self.finishing.extend(_Made(claim, None) for claim in self.claims if claim.finishing)
         compactor = self.runtime.compactor
         with compactor.busy() if compactor else nullcontext():
-            while self.calls or self.writing or self.finishing or self.checks:
-                if self.stop.is_set():
-                    raise _Stop()
-                ended = [call for call in self.calls if call.done()]
-                written = [write for write in self.writing if write.done()]
-                checked = [check for check in self.checks if check.done()]
-                if ended:
-                    # Previews first: an image that has arrived is shown
-                    # before any other image is checked.
-                    self._arrived(ended)
-                elif written:
-                    for write in written:
-                        write.result()
-                        self.finishing.append(self.writing.pop(write))
-                elif checked:
-                    for check in checked:
-                        self._checked(self.checks.pop(check), check)
-                elif self.finishing:
-                    self._finish(self.finishing.popleft())
-                else:
-                    waiting: list[Future[Any]] = [*self.calls, *self.writing, *self.checks]
-                    with self._idle(compactor):
-                        wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
+            self._loop(compactor)
         # Without a compactor, the final PNGs once nothing is left to show or check.
         for claim in self.compacting:
             try:
@@ -202,16 +176,54 @@ class _StyleJob:
                 # pixels stay, and a download makes the PNG on the spot.
                 log.warning("a final PNG was not stored: the store is unavailable")
 
+    def _prepared(self, fresh: list[Claim]) -> bool:
+        """The selfie, engine and style; False (and the fresh variations failed) without them."""
+        try:
+            self.selfie = self.runtime.selfies.get(self.order_id, self.store.selfie)
+            self.engine: Engine = self.runtime.engine(self.claims[0].engine_name)
+            # Its calls wait on a provider, not on this machine's CPU.
+            self.remote = self.engine.shape().asynchronous
+            self.style: Style = get_style(self.claims[0].style_id)
+        except StorageUnavailable:
+            raise  # not this order's fault: its work runs again once the store is back
+        except Exception as error:
+            outcome = _failure(error, self.order_id)
+            for claim in fresh:
+                self._show(claim, outcome, 0.0)
+            return False
+        self.rerolls = self.gate.rerolls_for(self.engine)
+        return True
+
+    def _loop(self, compactor: Compactor[Claim] | None) -> None:
+        while self.calls or self.writing or self.finishing or self.checks:
+            if self.stop.is_set():
+                raise Stopped()
+            ended = [call for call in self.calls if call.done()]
+            written = [write for write in self.writing if write.done()]
+            checked = [check for check in self.checks if check.done()]
+            if ended:
+                # Previews first: an image that has arrived is shown
+                # before any other image is checked.
+                self._arrived(ended)
+            elif written:
+                for write in written:
+                    write.result()
+                    self.finishing.append(self.writing.pop(write))
+            elif checked:
+                for check in checked:
+                    self._checked(self.checks.pop(check), check)
+            elif self.finishing:
+                self._finish(self.finishing.popleft())
+            else:
+                waiting: list[Future[Any]] = [*self.calls, *self.writing, *self.checks]
+                with self._idle(compactor):
+                    wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
+
     def _idle(self, compactor: Compactor[Claim] | None) -> AbstractContextManager[None]:
         """While nothing but a remote engine's calls is left, PNGs may be made."""
         if compactor is None or not self.remote or self.writing or self.checks:
             return nullcontext()
         return compactor.idle()
-
-    def _load_selfie(self) -> PreparedSelfie:
-        stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, service.SELFIE_BLOB)
-        image = service.decode_image(stored)
-        return prepare_photo(Photo(image=image, source_format="PNG", source_size=image.size))
 
     def _start(self, claims: list[Claim], reroll: _Made | None) -> None:
         if not claims:
@@ -219,16 +231,13 @@ class _StyleJob:
         if reroll is None:
             by_seed = {claim.seed: claim for claim in claims}
         else:
-            by_seed = {self._reroll_seed(reroll): reroll.claim}
+            seed = reroll_seed(reroll.claim.seed, reroll.round, self.used_seeds)
+            self.used_seeds.add(seed)
+            by_seed = {seed: reroll.claim}
         for seeds, call in self.runtime.lanes.submit(
             self.engine, self.selfie, self.style, list(by_seed), self.settings.output_size
         ):
             self.calls[call] = ([by_seed[seed] for seed in seeds], reroll)
-
-    def _reroll_seed(self, made: _Made) -> int:
-        seed = reroll_seed(made.claim.seed, made.round, self.used_seeds)
-        self.used_seeds.add(seed)
-        return seed
 
     def _arrived(self, ended: list[Future[Call]]) -> None:
         """Record what the ended calls made: their previews side by side, then their pixels."""
@@ -246,186 +255,107 @@ class _StyleJob:
         # Every preview of the batch first; the raw pixels are written behind
         # them while this job goes on, so the next batch's previews do not
         # wait for this one's 4 MB writes either.
-        for shown in self._side_by_side(self._record, results):
+        for shown in self.store.side_by_side(self._show, results):
             if shown is not None:
                 assert shown.image is not None  # the engine's image, just received
-                write = self.runtime.writing.submit(self._store_pixels, shown.claim, shown.image)
+                write = self.runtime.writing.submit(self.store.pixels, shown.claim, shown.image)
                 self.writing[write] = shown
 
-    def _side_by_side(self, step: Callable[..., _T], items: list[tuple[Any, ...]]) -> list[_T]:
-        """``step`` for each item, several at once: its results, in order.
-
-        Encoding a preview, sealing and writing (to a bucket, too) mostly wait
-        or run outside the GIL: several images at once show sooner.
-        """
-        if len(items) <= 1:
-            return [step(*item) for item in items]
-        running = [self.runtime.storing.submit(step, *item) for item in items]
-        # All of them end before this job goes on or stops: a write still
-        # under way after the job deleted its order's files would stay.
-        wait(running)
-        return [done.result() for done in running]
-
-    def _record(self, claim: Claim, outcome: Outcome, seconds: float) -> _Made | None:
-        """Record an engine call's outcome; an image shows as soon as its preview is stored.
-
-        The raw pixels are stored right after (_store_pixels): a preview
-        waits for no 4 MB write. A worker that dies between the two leaves
-        a variation whose image is lost, and the next claim renders it again.
-        """
+    def _show(self, claim: Claim, outcome: Outcome, seconds: float) -> _Made | None:
+        """Record an engine call's outcome; an image shows as soon as its preview is stored."""
         if isinstance(outcome, Failed):
-            with transaction(self.runtime.sessions) as session:
-                recorded = variations.failed(
-                    session,
-                    claim,
-                    code=outcome.code,
-                    reason=outcome.reason,
-                    seconds=seconds or outcome.seconds,
-                    details=outcome.details,
-                )
-            self._check_recorded(recorded)
+            self._check_recorded(self.store.failed(claim, outcome, seconds))
             return None
-        self._put(claim.preview_blob, self._preview(claim, outcome))
-        with transaction(self.runtime.sessions) as session:
-            recorded = variations.preview_stored(
-                session, claim, seed=outcome.seed, seconds=seconds, details=outcome.details
-            )
-        return _Made(claim, outcome.image) if self._check_recorded(recorded) else None
-
-    def _store_pixels(self, claim: Claim, image: Image.Image) -> None:
-        self._put(claim.image_blob, service.encode_pixels(image))
+        if self._check_recorded(self.store.shown(claim, outcome, seconds)):
+            return _Made(claim, outcome.image)
+        return None
 
     def _finish(self, made: _Made) -> None:
-        """Start the face check of a stored image, or conclude if there is none to make."""
+        """Start the face check of a stored image, or record it done if there is none to make."""
         if made.image is None:
             try:
-                stored = self.runtime.blobs.get(
-                    self.order_id, self.wrapped_key, made.claim.image_blob
-                )
+                made.image = self.store.image(made.claim)
             except BlobNotFound:
-                self._render_again(made.claim)
+                # An earlier worker showed the preview and died before storing the image.
+                if self._check_recorded(self.store.image_lost(made.claim)):
+                    self._start([made.claim], None)
                 return
-            made.image = service.decode_image(stored)
         # Only a generative engine can change the face; a retouch of the
         # photo itself has the selfie's face by construction.
-        if self.engine.generative and not made.checked:
+        if self.engine.generative:
             self._check(made, Rendered(seed=made.claim.seed, image=made.image, seconds=0.0))
-            return
-        self._conclude(made)
-
-    def _render_again(self, claim: Claim) -> None:
-        """An earlier worker showed the preview and died before storing the image."""
-        with transaction(self.runtime.sessions) as session:
-            recorded = variations.image_lost(session, claim)
-        if self._check_recorded(recorded):
-            self._start([claim], None)
+        else:
+            self._done(made)
 
     def _check(self, made: _Made, candidate: Rendered) -> None:
         made.candidate = candidate
         self.checks[submit_score(self.runtime, self.selfie, candidate.image, self.gate)] = made
 
     def _checked(self, made: _Made, check: Future[IdentityScore | None]) -> None:
-        """A face check ended: keep the better try, then re-roll or conclude."""
-        candidate, made.candidate, made.checked = made.candidate, None, True
+        """A face check ended: keep the better try, then re-roll or record it done."""
+        candidate, made.candidate = made.candidate, None
         assert candidate is not None
+        identity = self._identity(check)
+        scored = dataclasses.replace(candidate, identity=identity)
+        if identity is not None:
+            made.tries.append(identity_try(scored))
+        decision = decide(identity, made.attempts(self.rerolls))
+        if decision.replaces:
+            # A first try shows already; a better re-roll replaces its image and preview.
+            if made.round > 0:
+                if not self._check_recorded(self.store.replaced(made.claim, scored)):
+                    return
+                made.image = scored.image
+            made.scored = scored
+        self._next(made, decision.step)
+
+    def _identity(self, check: Future[IdentityScore | None]) -> IdentityScore | None:
         try:
-            identity = check.result()
+            return check.result()
         except Exception as error:
             # The image is good whatever the check says; a check that cannot
             # run leaves the variation unscored rather than lost.
             log.warning(
                 "identity check of order %s skipped: %s", self.order_id, type(error).__name__
             )
-            identity = None
-        if identity is not None:
-            scored = dataclasses.replace(candidate, identity=identity)
-            made.tries.append(identity_try(scored))
-            if made.round == 0:
-                made.scored = scored
-            elif made.scored is None or better(scored, made.scored):
-                # The better re-roll replaces the image and its preview.
-                self._store_images(made.claim, scored)
-                with transaction(self.runtime.sessions) as session:
-                    recorded = variations.replaced(
-                        session, made.claim, seed=scored.seed, details=scored.details
-                    )
-                if not self._check_recorded(recorded):
-                    return
-                made.image, made.scored = scored.image, scored
-        self._conclude(made)
+            return None
 
-    def _conclude(self, made: _Made) -> None:
+    def _rerolled(self, made: _Made, outcome: Outcome) -> None:
+        if isinstance(outcome, Rendered):
+            self._check(made, outcome)
+        else:  # the re-roll failed: go on with what there is
+            self._next(made, decide(None, made.attempts(self.rerolls)).step)
+
+    def _next(self, made: _Made, step: Step) -> None:
         """Re-roll a drifted face in the background, or record the variation done."""
-        claim, scored = made.claim, made.scored
-        if (
-            scored is not None
-            and flagged(scored)
-            and rerolls_help(self.engine)
-            and made.round < self.gate.rerolls
-        ):
-            assert scored.identity is not None
-            with transaction(self.runtime.sessions) as session:
-                recorded = variations.rerolling(
-                    session, claim, distance=scored.identity.distance, flag=scored.identity.flag
-                )
-            if self._check_recorded(recorded):
-                made.round += 1
-                self._start([claim], made)
+        if step is not Step.REROLL:
+            self._done(made)
             return
-        identity = scored.identity if scored is not None else None
+        assert made.scored is not None and made.scored.identity is not None
+        if self._check_recorded(self.store.rerolling(made.claim, made.scored.identity)):
+            made.round += 1
+            self._start([made.claim], made)
+
+    def _done(self, made: _Made) -> None:
+        identity = made.scored.identity if made.scored is not None else None
         details: dict[str, Any] = {}
         if made.tries:
             details["identity_tries"] = made.tries
         elif self.engine.generative:
             details["identity_check"] = "skipped"
-        with transaction(self.runtime.sessions) as session:
-            recorded = variations.done(
-                session,
-                claim,
-                distance=identity.distance if identity else None,
-                flag=identity.flag if identity else None,
-                scored=identity is not None,
-                details=details,
-            )
-        if self._check_recorded(recorded):
+        if self._check_recorded(self.store.done(made.claim, identity, details)):
             if self.runtime.compactor is not None:
                 # It reads the image back when it gets to it: holding every
                 # image of the job until then would be memory for nothing.
-                self.runtime.compactor.add(claim)
+                self.runtime.compactor.add(made.claim)
             else:
-                self.compacting.append(claim)
+                self.compacting.append(made.claim)
             made.image = None
-
-    def _rerolled(self, made: _Made, outcome: Outcome) -> None:
-        if isinstance(outcome, Rendered):
-            self._check(made, outcome)
-        else:
-            self._conclude(made)  # the re-roll failed: keep what there is
-
-    def _store_images(self, claim: Claim, made: Rendered) -> None:
-        """A better try's watermarked preview and raw pixels, over the first's."""
-        self._put(claim.preview_blob, self._preview(claim, made))
-        self._store_pixels(claim, made.image)
-
-    def _preview(self, claim: Claim, made: Rendered) -> bytes:
-        """The watermarked, signed preview of an image."""
-        preview = watermarked_preview(made.image, max_side=self.settings.preview_max)
-        return credentials.sign_preview(
-            self.runtime, claim.engine_name, claim.style_id, made.details, preview
-        )
-
-    def _put(self, name: str, data: bytes) -> None:
-        if self.stop.is_set():
-            raise _Stop()
-        try:
-            self.runtime.blobs.put(self.order_id, self.wrapped_key, name, data)
-        except OrderDeleted:
-            raise _Stop() from None
 
     def _check_recorded(self, recorded: Recorded) -> bool:
         """True when this job goes on with the variation; stops the job if the order is gone."""
         if recorded is Recorded.GONE:
-            raise _Stop()
+            raise Stopped()
         if recorded is Recorded.STALE:
             return False
         self.runtime.changes.announce(self.order_id, final=recorded is Recorded.FINISHED)
