@@ -10,11 +10,12 @@ do with each checked try is :func:`headshots.reroll.decide`, the same
 decision the style jobs make.
 
 The job workers do not come through :func:`render_style`. ``jobs.tasks``
-stores each preview first and checks identity afterwards, one image at a
-time in a pool of processes, and differs in what it checks and records:
-it scores only generative engines' images (a retouch keeps the selfie's
-face), counts outcomes in ``jobs.lanes``, and marks a variation whose check
-could not run ``identity_check: "skipped"`` where this path only logs.
+stores each preview first and checks identity afterwards (``jobs.checking``),
+one image at a time in a pool of processes, and differs in what it checks
+and records: it scores only generative engines' images (a retouch keeps the
+selfie's face), counts outcomes in ``jobs.lanes``, and marks a variation
+whose check could not run ``identity_check: "skipped"`` where this path
+only logs.
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ def _gate(
         seeds = [reroll_seed(outcomes[index].seed, round_, used) for index in again]
         used.update(seeds)
         arrived = list(zip(again, _generate(engine, selfie, style, seeds, size), strict=True))
+    return _with_tries(kept, tries)
 
+
+def _with_tries(kept: list[Outcome], tries: list[list[dict[str, Any]]]) -> list[Outcome]:
     result: list[Outcome] = []
     for outcome, attempts in zip(kept, tries, strict=True):
         if isinstance(outcome, Rendered) and outcome.identity is not None:

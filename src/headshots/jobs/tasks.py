@@ -14,25 +14,21 @@ on, and every result is recorded only while the claim still stands.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image
 from sqlalchemy.orm.exc import StaleDataError
 
 from headshots import metrics
 from headshots.credentials import images as credentials
-from headshots.engines.base import Engine, Failed, Outcome, Rendered
+from headshots.engines.base import Engine, Failed, Outcome
 from headshots.errors import HeadshotsError
-from headshots.imaging.identity import IdentityScore, score
-from headshots.imaging.selfie import PreparedSelfie
+from headshots.jobs.checking import Checking, Made
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Call
 from headshots.jobs.storing import Stopped, StyleStore
@@ -40,15 +36,7 @@ from headshots.orders import processes, service, unowned, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
 from headshots.orders.variations import Claim, Recorded
-from headshots.reroll import (
-    Attempts,
-    IdentityGate,
-    Step,
-    decide,
-    identity_try,
-    reference_face,
-    reroll_seed,
-)
+from headshots.reroll import reference_face
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound, OrderDeleted, StorageUnavailable
 from headshots.styles import Style, get_style
@@ -70,24 +58,36 @@ def render_style(runtime: Runtime, variation_ids: list[str]) -> None:
     order_id = claims[0].order_id
     runtime.changes.announce(order_id)
     with runtime.working_on(order_id) as stop, _leases_kept(runtime, claims, stop):
-        _StyleJob(runtime, claims, stop).run()
+        _run(_StyleJob(runtime, claims, stop))
 
 
-@dataclass
-class _Made:
-    """An image that is stored with its preview and waits for its check and PNG."""
-
-    claim: Claim
-    image: Image.Image | None  # None: read it back from the store
-    scored: Rendered | None = None
-    # A try whose face is being checked: the first image, or a re-roll.
-    candidate: Rendered | None = None
-    round: int = 0
-    tries: list[dict[str, Any]] = field(default_factory=list)
-
-    def attempts(self, allowed: int) -> Attempts:
-        best = self.scored.identity if self.scored is not None else None
-        return Attempts(best=best, rerolls_made=self.round, rerolls_allowed=allowed)
+def _run(job: _StyleJob) -> None:
+    """Run a style job; each way it can end early ends it quietly."""
+    try:
+        try:
+            job.run()
+        finally:
+            # A write still under way after the job stops (and its order's
+            # files are deleted) would stay.
+            wait(job.writing)
+    except CancelledError:
+        # The process is shutting down and its engine lanes with it: the
+        # leases run out and another process takes the work over.
+        return
+    except StorageUnavailable:
+        # Counted, not a traceback: this try ends, its leases run out and
+        # the sweep hands its variations out again (MAX_ATTEMPTS claims).
+        metrics.store_unavailable("image")
+        log.warning("a job stopped: the store is unavailable; its images are tried again")
+    except Stopped:
+        job.stopped()
+    except StaleDataError:
+        # A row changed between this job's read and its write: its order
+        # was deleted, or (rarely) its lease was taken over meanwhile.
+        with transaction(job.runtime.sessions) as session:
+            gone = variations.order_gone(session, job.order_id)
+        if gone:
+            job.stopped()
 
 
 class _StyleJob:
@@ -95,9 +95,9 @@ class _StyleJob:
 
     The loop takes what has ended in this order: engine calls (their
     previews show before anything else is done), raw pixels written (the
-    image can be checked), face checks (keep, re-roll or give up), then the
-    stored images waiting for their check. Writing is the store's
-    (:class:`StyleStore`), the re-roll decision the gate's (``decide``).
+    image can be checked), face checks, then the stored images waiting for
+    their check. Reading and writing is the store's (jobs.storing), what a
+    check leads to is the checking's (jobs.checking).
     """
 
     def __init__(self, runtime: Runtime, claims: list[Claim], stop: threading.Event) -> None:
@@ -107,74 +107,35 @@ class _StyleJob:
         self.order_id = claims[0].order_id
         self.stop = stop
         self.store = StyleStore(runtime, claims[0], stop)
-        self.gate = IdentityGate.from_settings(runtime.settings)
         # Engine calls in flight: their future, and what to do with the result.
-        self.calls: dict[Future[Call], tuple[list[Claim], _Made | None]] = {}
+        self.calls: dict[Future[Call], tuple[list[Claim], Made | None]] = {}
         # Raw pixels being written behind their shown previews.
-        self.writing: dict[Future[None], _Made] = {}
-        self.finishing: deque[_Made] = deque()
-        # Face checks in flight (in the scoring processes), several at once.
-        self.checks: dict[Future[IdentityScore | None], _Made] = {}
-        # Done variations whose PNG this job makes itself, at its end, where
-        # the process has no compactor.
-        self.compacting: list[Claim] = []
-        self.used_seeds = {claim.seed for claim in claims}
+        self.writing: dict[Future[None], Made] = {}
+        self.finishing: deque[Made] = deque()
 
-    def run(self) -> None:
-        try:
-            try:
-                self._run()
-            finally:
-                # A write still under way after the job stops (and its order's
-                # files are deleted) would stay.
-                wait(self.writing)
-        except CancelledError:
-            # The process is shutting down and its engine lanes with it: the
-            # leases run out and another process takes the work over.
-            return
-        except StorageUnavailable:
-            # Counted, not a traceback: this try ends, its leases run out and
-            # the sweep hands its variations out again (MAX_ATTEMPTS claims).
-            metrics.store_unavailable("image")
-            log.warning("a job stopped: the store is unavailable; its images are tried again")
-        except Stopped:
-            self._stopped()
-        except StaleDataError:
-            # A row changed between this job's read and its write: its order
-            # was deleted, or (rarely) its lease was taken over meanwhile.
-            with transaction(self.runtime.sessions) as session:
-                gone = variations.order_gone(session, self.order_id)
-            if gone:
-                self._stopped()
-
-    def _stopped(self) -> None:
+    def stopped(self) -> None:
+        """The order was shredded: nothing more is made, and anything stored after goes too."""
         for call in self.calls:
             call.cancel()
-        # Anything stored after the shred must go too.
         self.runtime.blobs.shred(self.order_id)
 
-    def _run(self) -> None:
+    def run(self) -> None:
         fresh = [claim for claim in self.claims if not claim.finishing]
         if not self._prepared(fresh):
             return
-        self._start(fresh, None)
+        if fresh:
+            self._start({claim.seed: claim for claim in fresh}, None)
         if self.engine.generative:
             # The first check needs the selfie's face: found while the engine
             # works, not after its images arrived (about 60 ms of CPU each
             # job's first check waited for, the busiest moment of the order).
             reference_face(self.selfie)
-        self.finishing.extend(_Made(claim, None) for claim in self.claims if claim.finishing)
+        self.finishing.extend(Made(claim, None) for claim in self.claims if claim.finishing)
         compactor = self.runtime.compactor
         with compactor.busy() if compactor else nullcontext():
             self._loop(compactor)
         # Without a compactor, the final PNGs once nothing is left to show or check.
-        for claim in self.compacting:
-            try:
-                compact(self.runtime, claim)
-            except StorageUnavailable:
-                # Counted; with no compactor to try again later, the raw
-                # pixels stay, and a download makes the PNG on the spot.
-                log.warning("a final PNG was not stored: the store is unavailable")
+        _compact_each(self.runtime, self.checking.compacting)
 
     def _prepared(self, fresh: list[Claim]) -> bool:
         """The selfie, engine and style; False (and the fresh variations failed) without them."""
@@ -191,16 +152,25 @@ class _StyleJob:
             for claim in fresh:
                 self._show(claim, outcome, 0.0)
             return False
-        self.rerolls = self.gate.rerolls_for(self.engine)
+        self.checking = Checking(
+            self.runtime,
+            self.store,
+            self.engine,
+            self.selfie,
+            seeds={claim.seed for claim in self.claims},
+            went_on=self._check_recorded,
+            start=self._start,
+        )
         return True
 
     def _loop(self, compactor: Compactor[Claim] | None) -> None:
-        while self.calls or self.writing or self.finishing or self.checks:
+        checks = self.checking.checks
+        while self.calls or self.writing or self.finishing or checks:
             if self.stop.is_set():
                 raise Stopped()
             ended = [call for call in self.calls if call.done()]
             written = [write for write in self.writing if write.done()]
-            checked = [check for check in self.checks if check.done()]
+            checked = [check for check in checks if check.done()]
             if ended:
                 # Previews first: an image that has arrived is shown
                 # before any other image is checked.
@@ -211,29 +181,22 @@ class _StyleJob:
                     self.finishing.append(self.writing.pop(write))
             elif checked:
                 for check in checked:
-                    self._checked(self.checks.pop(check), check)
+                    self.checking.ended(check)
             elif self.finishing:
-                self._finish(self.finishing.popleft())
+                self.checking.finish(self.finishing.popleft())
             else:
-                waiting: list[Future[Any]] = [*self.calls, *self.writing, *self.checks]
+                waiting: list[Future[Any]] = [*self.calls, *self.writing, *checks]
                 with self._idle(compactor):
                     wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
 
     def _idle(self, compactor: Compactor[Claim] | None) -> AbstractContextManager[None]:
         """While nothing but a remote engine's calls is left, PNGs may be made."""
-        if compactor is None or not self.remote or self.writing or self.checks:
+        if compactor is None or not self.remote or self.writing or self.checking.checks:
             return nullcontext()
         return compactor.idle()
 
-    def _start(self, claims: list[Claim], reroll: _Made | None) -> None:
-        if not claims:
-            return
-        if reroll is None:
-            by_seed = {claim.seed: claim for claim in claims}
-        else:
-            seed = reroll_seed(reroll.claim.seed, reroll.round, self.used_seeds)
-            self.used_seeds.add(seed)
-            by_seed = {seed: reroll.claim}
+    def _start(self, by_seed: dict[int, Claim], reroll: Made | None) -> None:
+        """Engine calls for these seeds, each the first try of its claim or ``reroll``'s next."""
         for seeds, call in self.runtime.lanes.submit(
             self.engine, self.selfie, self.style, list(by_seed), self.settings.output_size
         ):
@@ -248,7 +211,7 @@ class _StyleJob:
             for outcome in made.outcomes:
                 metrics.engine_call(self.engine.name, made.seconds / len(made.outcomes), outcome)
             if reroll is not None:
-                self._rerolled(reroll, made.outcomes[0])
+                self.checking.rerolled(reroll, made.outcomes[0])
                 continue
             share = made.seconds / len(claims)
             results.extend((c, o, share) for c, o in zip(claims, made.outcomes, strict=True))
@@ -261,96 +224,14 @@ class _StyleJob:
                 write = self.runtime.writing.submit(self.store.pixels, shown.claim, shown.image)
                 self.writing[write] = shown
 
-    def _show(self, claim: Claim, outcome: Outcome, seconds: float) -> _Made | None:
+    def _show(self, claim: Claim, outcome: Outcome, seconds: float) -> Made | None:
         """Record an engine call's outcome; an image shows as soon as its preview is stored."""
         if isinstance(outcome, Failed):
             self._check_recorded(self.store.failed(claim, outcome, seconds))
             return None
         if self._check_recorded(self.store.shown(claim, outcome, seconds)):
-            return _Made(claim, outcome.image)
+            return Made(claim, outcome.image)
         return None
-
-    def _finish(self, made: _Made) -> None:
-        """Start the face check of a stored image, or record it done if there is none to make."""
-        if made.image is None:
-            try:
-                made.image = self.store.image(made.claim)
-            except BlobNotFound:
-                # An earlier worker showed the preview and died before storing the image.
-                if self._check_recorded(self.store.image_lost(made.claim)):
-                    self._start([made.claim], None)
-                return
-        # Only a generative engine can change the face; a retouch of the
-        # photo itself has the selfie's face by construction.
-        if self.engine.generative:
-            self._check(made, Rendered(seed=made.claim.seed, image=made.image, seconds=0.0))
-        else:
-            self._done(made)
-
-    def _check(self, made: _Made, candidate: Rendered) -> None:
-        made.candidate = candidate
-        self.checks[submit_score(self.runtime, self.selfie, candidate.image, self.gate)] = made
-
-    def _checked(self, made: _Made, check: Future[IdentityScore | None]) -> None:
-        """A face check ended: keep the better try, then re-roll or record it done."""
-        candidate, made.candidate = made.candidate, None
-        assert candidate is not None
-        identity = self._identity(check)
-        scored = dataclasses.replace(candidate, identity=identity)
-        if identity is not None:
-            made.tries.append(identity_try(scored))
-        decision = decide(identity, made.attempts(self.rerolls))
-        if decision.replaces:
-            # A first try shows already; a better re-roll replaces its image and preview.
-            if made.round > 0:
-                if not self._check_recorded(self.store.replaced(made.claim, scored)):
-                    return
-                made.image = scored.image
-            made.scored = scored
-        self._next(made, decision.step)
-
-    def _identity(self, check: Future[IdentityScore | None]) -> IdentityScore | None:
-        try:
-            return check.result()
-        except Exception as error:
-            # The image is good whatever the check says; a check that cannot
-            # run leaves the variation unscored rather than lost.
-            log.warning(
-                "identity check of order %s skipped: %s", self.order_id, type(error).__name__
-            )
-            return None
-
-    def _rerolled(self, made: _Made, outcome: Outcome) -> None:
-        if isinstance(outcome, Rendered):
-            self._check(made, outcome)
-        else:  # the re-roll failed: go on with what there is
-            self._next(made, decide(None, made.attempts(self.rerolls)).step)
-
-    def _next(self, made: _Made, step: Step) -> None:
-        """Re-roll a drifted face in the background, or record the variation done."""
-        if step is not Step.REROLL:
-            self._done(made)
-            return
-        assert made.scored is not None and made.scored.identity is not None
-        if self._check_recorded(self.store.rerolling(made.claim, made.scored.identity)):
-            made.round += 1
-            self._start([made.claim], made)
-
-    def _done(self, made: _Made) -> None:
-        identity = made.scored.identity if made.scored is not None else None
-        details: dict[str, Any] = {}
-        if made.tries:
-            details["identity_tries"] = made.tries
-        elif self.engine.generative:
-            details["identity_check"] = "skipped"
-        if self._check_recorded(self.store.done(made.claim, identity, details)):
-            if self.runtime.compactor is not None:
-                # It reads the image back when it gets to it: holding every
-                # image of the job until then would be memory for nothing.
-                self.runtime.compactor.add(made.claim)
-            else:
-                self.compacting.append(made.claim)
-            made.image = None
 
     def _check_recorded(self, recorded: Recorded) -> bool:
         """True when this job goes on with the variation; stops the job if the order is gone."""
@@ -360,24 +241,6 @@ class _StyleJob:
             return False
         self.runtime.changes.announce(self.order_id, final=recorded is Recorded.FINISHED)
         return True
-
-
-def submit_score(
-    runtime: Runtime, selfie: PreparedSelfie, image: Image.Image, gate: IdentityGate
-) -> Future[IdentityScore | None]:
-    """Check a face against the selfie's: in the scoring processes, or here.
-
-    None when the selfie has no face dlib can describe (nothing to compare).
-    """
-    reference = reference_face(selfie)
-    if reference is not None and runtime.scores is not None:
-        return runtime.scores.submit(reference, image, gate.threshold)
-    done: Future[IdentityScore | None] = Future()
-    try:
-        done.set_result(None if reference is None else score(reference, image, gate.threshold))
-    except Exception as error:
-        done.set_exception(error)
-    return done
 
 
 def compact(runtime: Runtime, claim: Claim) -> None:
@@ -408,6 +271,16 @@ def compact(runtime: Runtime, claim: Claim) -> None:
         gone = variations.order_gone(session, claim.order_id)
     if gone:  # shredded while this was written: what was written goes too
         blobs.shred(claim.order_id)
+
+
+def _compact_each(runtime: Runtime, claims: list[Claim]) -> None:
+    for claim in claims:
+        try:
+            compact(runtime, claim)
+        except StorageUnavailable:
+            # Counted; with no compactor to try again later, the raw
+            # pixels stay, and a download makes the PNG on the spot.
+            log.warning("a final PNG was not stored: the store is unavailable")
 
 
 @contextmanager
