@@ -9,6 +9,7 @@ from typing import ClassVar
 import pytest
 from PIL import Image, ImageOps
 
+from headshots import render
 from headshots.config import Settings
 from headshots.engines.base import (
     EngineDefaults,
@@ -22,6 +23,7 @@ from headshots.engines.base import (
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo
 from headshots.render import IdentityGate, render_style
+from headshots.reroll import REROLL_STRIDE
 from headshots.styles import get_style
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -170,3 +172,34 @@ def test_a_reroll_that_does_not_help_keeps_the_flag_and_reports_both_seeds(
     tries = only.details["identity_tries"]
     assert len(tries) == 2 and all(t["flag"] == "different_person" for t in tries)
     assert engine.calls[0] == [31] and engine.calls[1] != [31]
+
+
+def test_each_round_of_rerolls_starts_from_the_first_seed(
+    settings: Settings, selfie: PreparedSelfie
+) -> None:
+    engine = LostEngine(settings)
+    outcomes = render_style(
+        engine, selfie, get_style("creative"), [41], SIZE, IdentityGate(0.6, rerolls=2)
+    )
+    only = outcomes[0]
+    assert isinstance(only, Rendered) and only.identity is not None
+    assert only.identity.flag == "different_person"
+    # Three tries, as the service's jobs make them: 41, then 41 plus one and two strides.
+    asked = [41, 41 + REROLL_STRIDE, 41 + 2 * REROLL_STRIDE]
+    assert engine.calls == [[seed | 1] for seed in asked]
+    assert [t["seed"] for t in only.details["identity_tries"]] == [seed | 1 for seed in asked]
+
+
+def test_an_image_whose_check_cannot_run_is_kept_unscored(
+    settings: Settings, selfie: PreparedSelfie, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("the face model could not be read")
+
+    monkeypatch.setattr(render, "score", broken)
+    engine = get_engine(settings, "stranger")
+    outcomes = render_style(engine, selfie, get_style("corporate"), [10, 11], SIZE, GATE)
+    assert isinstance(engine, StrangerEngine) and engine.calls == [[10, 11]]
+    for outcome in outcomes:
+        assert isinstance(outcome, Rendered) and outcome.identity is None
+        assert "identity_tries" not in outcome.details

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from headshots.engines.base import Outcome, register_engine
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
-from headshots.jobs import tasks
+from headshots.jobs import checking, tasks
 from headshots.orders.models import Variation
 from headshots.orders.selfies import SelfieCache
 from headshots.runtime import Runtime, build_runtime
@@ -130,19 +130,19 @@ def test_delete_between_the_preview_and_the_final_image(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client, runtime = gated
-    checking = threading.Event()
+    checked = threading.Event()
     release = threading.Event()
-    score = tasks.submit_score
+    score = checking.submit_score
 
     def held(*args: Any) -> Any:
-        checking.set()
+        checked.set()
         release.wait(30)
         return score(*args)
 
-    monkeypatch.setattr(tasks, "submit_score", held)
+    monkeypatch.setattr(checking, "submit_score", held)
     GatedEngine.gate.set()
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
-    assert checking.wait(30)
+    assert checked.wait(30)
     delete(client, order)
     release.set()
     assert_gone(runtime, order, caplog)

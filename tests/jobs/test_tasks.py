@@ -18,7 +18,7 @@ from PIL import Image, ImageOps
 
 from headshots.engines.base import Outcome, Rendered, Shape, register_engine
 from headshots.imaging.selfie import PreparedSelfie
-from headshots.jobs import tasks, worker
+from headshots.jobs import checking, storing, tasks, worker
 from headshots.jobs.queue import SweepingConsumer
 from headshots.orders import variations
 from headshots.orders.db import transaction
@@ -108,13 +108,13 @@ def test_previews_show_while_the_images_are_checked(
     tmp_path: Path, database_url: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checks_may_run = threading.Event()
-    checked = tasks.submit_score
+    checked = checking.submit_score
 
     def held_check(*args: Any) -> Any:
         checks_may_run.wait(60)
         return checked(*args)
 
-    monkeypatch.setattr(tasks, "submit_score", held_check)
+    monkeypatch.setattr(checking, "submit_score", held_check)
     InstantEngine.reset()
     runtime = build_runtime(make_settings(tmp_path, database_url, engine="generative-instant"))
     try:
@@ -174,7 +174,7 @@ def finish_after_a_dead_worker(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The worker stores each image and its preview, then dies before finishing.
-    monkeypatch.setattr(tasks._StyleJob, "_finish", lambda *args, **kwargs: None)
+    monkeypatch.setattr(checking.Checking, "finish", lambda *args, **kwargs: None)
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
     wait_for_images(runtime, wait_until(client, order, all_finishing, "all finishing"))
     monkeypatch.undo()
@@ -197,8 +197,8 @@ def test_an_image_lost_after_its_preview_showed_is_made_again(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The worker records each preview, then dies before the raw pixels are written.
-    monkeypatch.setattr(tasks._StyleJob, "_store_pixels", lambda *args, **kwargs: None)
-    monkeypatch.setattr(tasks._StyleJob, "_finish", lambda *args, **kwargs: None)
+    monkeypatch.setattr(storing.StyleStore, "pixels", lambda *args, **kwargs: None)
+    monkeypatch.setattr(checking.Checking, "finish", lambda *args, **kwargs: None)
     InstantEngine.reset()
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
     body = wait_until(client, order, all_finishing, "all finishing")
@@ -228,7 +228,7 @@ def test_an_image_lost_after_its_preview_showed_is_made_again(
 def test_a_check_that_keeps_failing_keeps_the_image(
     client: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tasks._StyleJob, "_finish", lambda *args, **kwargs: None)
+    monkeypatch.setattr(checking.Checking, "finish", lambda *args, **kwargs: None)
     order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
     wait_for_images(runtime, wait_until(client, order, all_finishing, "all finishing"))
     with transaction(runtime.sessions) as session:

@@ -3,59 +3,46 @@
 A job is one style of one order: the ids of its variations. It claims them
 (orders.variations), hands their seeds to the engine as the engine's shape
 asks (jobs.lanes), and stores each image with its watermarked preview the
-moment its call ends, so a preview never waits for anything but its own
-image. The identity check comes after; a drifted face is re-rolled in the
-background and the better try replaces the preview; the final PNG replaces
-the raw pixels once the variation is done. A job
-can run twice or after a crash: only claims the job holds are worked on, and
-every result is recorded only while the claim still stands.
+moment its call ends (jobs.storing), so a preview never waits for anything
+but its own image. The identity check comes after; what to do with a
+checked try is the identity gate's decision (headshots.reroll): a drifted
+face is re-rolled in the background and the better try replaces the
+preview; the final PNG replaces the raw pixels once the variation is done.
+A job can run twice or after a crash: only claims the job holds are worked
+on, and every result is recorded only while the claim still stands.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, wait
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
-from PIL import Image
 from sqlalchemy.orm.exc import StaleDataError
 
 from headshots import metrics
 from headshots.credentials import images as credentials
-from headshots.engines.base import Engine, Failed, Outcome, Rendered
+from headshots.engines.base import Engine, Failed, Outcome
 from headshots.errors import HeadshotsError
 from headshots.imaging import codecs
-from headshots.imaging.identity import IdentityScore, score
-from headshots.imaging.intake import Photo
-from headshots.imaging.selfie import PreparedSelfie, prepare_photo
-from headshots.imaging.watermark import watermarked_preview
+from headshots.jobs.checking import Checking, Made
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Call
-from headshots.orders import processes, service, sweeping, unowned, variations
+from headshots.jobs.storing import Stopped, StyleStore
+from headshots.orders import processes, sweeping, unowned, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
 from headshots.orders.variations import Claim, Recorded
-from headshots.render import (
-    IdentityGate,
-    better,
-    flagged,
-    identity_try,
-    reference_face,
-    reroll_seed,
-    rerolls_help,
-)
+from headshots.reroll import reference_face
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound, OrderDeleted, StorageUnavailable
 from headshots.styles import Style, get_style
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 def render_style(runtime: Runtime, variation_ids: list[str]) -> None:
@@ -71,85 +58,89 @@ def render_style(runtime: Runtime, variation_ids: list[str]) -> None:
         return
     order_id = claims[0].order_id
     with runtime.shreds.working_on(order_id) as stop, _leases_kept(runtime, claims, stop):
-        _StyleJob(runtime, claims, stop).run()
+        _run(_StyleJob(runtime, claims, stop))
 
 
-@dataclass
-class _Made:
-    """An image that is stored with its preview and waits for its check and PNG."""
-
-    claim: Claim
-    image: Image.Image | None  # None: read it back from the store
-    scored: Rendered | None = None
-    # A try whose face is being checked: the first image, or a re-roll.
-    candidate: Rendered | None = None
-    checked: bool = False
-    round: int = 0
-    tries: list[dict[str, Any]] = field(default_factory=list)
-
-
-class _Stop(Exception):
-    """The order was shredded while this job worked on it."""
+def _run(job: _StyleJob) -> None:
+    """Run a style job; each way it can end early ends it quietly."""
+    try:
+        try:
+            job.run()
+        finally:
+            # A write still under way after the job stops (and its order's
+            # files are deleted) would stay.
+            wait(job.writing)
+    except CancelledError:
+        # The process is shutting down and its engine lanes with it: the
+        # leases run out and another process takes the work over.
+        return
+    except StorageUnavailable:
+        # Counted, not a traceback: this try ends, its leases run out and
+        # the sweep hands its variations out again (MAX_ATTEMPTS claims).
+        metrics.store_unavailable("image")
+        log.warning("a job stopped: the store is unavailable; its images are tried again")
+    except Stopped:
+        job.stopped()
+    except StaleDataError:
+        # A row changed between this job's read and its write: its order
+        # was deleted, or (rarely) its lease was taken over meanwhile.
+        with transaction(job.runtime.sessions) as session:
+            gone = variations.order_gone(session, job.order_id)
+        if gone:
+            job.stopped()
 
 
 class _StyleJob:
+    """One job's loop: its engine calls, writes and face checks, all in flight at once.
+
+    The loop takes what has ended in this order: engine calls (their
+    previews show before anything else is done), raw pixels written (the
+    image can be checked), face checks, then the stored images waiting for
+    their check. Reading and writing is the store's (jobs.storing), what a
+    check leads to is the checking's (jobs.checking).
+    """
+
     def __init__(self, runtime: Runtime, claims: list[Claim], stop: threading.Event) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.claims = claims
         self.order_id = claims[0].order_id
-        self.wrapped_key = claims[0].wrapped_key
         self.stop = stop
-        self.gate = IdentityGate.from_settings(runtime.settings)
+        self.store = StyleStore(runtime, claims[0], stop)
         # Engine calls in flight: their future, and what to do with the result.
-        self.calls: dict[Future[Call], tuple[list[Claim], _Made | None]] = {}
+        self.calls: dict[Future[Call], tuple[list[Claim], Made | None]] = {}
         # Raw pixels being written behind their shown previews.
-        self.writing: dict[Future[None], _Made] = {}
-        self.finishing: deque[_Made] = deque()
-        # Face checks in flight (in the scoring processes), several at once.
-        self.checks: dict[Future[IdentityScore | None], _Made] = {}
-        # Done variations whose PNG this job makes itself, at its end, where
-        # the process has no compactor.
-        self.compacting: list[Claim] = []
-        self.used_seeds = {claim.seed for claim in claims}
+        self.writing: dict[Future[None], Made] = {}
+        self.finishing: deque[Made] = deque()
 
-    def run(self) -> None:
-        try:
-            try:
-                self._run()
-            finally:
-                # A write still under way after the job stops (and its order's
-                # files are deleted) would stay.
-                wait(self.writing)
-        except CancelledError:
-            # The process is shutting down and its engine lanes with it: the
-            # leases run out and another process takes the work over.
-            return
-        except StorageUnavailable:
-            # Counted, not a traceback: this try ends, its leases run out and
-            # the sweep hands its variations out again (MAX_ATTEMPTS claims).
-            metrics.store_unavailable("image")
-            log.warning("a job stopped: the store is unavailable; its images are tried again")
-        except _Stop:
-            self._stopped()
-        except StaleDataError:
-            # A row changed between this job's read and its write: its order
-            # was deleted, or (rarely) its lease was taken over meanwhile.
-            with transaction(self.runtime.sessions) as session:
-                gone = variations.order_gone(session, self.order_id)
-            if gone:
-                self._stopped()
-
-    def _stopped(self) -> None:
+    def stopped(self) -> None:
+        """The order was shredded: nothing more is made, and anything stored after goes too."""
         for call in self.calls:
             call.cancel()
-        # Anything stored after the shred must go too.
         self.runtime.blobs.shred(self.order_id)
 
-    def _run(self) -> None:
+    def run(self) -> None:
         fresh = [claim for claim in self.claims if not claim.finishing]
+        if not self._prepared(fresh):
+            return
+        if fresh:
+            self._start({claim.seed: claim for claim in fresh}, None)
+        if self.engine.generative:
+            # The first check needs the selfie's face: found while the engine
+            # works, not after its images arrived (about 60 ms of CPU each
+            # job's first check waited for, the busiest moment of the order).
+            reference_face(self.selfie)
+        self.finishing.extend(Made(claim, None) for claim in self.claims if claim.finishing)
+        compactor = self.runtime.compactor
+        with compactor.busy() if compactor else nullcontext():
+            self._loop(compactor)
+        # Without a compactor, the final PNGs once nothing is left to show or check.
+        _compact_each(self.runtime, self.checking.compacting)
+
+    def _prepared(self, fresh: list[Claim]) -> bool:
+        """The selfie, engine and style; False (and the fresh variations failed) without them."""
         try:
-            self.selfie = self.runtime.selfies.get(self.order_id, self._load_selfie)
+            self.selfie = self.runtime.selfies.get(self.order_id, self.store.selfie)
             self.engine: Engine = self.runtime.engine(self.claims[0].engine_name)
             # Its calls wait on a provider, not on this machine's CPU.
             self.remote = self.engine.shape().asynchronous
@@ -159,76 +150,57 @@ class _StyleJob:
         except Exception as error:
             outcome = _failure(error, self.order_id)
             for claim in fresh:
-                self._record(claim, outcome, 0.0)
-            return
-        self._start(fresh, None)
-        if self.engine.generative:
-            # The first check needs the selfie's face: found while the engine
-            # works, not after its images arrived (about 60 ms of CPU each
-            # job's first check waited for, the busiest moment of the order).
-            reference_face(self.selfie)
-        self.finishing.extend(_Made(claim, None) for claim in self.claims if claim.finishing)
-        compactor = self.runtime.compactor
-        with compactor.busy() if compactor else nullcontext():
-            while self.calls or self.writing or self.finishing or self.checks:
-                if self.stop.is_set():
-                    raise _Stop()
-                ended = [call for call in self.calls if call.done()]
-                written = [write for write in self.writing if write.done()]
-                checked = [check for check in self.checks if check.done()]
-                if ended:
-                    # Previews first: an image that has arrived is shown
-                    # before any other image is checked.
-                    self._arrived(ended)
-                elif written:
-                    for write in written:
-                        write.result()
-                        self.finishing.append(self.writing.pop(write))
-                elif checked:
-                    for check in checked:
-                        self._checked(self.checks.pop(check), check)
-                elif self.finishing:
-                    self._finish(self.finishing.popleft())
-                else:
-                    waiting: list[Future[Any]] = [*self.calls, *self.writing, *self.checks]
-                    with self._idle(compactor):
-                        wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
-        # Without a compactor, the final PNGs once nothing is left to show or check.
-        for claim in self.compacting:
-            try:
-                compact(self.runtime, claim)
-            except StorageUnavailable:
-                # Counted; with no compactor to try again later, the raw
-                # pixels stay, and a download makes the PNG on the spot.
-                log.warning("a final PNG was not stored: the store is unavailable")
+                self._show(claim, outcome, 0.0)
+            return False
+        self.checking = Checking(
+            self.runtime,
+            self.store,
+            self.engine,
+            self.selfie,
+            seeds={claim.seed for claim in self.claims},
+            went_on=self._check_recorded,
+            start=self._start,
+        )
+        return True
+
+    def _loop(self, compactor: Compactor[Claim] | None) -> None:
+        checks = self.checking.checks
+        while self.calls or self.writing or self.finishing or checks:
+            if self.stop.is_set():
+                raise Stopped()
+            ended = [call for call in self.calls if call.done()]
+            written = [write for write in self.writing if write.done()]
+            checked = [check for check in checks if check.done()]
+            if ended:
+                # Previews first: an image that has arrived is shown
+                # before any other image is checked.
+                self._arrived(ended)
+            elif written:
+                for write in written:
+                    write.result()
+                    self.finishing.append(self.writing.pop(write))
+            elif checked:
+                for check in checked:
+                    self.checking.ended(check)
+            elif self.finishing:
+                self.checking.finish(self.finishing.popleft())
+            else:
+                waiting: list[Future[Any]] = [*self.calls, *self.writing, *checks]
+                with self._idle(compactor):
+                    wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
 
     def _idle(self, compactor: Compactor[Claim] | None) -> AbstractContextManager[None]:
         """While nothing but a remote engine's calls is left, PNGs may be made."""
-        if compactor is None or not self.remote or self.writing or self.checks:
+        if compactor is None or not self.remote or self.writing or self.checking.checks:
             return nullcontext()
         return compactor.idle()
 
-    def _load_selfie(self) -> PreparedSelfie:
-        stored = self.runtime.blobs.get(self.order_id, self.wrapped_key, service.SELFIE_BLOB)
-        image = codecs.decode_image(stored)
-        return prepare_photo(Photo(image=image, source_format="PNG", source_size=image.size))
-
-    def _start(self, claims: list[Claim], reroll: _Made | None) -> None:
-        if not claims:
-            return
-        if reroll is None:
-            by_seed = {claim.seed: claim for claim in claims}
-        else:
-            by_seed = {self._reroll_seed(reroll): reroll.claim}
+    def _start(self, by_seed: dict[int, Claim], reroll: Made | None) -> None:
+        """Engine calls for these seeds, each the first try of its claim or ``reroll``'s next."""
         for seeds, call in self.runtime.lanes.submit(
             self.engine, self.selfie, self.style, list(by_seed), self.settings.output_size
         ):
             self.calls[call] = ([by_seed[seed] for seed in seeds], reroll)
-
-    def _reroll_seed(self, made: _Made) -> int:
-        seed = reroll_seed(made.claim.seed, made.round, self.used_seeds)
-        self.used_seeds.add(seed)
-        return seed
 
     def _arrived(self, ended: list[Future[Call]]) -> None:
         """Record what the ended calls made: their previews side by side, then their pixels."""
@@ -239,213 +211,34 @@ class _StyleJob:
             for outcome in made.outcomes:
                 metrics.engine_call(self.engine.name, made.seconds / len(made.outcomes), outcome)
             if reroll is not None:
-                self._rerolled(reroll, made.outcomes[0])
+                self.checking.rerolled(reroll, made.outcomes[0])
                 continue
             share = made.seconds / len(claims)
             results.extend((c, o, share) for c, o in zip(claims, made.outcomes, strict=True))
         # Every preview of the batch first; the raw pixels are written behind
         # them while this job goes on, so the next batch's previews do not
         # wait for this one's 4 MB writes either.
-        for shown in self._side_by_side(self._record, results):
+        for shown in self.store.side_by_side(self._show, results):
             if shown is not None:
                 assert shown.image is not None  # the engine's image, just received
-                write = self.runtime.writing.submit(self._store_pixels, shown.claim, shown.image)
+                write = self.runtime.writing.submit(self.store.pixels, shown.claim, shown.image)
                 self.writing[write] = shown
 
-    def _side_by_side(self, step: Callable[..., _T], items: list[tuple[Any, ...]]) -> list[_T]:
-        """``step`` for each item, several at once: its results, in order.
-
-        Encoding a preview, sealing and writing (to a bucket, too) mostly wait
-        or run outside the GIL: several images at once show sooner.
-        """
-        if len(items) <= 1:
-            return [step(*item) for item in items]
-        running = [self.runtime.storing.submit(step, *item) for item in items]
-        # All of them end before this job goes on or stops: a write still
-        # under way after the job deleted its order's files would stay.
-        wait(running)
-        return [done.result() for done in running]
-
-    def _record(self, claim: Claim, outcome: Outcome, seconds: float) -> _Made | None:
-        """Record an engine call's outcome; an image shows as soon as its preview is stored.
-
-        The raw pixels are stored right after (_store_pixels): a preview
-        waits for no 4 MB write. A worker that dies between the two leaves
-        a variation whose image is lost, and the next claim renders it again.
-        """
+    def _show(self, claim: Claim, outcome: Outcome, seconds: float) -> Made | None:
+        """Record an engine call's outcome; an image shows as soon as its preview is stored."""
         if isinstance(outcome, Failed):
-            with transaction(self.runtime.sessions) as session:
-                recorded = variations.failed(
-                    session,
-                    claim,
-                    code=outcome.code,
-                    reason=outcome.reason,
-                    seconds=seconds or outcome.seconds,
-                    details=outcome.details,
-                )
-            self._check_recorded(recorded)
+            self._check_recorded(self.store.failed(claim, outcome, seconds))
             return None
-        self._put(claim.preview_blob, self._preview(claim, outcome))
-        with transaction(self.runtime.sessions) as session:
-            recorded = variations.preview_stored(
-                session, claim, seed=outcome.seed, seconds=seconds, details=outcome.details
-            )
-        return _Made(claim, outcome.image) if self._check_recorded(recorded) else None
-
-    def _store_pixels(self, claim: Claim, image: Image.Image) -> None:
-        self._put(claim.image_blob, codecs.encode_pixels(image))
-
-    def _finish(self, made: _Made) -> None:
-        """Start the face check of a stored image, or conclude if there is none to make."""
-        if made.image is None:
-            try:
-                stored = self.runtime.blobs.get(
-                    self.order_id, self.wrapped_key, made.claim.image_blob
-                )
-            except BlobNotFound:
-                self._render_again(made.claim)
-                return
-            made.image = codecs.decode_image(stored)
-        # Only a generative engine can change the face; a retouch of the
-        # photo itself has the selfie's face by construction.
-        if self.engine.generative and not made.checked:
-            self._check(made, Rendered(seed=made.claim.seed, image=made.image, seconds=0.0))
-            return
-        self._conclude(made)
-
-    def _render_again(self, claim: Claim) -> None:
-        """An earlier worker showed the preview and died before storing the image."""
-        with transaction(self.runtime.sessions) as session:
-            recorded = variations.image_lost(session, claim)
-        if self._check_recorded(recorded):
-            self._start([claim], None)
-
-    def _check(self, made: _Made, candidate: Rendered) -> None:
-        made.candidate = candidate
-        self.checks[submit_score(self.runtime, self.selfie, candidate.image, self.gate)] = made
-
-    def _checked(self, made: _Made, check: Future[IdentityScore | None]) -> None:
-        """A face check ended: keep the better try, then re-roll or conclude."""
-        candidate, made.candidate, made.checked = made.candidate, None, True
-        assert candidate is not None
-        try:
-            identity = check.result()
-        except Exception as error:
-            # The image is good whatever the check says; a check that cannot
-            # run leaves the variation unscored rather than lost.
-            log.warning(
-                "identity check of order %s skipped: %s", self.order_id, type(error).__name__
-            )
-            identity = None
-        if identity is not None:
-            scored = dataclasses.replace(candidate, identity=identity)
-            made.tries.append(identity_try(scored))
-            if made.round == 0:
-                made.scored = scored
-            elif made.scored is None or better(scored, made.scored):
-                # The better re-roll replaces the image and its preview.
-                self._store_images(made.claim, scored)
-                with transaction(self.runtime.sessions) as session:
-                    recorded = variations.replaced(
-                        session, made.claim, seed=scored.seed, details=scored.details
-                    )
-                if not self._check_recorded(recorded):
-                    return
-                made.image, made.scored = scored.image, scored
-        self._conclude(made)
-
-    def _conclude(self, made: _Made) -> None:
-        """Re-roll a drifted face in the background, or record the variation done."""
-        claim, scored = made.claim, made.scored
-        if (
-            scored is not None
-            and flagged(scored)
-            and rerolls_help(self.engine)
-            and made.round < self.gate.rerolls
-        ):
-            assert scored.identity is not None
-            with transaction(self.runtime.sessions) as session:
-                recorded = variations.rerolling(
-                    session, claim, distance=scored.identity.distance, flag=scored.identity.flag
-                )
-            if self._check_recorded(recorded):
-                made.round += 1
-                self._start([claim], made)
-            return
-        identity = scored.identity if scored is not None else None
-        details: dict[str, Any] = {}
-        if made.tries:
-            details["identity_tries"] = made.tries
-        elif self.engine.generative:
-            details["identity_check"] = "skipped"
-        with transaction(self.runtime.sessions) as session:
-            recorded = variations.done(
-                session,
-                claim,
-                distance=identity.distance if identity else None,
-                flag=identity.flag if identity else None,
-                scored=identity is not None,
-                details=details,
-            )
-        if self._check_recorded(recorded):
-            if self.runtime.compactor is not None:
-                # It reads the image back when it gets to it: holding every
-                # image of the job until then would be memory for nothing.
-                self.runtime.compactor.add(claim)
-            else:
-                self.compacting.append(claim)
-            made.image = None
-
-    def _rerolled(self, made: _Made, outcome: Outcome) -> None:
-        if isinstance(outcome, Rendered):
-            self._check(made, outcome)
-        else:
-            self._conclude(made)  # the re-roll failed: keep what there is
-
-    def _store_images(self, claim: Claim, made: Rendered) -> None:
-        """A better try's watermarked preview and raw pixels, over the first's."""
-        self._put(claim.preview_blob, self._preview(claim, made))
-        self._store_pixels(claim, made.image)
-
-    def _preview(self, claim: Claim, made: Rendered) -> bytes:
-        """The watermarked, signed preview of an image."""
-        preview = watermarked_preview(made.image, max_side=self.settings.preview_max)
-        return credentials.sign_preview(
-            self.settings, claim.engine_name, claim.style_id, made.details, preview
-        )
-
-    def _put(self, name: str, data: bytes) -> None:
-        if self.stop.is_set():
-            raise _Stop()
-        try:
-            self.runtime.blobs.put(self.order_id, self.wrapped_key, name, data)
-        except OrderDeleted:
-            raise _Stop() from None
+        if self._check_recorded(self.store.shown(claim, outcome, seconds)):
+            return Made(claim, outcome.image)
+        return None
 
     def _check_recorded(self, recorded: Recorded) -> bool:
         """True when this job goes on with the variation; stops the job if the order is gone."""
         if recorded is Recorded.GONE:
-            raise _Stop()
+            raise Stopped()
         # Recorded: the order's pages are woken at its commit (orders.effects).
         return recorded is not Recorded.STALE
-
-
-def submit_score(
-    runtime: Runtime, selfie: PreparedSelfie, image: Image.Image, gate: IdentityGate
-) -> Future[IdentityScore | None]:
-    """Check a face against the selfie's: in the scoring processes, or here.
-
-    None when the selfie has no face dlib can describe (nothing to compare).
-    """
-    reference = reference_face(selfie)
-    if reference is not None and runtime.scores is not None:
-        return runtime.scores.submit(reference, image, gate.threshold)
-    done: Future[IdentityScore | None] = Future()
-    try:
-        done.set_result(None if reference is None else score(reference, image, gate.threshold))
-    except Exception as error:
-        done.set_exception(error)
-    return done
 
 
 def compact(runtime: Runtime, claim: Claim) -> None:
@@ -478,6 +271,16 @@ def compact(runtime: Runtime, claim: Claim) -> None:
         gone = variations.order_gone(session, claim.order_id)
     if gone:  # shredded while this was written: what was written goes too
         blobs.shred(claim.order_id)
+
+
+def _compact_each(runtime: Runtime, claims: list[Claim]) -> None:
+    for claim in claims:
+        try:
+            compact(runtime, claim)
+        except StorageUnavailable:
+            # Counted; with no compactor to try again later, the raw
+            # pixels stay, and a download makes the PNG on the spot.
+            log.warning("a final PNG was not stored: the store is unavailable")
 
 
 @contextmanager
