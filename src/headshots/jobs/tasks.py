@@ -39,6 +39,7 @@ from headshots.jobs.lanes import Call
 from headshots.orders import processes, service, unowned, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
+from headshots.orders.teams import service as teams
 from headshots.orders.variations import Claim, Recorded
 from headshots.render import (
     IdentityGate,
@@ -544,6 +545,8 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
     runtime.shredded(expired)
     with transaction(runtime.sessions) as session:
         sweep_drafts(session, runtime.blobs)
+    with transaction(runtime.sessions) as session:
+        teams.sweep_teams(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
         hourly = service.claim_tick(session, "unowned", unowned.EVERY_SECONDS)
     if hourly:

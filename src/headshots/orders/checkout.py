@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from headshots.orders import service
 from headshots.orders.changes import OrderChanges
 from headshots.orders.db import transaction
+from headshots.orders.teams import service as teams
 from headshots.payments.base import CheckoutRequest, Payments
 from headshots.tiers import Tier
 
@@ -71,7 +72,8 @@ def receive_payment(
     if event is None:
         return {"ignored": True}
     with transaction(sessions) as session:
-        applied = service.apply_payment(session, event)
+        # A team's seats are paid through the same notifications (orders.teams).
+        applied = teams.apply_payment(session, event) or service.apply_payment(session, event)
     if applied.unlocked:
         changes.announce(applied.order_id, final=True)
     return {"duplicate": applied.duplicate, "unlocked": applied.unlocked}

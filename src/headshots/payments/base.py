@@ -21,12 +21,15 @@ PaymentOutcome = Literal["paid", "failed", "pending"]
 @dataclass(frozen=True)
 class CheckoutRequest:
     order_id: str
+    # The whole amount, in the currency's smallest unit.
     amount_cents: int
     currency: str
     product_name: str
     # Where the provider sends the person back to.
     success_url: str
     cancel_url: str
+    # Units bought (a team's seats); amount_cents is quantity times the unit price.
+    quantity: int = 1
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from headshots.orders import checkout as checkout_service
 from headshots.orders import service
 from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, OrderStatus, VariationStatus
+from headshots.orders.teams import service as teams
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound
 from headshots.styles import STYLES
@@ -41,6 +42,7 @@ from headshots.web import schemas
 from headshots.web.multipart import (
     MAX_WEBHOOK_BYTES,
     FormError,
+    OrderForm,
     WebhookTooLarge,
     read_body,
     read_form,
@@ -89,6 +91,8 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     selfie_bytes = form.files.get("selfie")
     if selfie_bytes is None:
         raise FormError("Attach your photo in the field 'selfie'.")
+    if "team" in form.fields:
+        return await _join_team(runtime, form, selfie_bytes)
     tier_id = form.one("tier")
     style_ids = [s.strip() for s in form.fields.get("styles", []) if s.strip()]
 
@@ -118,6 +122,44 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
         # This process makes the order: its workers need not analyse the selfie again.
         runtime.selfies.put(created.order.id, selfie)
     # Enqueue only after the commit: a worker must find the rows.
+    runtime.queue.enqueue_styles(created.jobs)
+    answer = schemas.NewOrder(**body.model_dump(), token=created.token)
+    return JSONResponse(answer.model_dump(mode="json"), status_code=201, headers=NO_STORE)
+
+
+async def _join_team(runtime: Runtime, form: OrderForm, selfie_bytes: bytes) -> JSONResponse:
+    """A team member's order: the team's styles, prepaid, one seat (orders.teams)."""
+    if form.fields.get("tier") or form.fields.get("styles"):
+        raise FormError(
+            "A team member's order takes the team's styles: leave out 'tier' and 'styles'."
+        )
+    code = form.one("team")
+    display_name = form.fields.get("display_name", [None])[0]
+    settings = runtime.settings
+
+    def work() -> tuple[service.NewOrder, schemas.Order, PreparedSelfie]:
+        # Refused before the photo is read; the seat is taken only with the order.
+        with transaction(runtime.sessions) as session:
+            teams.check_invite(session, code)
+        selfie = prepare_selfie(selfie_bytes, settings, repairs_crop=engine_repairs_crop(settings))
+        warnings = selfie.preflight.warnings if selfie.preflight else []
+        with transaction(runtime.sessions) as session:
+            joined = teams.join(
+                session,
+                runtime.blobs,
+                settings,
+                code=code,
+                selfie_png=service.encode_png(selfie.image),
+                engine=default_engine_name(settings),
+                display_name=display_name,
+                preflight=[finding.as_dict() for finding in warnings],
+            )
+            body = schemas.order_of(joined.created.order)
+        return joined.created, body, selfie
+
+    created, body, selfie = await run_in_threadpool(work)
+    if runtime.local_consumer:
+        runtime.selfies.put(created.order.id, selfie)
     runtime.queue.enqueue_styles(created.jobs)
     answer = schemas.NewOrder(**body.model_dump(), token=created.token)
     return JSONResponse(answer.model_dump(mode="json"), status_code=201, headers=NO_STORE)
@@ -174,6 +216,10 @@ def _image(
     assert wrapped_key is not None
     data = _stored(runtime, order_id, wrapped_key, blob, finishing=finishing)
     return (credentials.downloadable_png(runtime, made, data) if clean else data), name
+
+
+# The team routes copy a member's clean PNG exactly as it is downloaded.
+image_of = _image
 
 
 def _stored(

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from headshots.orders.changes import changed
 from headshots.orders.checkout import receive_payment
 from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, utcnow
+from headshots.orders.teams.models import Team
 from headshots.payments.local import LocalPayments
 from headshots.runtime import Runtime
 from headshots.styles import STYLES, get_style
@@ -603,27 +605,65 @@ def deleted(request: Request) -> HTMLResponse:
 # --- the embedded provider's test checkout (no money moves) ----------------------------
 
 
-def _checkout_order(runtime: Runtime, session_id: str) -> Order | None:
+@dataclass(frozen=True)
+class Purchase:
+    """What a test checkout sells: an order, or a team's seats (orders.teams)."""
+
+    id: str
+    label: str
+    description: str
+    amount_cents: int
+    currency: str
+    paid: bool
+    back: str
+
+
+def _checkout_purchase(runtime: Runtime, session_id: str) -> Purchase | None:
     if not session_id.startswith("lcs_") or len(session_id) > 64:
         return None
     with transaction(runtime.sessions) as session:
-        return session.scalars(select(Order).where(Order.checkout_session_id == session_id)).first()
+        order = session.scalars(
+            select(Order).where(Order.checkout_session_id == session_id)
+        ).first()
+        if order is not None and not order.is_tombstone:
+            styles = len(order.styles)
+            plural = "s" if styles != 1 else ""
+            return Purchase(
+                id=order.id,
+                label="Order",
+                description=f"{order.tier.title()} tier, {styles} style{plural}",
+                amount_cents=order.amount_cents,
+                currency=order.currency,
+                paid=order.is_paid,
+                back=f"/orders/{order.id}",
+            )
+        team = session.scalars(select(Team).where(Team.checkout_session_id == session_id)).first()
+        if team is not None and not team.has_ended:
+            return Purchase(
+                id=team.id,
+                label="Team",
+                description=f"{team.name}: {team.seats} seats, {len(team.styles)} styles each",
+                amount_cents=team.amount_cents,
+                currency=team.currency,
+                paid=team.is_paid,
+                back=f"/teams/{team.id}",
+            )
+    return None
 
 
 @router.get("/pay/local/{session_id}", response_class=HTMLResponse)
 def local_checkout(request: Request, session_id: str) -> HTMLResponse:
     runtime = runtime_of(request)
-    order = _checkout_order(runtime, session_id)
-    found = order is not None and not order.is_tombstone
+    purchase = _checkout_purchase(runtime, session_id)
     return render(
         request,
         "local_checkout.html",
         {
-            "order": order if found else None,
+            "purchase": purchase,
             "session_id": session_id,
-            "price": format_price(order.amount_cents, order.currency) if order else "",
+            "price": format_price(purchase.amount_cents, purchase.currency) if purchase else "",
         },
-        status_code=200 if found else 404,
+        status_code=200 if purchase else 404,
         headers=NO_STORE,
     )
 
@@ -635,18 +675,18 @@ async def local_pay(request: Request, session_id: str) -> Response:
     payments = runtime.payments
     try:
         csrf_of(request).check(request, form.first(CSRF_FIELD))
-        order = await run_in_threadpool(_checkout_order, runtime, session_id)
-        if not isinstance(payments, LocalPayments) or order is None or order.is_tombstone:
+        purchase = await run_in_threadpool(_checkout_purchase, runtime, session_id)
+        if not isinstance(payments, LocalPayments) or purchase is None:
             raise service.OrderNotFound("This test checkout does not exist.")
         payload, headers = payments.confirmation(
             session_id=session_id,
-            order_id=order.id,
-            amount_cents=order.amount_cents,
-            currency=order.currency,
+            order_id=purchase.id,
+            amount_cents=purchase.amount_cents,
+            currency=purchase.currency,
         )
         await run_in_threadpool(
             receive_payment, runtime.sessions, payments, payload, headers, runtime.changes
         )
     except HeadshotsError as error:
         return error_page(request, error)
-    return RedirectResponse(f"/orders/{order.id}?paid=1", status_code=303)
+    return RedirectResponse(f"{purchase.back}?paid=1", status_code=303)
