@@ -23,6 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.responses import StreamingResponse
 
 from headshots.config import Settings
@@ -427,6 +428,7 @@ def order_page(request: Request, order_id: str) -> HTMLResponse:
             order = service.open_order(session, order_id, _order_token(request, order_id))
             view = _order_view(order, runtime.settings)
             tier = next((t for t in runtime.tiers if t.id == order.tier), None)
+            membership = _membership(session, order, view)
     except HeadshotsError as error:
         return error_page(request, error)
     confirming = request.query_params.get("paid") == "1" and not view["order"]["paid"]
@@ -440,9 +442,30 @@ def order_page(request: Request, order_id: str) -> HTMLResponse:
             "confirming": confirming,
             "cancelled": cancelled,
             "price": format_price(order.amount_cents, order.currency),
+            "membership": membership,
         },
         headers=NO_STORE,
     )
+
+
+def _membership(session: Session, order: Order, view: dict[str, Any]) -> dict[str, Any] | None:
+    """A team member's order: the team and which finished images were given to it."""
+    from headshots.orders.teams.picks import member_team
+
+    joined = member_team(session, order)
+    if joined is None:
+        return None
+    given = {p.variation_id for p in joined.picks}
+    team = joined.team
+    return {
+        "name": team.name,
+        "open": not team.has_ended and team.expires_at > utcnow(),
+        "images": [
+            {**v, "given": v["id"] in given, "title": get_style(v["style"]).title}
+            for v in view["order"]["variations"]
+            if v["download_url"]
+        ],
+    }
 
 
 @router.get("/orders/{order_id}/events")
