@@ -140,6 +140,12 @@ class Settings(BaseSettings):
 
     # Tiers as JSON (see tiers.py); empty means the three default tiers.
     tiers: str | None = None
+    # The price of one team seat by tier id, in the tier currency's smallest
+    # unit, as JSON ({"professional": 1500}); a tier left out costs its own
+    # price per seat (orders/teams/service.py).
+    team_seat_prices: dict[str, Annotated[int, Field(ge=50, le=1_000_000)]] = Field(
+        default_factory=dict
+    )
 
     # Payments.
     payments: str | None = None

@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from headshots.runtime import Runtime
 from tests.support import DATABASES, POSTGRES_URL, unavailable
 
-HEAD = "0007"
+HEAD = "0008"
 
 CHECK = """
 import sys

@@ -79,6 +79,29 @@ def test_delete_leaves_no_copy_of_the_key_in_any_database_file(
     assert key_of(runtime, kept["id"]) == kept_key
 
 
+def test_a_transaction_running_across_the_delete_does_not_keep_the_key(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """VACUUM FULL keeps a deleted row while an older transaction runs; the scrub waits it out."""
+    import threading
+
+    order = upload(client, SELFIE, tier="starter", styles=("corporate",)).json()
+    key = key_of(runtime, order["id"])
+    # Another process's write (a job, the heartbeat), still open as DELETE arrives.
+    other = runtime.database.connect()
+    other.begin()
+    other.execute(text("UPDATE ticks SET last_run = last_run"))
+    finishing = threading.Timer(0.5, other.commit)
+    finishing.start()
+    try:
+        answer = client.delete(f"/api/orders/{order['id']}", headers=auth(order["token"]))
+    finally:
+        finishing.join()
+        other.close()
+    assert answer.status_code == 204
+    assert holders(database_files(runtime), key) == []
+
+
 def test_the_old_table_file_is_gone_on_postgresql(client: TestClient, runtime: Runtime) -> None:
     if runtime.database.dialect.name != "postgresql":
         pytest.skip("PostgreSQL only: SQLite rewrites its one file in place")

@@ -133,6 +133,17 @@ def test_checkout_sends_price_name_order_and_return_urls_to_stripe(
     assert fake.sessions[checkout.session_id]["amount_total"] == 2900
 
 
+def test_a_teams_seats_are_one_line_with_a_quantity(
+    payments: StripePayments, fake: FakeStripe
+) -> None:
+    checkout = payments.create_checkout(checkout_request(amount_cents=12 * 1900, quantity=12))
+    [item] = fake.requests[0].params["line_items"]
+    assert (item["quantity"], item["price_data"]["unit_amount"]) == ("12", "1900")
+    assert fake.sessions[checkout.session_id]["amount_total"] == 12 * 1900
+    with pytest.raises(ValueError, match="quantity"):
+        payments.create_checkout(checkout_request(amount_cents=1000, quantity=3))
+
+
 def test_a_rejected_api_key_is_a_configuration_error(fake: FakeStripe) -> None:
     payments = StripePayments(stripe_settings(fake, STRIPE_API_KEY="sk_test_revoked_key_123"))
     with pytest.raises(ConfigurationError, match="STRIPE_API_KEY") as raised:

@@ -36,6 +36,7 @@ from headshots.jobs.storing import Stopped, StyleStore
 from headshots.orders import processes, sweeping, unowned, variations
 from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
+from headshots.orders.teams import service as teams
 from headshots.orders.variations import Claim, Recorded
 from headshots.reroll import reference_face
 from headshots.runtime import Runtime
@@ -346,6 +347,8 @@ def run_sweep(runtime: Runtime) -> tuple[int, int]:
         expired = sweeping.sweep_expired(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
         sweep_drafts(session, runtime.blobs)
+    with transaction(runtime.sessions) as session:
+        teams.sweep_teams(session, runtime.blobs)
     with transaction(runtime.sessions) as session:
         hourly = sweeping.claim_tick(session, "unowned", unowned.EVERY_SECONDS)
     if hourly:

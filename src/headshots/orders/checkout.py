@@ -8,7 +8,6 @@ only ever unlocks an order through a verified provider notification
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,7 +17,8 @@ from headshots.orders import ids, service
 from headshots.orders.db import transaction
 from headshots.orders.effects import after_commit
 from headshots.orders.models import Order, PaymentRecord, utcnow
-from headshots.payments.base import CheckoutRequest, PaymentEvent, Payments
+from headshots.orders.teams import service as teams
+from headshots.payments.base import CheckoutRequest, PaymentApplied, PaymentEvent, Payments
 from headshots.tiers import Tier
 
 log = logging.getLogger(__name__)
@@ -65,14 +65,6 @@ def open_checkout(
     )
     order.checkout_session_id = opened.session_id
     return opened.url
-
-
-@dataclass(frozen=True)
-class PaymentApplied:
-    order_id: str
-    unlocked: bool
-    duplicate: bool
-    needs_refund: bool
 
 
 def start_checkout(
@@ -150,5 +142,6 @@ def receive_payment(
     if event is None:
         return {"ignored": True}
     with transaction(sessions) as session:
-        applied = apply_payment(session, event)
+        # A team's seats are paid through the same notifications (orders.teams).
+        applied = teams.apply_payment(session, event) or apply_payment(session, event)
     return {"duplicate": applied.duplicate, "unlocked": applied.unlocked}

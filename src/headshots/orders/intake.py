@@ -21,6 +21,7 @@ from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
 from headshots.orders import drafts, service
 from headshots.orders.db import transaction
 from headshots.orders.effects import after_commit
+from headshots.orders.teams.service import Joined, check_invite, join
 from headshots.storage.vault import EncryptedBlobs
 from headshots.tiers import Tier, choose
 
@@ -59,6 +60,32 @@ def order_from_upload(
         # A worker in this process need not analyse the selfie again.
         after_commit(session).keep_selfie(created.order.id, selfie)
     return created
+
+
+def order_for_team(parts: Service, photo: bytes, *, code: str, display_name: str | None) -> Joined:
+    """A team member's order through the team's invite (orders.teams).
+
+    The invite is checked before the photo is decoded, and the seat is
+    taken in the transaction that records the order: a refused photo uses
+    no seat.
+    """
+    with transaction(parts.sessions) as session:
+        check_invite(session, code)
+    selfie = _prepare(parts.settings, photo)
+    warnings = selfie.preflight.warnings if selfie.preflight else []
+    with transaction(parts.sessions) as session:
+        joined = join(
+            session,
+            parts.blobs,
+            parts.settings,
+            code=code,
+            selfie_png=encode_png(selfie.image),
+            engine=default_engine_name(parts.settings),
+            display_name=display_name,
+            preflight=[finding.as_dict() for finding in warnings],
+        )
+        after_commit(session).keep_selfie(joined.created.order.id, selfie)
+    return joined
 
 
 def draft_from_upload(parts: Service, photo: bytes) -> drafts.NewDraft:

@@ -138,6 +138,7 @@ def _vacuum_keys(connection: Connection) -> None:
     default), and the tries go on until the deadline.
     """
     deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+    _wait_for_older_transactions(connection, deadline)
     connection.execute(text(f"SET lock_timeout = '{ATTEMPT_LOCK_MS}ms'"))
     try:
         while True:
@@ -151,3 +152,27 @@ def _vacuum_keys(connection: Connection) -> None:
                 time.sleep(0.05)
     finally:
         connection.execute(text("RESET lock_timeout"))
+
+
+# Transactions begun before the scrub that still hold an id or a snapshot.
+_OLDER = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+    " AND (backend_xid IS NOT NULL OR backend_xmin IS NOT NULL) AND xact_start < :since"
+)
+
+
+def _wait_for_older_transactions(connection: Connection, deadline: float) -> None:
+    """Wait until every transaction that was running when the key was deleted has ended.
+
+    VACUUM FULL copies a deleted row into the new file while any transaction
+    older than the delete is still running (the row is "recently dead" to
+    it): a job's write, the heartbeat, another request. The key would then
+    stay on disk until some later scrub. Such transactions are short; past
+    the deadline the scrub fails and the sweep scrubs again.
+    """
+    since = connection.execute(text("SELECT clock_timestamp()")).scalar_one()
+    while connection.execute(_OLDER, {"since": since}).scalar_one():
+        if time.monotonic() > deadline:
+            log.error("a transaction older than a shred is still running; scrub postponed")
+            raise ScrubFailed()
+        time.sleep(0.01)

@@ -233,6 +233,12 @@ def shred(session: Session, blobs: EncryptedBlobs, order: Order, status: OrderSt
     order.variations.clear()
     session.flush()
     shredding.delete_blobs(session, blobs, order.id)
+    if status == OrderStatus.DELETED:
+        # A member who deletes their order takes back what they gave their
+        # team; at expiry a pick outlives its order (docs/decisions/0017).
+        from headshots.orders.teams.shredding import shred_picks_of_order
+
+        shred_picks_of_order(session, blobs, order.id)
     # Once committed, every process lets go of the order (its jobs stop).
     after_commit(session).shred(order.id)
     return True

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from headshots.orders import shredding
 from headshots.orders.drafts import Draft
 from headshots.orders.models import Order, OrderStatus, utcnow
+from headshots.orders.teams.models import Pick
 from headshots.storage.vault import EncryptedBlobs
 
 # Far longer than the moment between a put and its commit.
@@ -45,6 +46,7 @@ def delete_unowned(
         )
     )
     live.update(session.scalars(select(Draft.id).where(Draft.id.in_(stored))))
+    live.update(session.scalars(select(Pick.id).where(Pick.id.in_(stored))))
     unowned = [owner for owner in stored if owner not in live]
     for owner in unowned:
         shredding.delete_blobs(session, blobs, owner)

@@ -21,12 +21,15 @@ PaymentOutcome = Literal["paid", "failed", "pending"]
 @dataclass(frozen=True)
 class CheckoutRequest:
     order_id: str
+    # The whole amount, in the currency's smallest unit.
     amount_cents: int
     currency: str
     product_name: str
     # Where the provider sends the person back to.
     success_url: str
     cancel_url: str
+    # Units bought (a team's seats); amount_cents is quantity times the unit price.
+    quantity: int = 1
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,16 @@ class PaymentEvent:
     currency: str
     provider: str
     session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentApplied:
+    """What a verified payment did to what it paid for (an order or a team)."""
+
+    order_id: str
+    unlocked: bool
+    duplicate: bool
+    needs_refund: bool
 
 
 class WebhookRejected(HeadshotsError):

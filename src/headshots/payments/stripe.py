@@ -93,15 +93,17 @@ class StripePayments:
     def create_checkout(self, request: CheckoutRequest) -> Checkout:
         if request.amount_cents <= 0:
             raise ValueError(f"a checkout needs a positive amount, not {request.amount_cents}")
+        if request.quantity < 1 or request.amount_cents % request.quantity:
+            raise ValueError("a checkout's amount must be its quantity times a whole unit price")
         order = {"order_id": request.order_id}
         params: SessionCreateParams = {
             "mode": "payment",
             "line_items": [
                 {
-                    "quantity": 1,
+                    "quantity": request.quantity,
                     "price_data": {
                         "currency": request.currency.lower(),
-                        "unit_amount": request.amount_cents,
+                        "unit_amount": request.amount_cents // request.quantity,
                         "product_data": {"name": request.product_name},
                     },
                 }

@@ -65,12 +65,26 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     selfie_bytes = form.files.get("selfie")
     if selfie_bytes is None:
         raise FormError("Attach your photo in the field 'selfie'.")
-    tier_id = form.one("tier")
-    style_ids = [s.strip() for s in form.fields.get("styles", []) if s.strip()]
-
-    created = await run_in_threadpool(
-        intake.order_from_upload, runtime, selfie_bytes, tier_id=tier_id, style_ids=style_ids
-    )
+    if "team" in form.fields:
+        # A team member's order: the team's styles, prepaid, one seat.
+        if form.fields.get("tier") or form.fields.get("styles"):
+            raise FormError(
+                "A team member's order takes the team's styles: leave out 'tier' and 'styles'."
+            )
+        joined = await run_in_threadpool(
+            intake.order_for_team,
+            runtime,
+            selfie_bytes,
+            code=form.one("team"),
+            display_name=form.fields.get("display_name", [None])[0],
+        )
+        created = joined.created
+    else:
+        tier_id = form.one("tier")
+        style_ids = [s.strip() for s in form.fields.get("styles", []) if s.strip()]
+        created = await run_in_threadpool(
+            intake.order_from_upload, runtime, selfie_bytes, tier_id=tier_id, style_ids=style_ids
+        )
     body = schemas.order_of(created.order)
     answer = schemas.NewOrder(**body.model_dump(), token=created.token)
     return JSONResponse(answer.model_dump(mode="json"), status_code=201, headers=NO_STORE)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from headshots.config import Settings
 from headshots.engines.base import (
@@ -31,6 +33,7 @@ from headshots.errors import HeadshotsError
 from headshots.orders import checkout, drafts, intake, service
 from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, Order, OrderStatus, utcnow
+from headshots.orders.teams.models import Team
 from headshots.payments.local import LocalPayments
 from headshots.runtime import Runtime
 from headshots.styles import STYLES, get_style
@@ -377,6 +380,7 @@ def order_page(request: Request, order_id: str) -> HTMLResponse:
             order = service.open_order(session, order_id, order_cookie(request, order_id))
             view = _order_view(order, runtime.settings)
             tier = next((t for t in runtime.tiers if t.id == order.tier), None)
+            membership = _membership(session, order, view)
     except HeadshotsError as error:
         return error_page(request, error)
     confirming = request.query_params.get("paid") == "1" and not view["order"]["paid"]
@@ -390,9 +394,30 @@ def order_page(request: Request, order_id: str) -> HTMLResponse:
             "confirming": confirming,
             "cancelled": cancelled,
             "price": format_price(order.amount_cents, order.currency),
+            "membership": membership,
         },
         headers=NO_STORE,
     )
+
+
+def _membership(session: Session, order: Order, view: dict[str, Any]) -> dict[str, Any] | None:
+    """A team member's order: the team and which finished images were given to it."""
+    from headshots.orders.teams.picks import member_team
+
+    joined = member_team(session, order)
+    if joined is None:
+        return None
+    given = {p.variation_id for p in joined.picks}
+    team = joined.team
+    return {
+        "name": team.name,
+        "open": not team.has_ended and team.expires_at > utcnow(),
+        "images": [
+            {**v, "given": v["id"] in given, "title": get_style(v["style"]).title}
+            for v in view["order"]["variations"]
+            if v["download_url"]
+        ],
+    }
 
 
 # Reading is all a cookie does on these GETs; every change (pay, delete)
@@ -492,27 +517,65 @@ def deleted(request: Request) -> HTMLResponse:
 # --- the embedded provider's test checkout (no money moves) ----------------------------
 
 
-def _checkout_order(runtime: Runtime, session_id: str) -> Order | None:
+@dataclass(frozen=True)
+class Purchase:
+    """What a test checkout sells: an order, or a team's seats (orders.teams)."""
+
+    id: str
+    label: str
+    description: str
+    amount_cents: int
+    currency: str
+    paid: bool
+    back: str
+
+
+def _checkout_purchase(runtime: Runtime, session_id: str) -> Purchase | None:
     if not session_id.startswith("lcs_") or len(session_id) > 64:
         return None
     with transaction(runtime.sessions) as session:
-        return session.scalars(select(Order).where(Order.checkout_session_id == session_id)).first()
+        order = session.scalars(
+            select(Order).where(Order.checkout_session_id == session_id)
+        ).first()
+        if order is not None and not order.is_tombstone:
+            styles = len(order.styles)
+            plural = "s" if styles != 1 else ""
+            return Purchase(
+                id=order.id,
+                label="Order",
+                description=f"{order.tier.title()} tier, {styles} style{plural}",
+                amount_cents=order.amount_cents,
+                currency=order.currency,
+                paid=order.is_paid,
+                back=f"/orders/{order.id}",
+            )
+        team = session.scalars(select(Team).where(Team.checkout_session_id == session_id)).first()
+        if team is not None and not team.has_ended:
+            return Purchase(
+                id=team.id,
+                label="Team",
+                description=f"{team.name}: {team.seats} seats, {len(team.styles)} styles each",
+                amount_cents=team.amount_cents,
+                currency=team.currency,
+                paid=team.is_paid,
+                back=f"/teams/{team.id}",
+            )
+    return None
 
 
 @router.get("/pay/local/{session_id}", response_class=HTMLResponse)
 def local_checkout(request: Request, session_id: str) -> HTMLResponse:
     runtime = runtime_of(request)
-    order = _checkout_order(runtime, session_id)
-    found = order is not None and not order.is_tombstone
+    purchase = _checkout_purchase(runtime, session_id)
     return render(
         request,
         "local_checkout.html",
         {
-            "order": order if found else None,
+            "purchase": purchase,
             "session_id": session_id,
-            "price": format_price(order.amount_cents, order.currency) if order else "",
+            "price": format_price(purchase.amount_cents, purchase.currency) if purchase else "",
         },
-        status_code=200 if found else 404,
+        status_code=200 if purchase else 404,
         headers=NO_STORE,
     )
 
@@ -524,18 +587,18 @@ async def local_pay(request: Request, session_id: str) -> Response:
     payments = runtime.payments
     try:
         csrf_of(request).check(request, form.first(CSRF_FIELD))
-        order = await run_in_threadpool(_checkout_order, runtime, session_id)
-        if not isinstance(payments, LocalPayments) or order is None or order.is_tombstone:
+        purchase = await run_in_threadpool(_checkout_purchase, runtime, session_id)
+        if not isinstance(payments, LocalPayments) or purchase is None:
             raise service.OrderNotFound("This test checkout does not exist.")
         payload, headers = payments.confirmation(
             session_id=session_id,
-            order_id=order.id,
-            amount_cents=order.amount_cents,
-            currency=order.currency,
+            order_id=purchase.id,
+            amount_cents=purchase.amount_cents,
+            currency=purchase.currency,
         )
         await run_in_threadpool(
             checkout.receive_payment, runtime.sessions, payments, payload, headers
         )
     except HeadshotsError as error:
         return error_page(request, error)
-    return RedirectResponse(f"/orders/{order.id}?paid=1", status_code=303)
+    return RedirectResponse(f"{purchase.back}?paid=1", status_code=303)

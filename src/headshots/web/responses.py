@@ -36,7 +36,7 @@ def order_response(
         return JSONResponse(order_json(order, orders), headers=NO_STORE)
 
 
-def _image(
+def image_of(
     runtime: Runtime, order_id: str, variation_id: str, token: str | None, *, clean: bool
 ) -> tuple[bytes, str]:
     """The image's bytes and the file name a person saves it under."""
@@ -73,14 +73,14 @@ def _stored(
 def preview_response(
     runtime: Runtime, order_id: str, variation_id: str, token: str | None
 ) -> Response:
-    data, _ = _image(runtime, order_id, variation_id, token, clean=False)
+    data, _ = image_of(runtime, order_id, variation_id, token, clean=False)
     return Response(data, media_type="image/jpeg", headers=NO_STORE)
 
 
 def download_response(
     runtime: Runtime, order_id: str, variation_id: str, token: str | None
 ) -> Response:
-    data, name = _image(runtime, order_id, variation_id, token, clean=True)
+    data, name = image_of(runtime, order_id, variation_id, token, clean=True)
     return Response(
         data,
         media_type="image/png",

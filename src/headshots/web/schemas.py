@@ -186,12 +186,115 @@ class Readiness(BaseModel):
     )
 
 
+# --- teams (orders/teams): the organiser's answers never hold an image or a member's token
+
+
+class NewTeamRequest(BaseModel):
+    """A team to create: its name, seats, and the look every member gets."""
+
+    name: str = Field(min_length=1, max_length=80, description="Shown to the members.")
+    seats: int = Field(ge=1, le=500, description="How many members may join.")
+    styles: list[str] = Field(
+        default_factory=list, description="The styles every member gets; or give `tier`."
+    )
+    tier: str | None = Field(
+        None, description="The tier whose price a seat costs; without `styles`, its first styles."
+    )
+    backdrop: str | None = Field(
+        None, description="A named backdrop colour or `#RRGGBB`, as in a person's order."
+    )
+    expires_in_days: int = Field(7, ge=1, le=14, description="When the team and its picks end.")
+
+
+class SeatRevoke(BaseModel):
+    count: int = Field(1, ge=1, le=500, description="Unused seats to take back.")
+
+
+class TeamPick(BaseModel):
+    id: str
+    style: str
+    index: int
+    kept_until: datetime = Field(description="When the team's copy is destroyed at the latest.")
+
+
+class TeamMember(BaseModel):
+    """One used seat, as the organiser sees it: no image, no token."""
+
+    id: str
+    display_name: str | None = Field(description="The name the member chose to give, if any.")
+    status: Literal["uploaded", "ready", "picked", "gone"] = Field(
+        description="`uploaded` while their headshots are made, `ready` when made, `picked` once "
+        "they gave the team a picture, `gone` when their order ended without a pick."
+    )
+    joined_at: datetime
+    order_expires_at: datetime | None = Field(
+        description="When the member's own order (selfie, other images) is destroyed."
+    )
+    picks: list[TeamPick]
+
+
+class Team(BaseModel):
+    """A team as its organiser sees it."""
+
+    id: str
+    name: str
+    status: Literal["unpaid", "open", "full", "ended", "expired"]
+    paid: bool
+    seats: int
+    used: int = Field(description="Seats members have used (each counted once).")
+    open: int = Field(description="Seats still free: members invited who have not joined.")
+    revoked: int = Field(description="Seats taken back after payment (to be refunded).")
+    seat_price_cents: int
+    amount_cents: int
+    currency: str
+    tier: str
+    styles: list[str]
+    backdrop: str | None
+    created_at: datetime
+    expires_at: datetime = Field(description="When the team ends and every pick is destroyed.")
+    ended_at: datetime | None
+    members: list[TeamMember]
+    zip_url: str | None = Field(description="Every pick in one zip, while the team lasts.")
+
+
+class NewTeam(Team):
+    """The team just made, with its two secrets."""
+
+    admin_token: str = Field(
+        description="Send as `Authorization: Bearer <admin token>` on every team call. "
+        "Shown only in this answer."
+    )
+    invite_url: str = Field(description="The link to give members: `/t/CODE`.")
+
+
+class Pick(BaseModel):
+    """A headshot given to the team's organiser."""
+
+    id: str
+    variation_id: str
+    team: str = Field(description="The team's name.")
+    kept_until: datetime
+    detail: str = Field(description="What the organiser receives and for how long.")
+
+
+class MemberTeam(BaseModel):
+    """The team a member's order belongs to, as the member sees it."""
+
+    name: str
+    styles: list[str]
+    backdrop: str | None
+    open: bool = Field(description="Whether the organiser can still receive pictures.")
+    picked: list[str] = Field(description="The ids of the variations given to the team.")
+
+
 # What each refusal means on the routes that declare it (``responses=``).
 _REFUSALS = {
     400: "The request was refused (a webhook that does not verify, a malformed id).",
-    402: "The order is not paid for yet.",
+    401: "No admin token was sent: `Authorization: Bearer <admin token>`.",
+    402: "The order, or the team whose invite it uses, is not paid for yet.",
     404: "No such order, or the token does not open it: the two are not told apart.",
-    409: "Not ready yet (the image is still being made or stored), or already paid.",
+    409: "Not ready yet, already paid, or no seat left in the team.",
+    410: "The team has ended or expired; its invite and its pictures are gone.",
     413: "The upload or its pixels are larger than this service takes.",
     422: "The request or the photo was refused; `detail` says why.",
     429: "Too many uploads from this address; `Retry-After` says when to try again.",

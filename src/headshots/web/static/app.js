@@ -320,7 +320,27 @@
     });
   }
 
+  // --- the organiser's page: copy the invite link ------------------------------
+  function setupCopy(button) {
+    var source = $("[data-copy-source]");
+    var status = $("[data-copy-status]");
+    button.addEventListener("click", function () {
+      source.select();
+      var done = function () { status.textContent = "Copied"; };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(source.value).then(done, function () {
+          status.textContent = "Select the link and copy it.";
+        });
+      } else {
+        // Plain http (a laptop, a test): the older command still copies a selection.
+        document.execCommand("copy");
+        done();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    $all("[data-copy]").forEach(setupCopy);
     $all("[data-upload]").forEach(setupUpload);
     $all("[data-choose]").forEach(setupChoose);
     $all("[data-order]").forEach(setupOrder);
