@@ -116,13 +116,21 @@ def test_every_downloadable_image_says_what_made_it_and_nothing_of_the_person(
                 outputs.append(
                     ("download", client.get(f"{base}/download", headers=auth(token)).content, "png")
                 )
-            archive = client.get(f"/api/orders/{order_id}/download.zip", headers=auth(token))
+                # The square and round formats are cut from the final image and
+                # signed with the same credentials.
+                for shape in ("square", "round"):
+                    cut = client.get(f"{base}/download?format={shape}", headers=auth(token))
+                    outputs.append((shape, cut.content, "png"))
+            archive = client.get(
+                f"/api/orders/{order_id}/download.zip?formats=portrait,square,round",
+                headers=auth(token),
+            )
             with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
                 outputs += [(f"zip {n}", bundle.read(n), "png") for n in bundle.namelist()]
     finally:
         runtime.close()
 
-    assert len(outputs) == 4 * 3
+    assert len(outputs) == 4 * 4 + 4 * 3
     for where, data, kind in outputs:
         state, manifest, failures = read_back(data, f"image/{kind}")
         # A development certificate is untrusted; nothing else may fail.

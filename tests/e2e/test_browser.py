@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,28 +180,49 @@ def test_a_person_orders_pays_downloads_and_deletes(
     page.keyboard.press("Escape")
     assert not viewer.is_visible()
 
+    preview_url = previews.first.get_attribute("src")
+    marked = Image.open(io.BytesIO(page.request.get(f"{base}{preview_url}").body()))
+
     page.click("text=Pay and download")
     assert "/pay/local/" in page.url
     assert "No money is charged" in page.inner_text("main")
     shot(page, "desktop-07-checkout")
     page.click("text=Confirm test payment")
     page.wait_for_selector("text=Your headshots are ready to download")
+    # (wait_for_function evaluates a string, which the CSP forbids: poll instead.)
+    for _ in range(100):
+        if page.evaluate("() => Array.from(document.images).every((img) => img.complete)"):
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate("document.documentElement.scrollHeight") < 2500
     shot(page, "desktop-08-paid")
+    # Paid: the page shows the pictures without the mark.
+    assert "watermarked" not in (previews.first.get_attribute("alt") or "")
+    unmarked = Image.open(io.BytesIO(page.request.get(f"{base}{preview_url}").body()))
 
-    preview_url = previews.first.get_attribute("src")
-    preview = Image.open(io.BytesIO(page.request.get(f"{base}{preview_url}").body()))
     with page.expect_download() as waiting:
         page.locator("a:has-text('Download PNG')").first.click()
     saved = tmp_path / "clean.png"
     waiting.value.save_as(saved)
     clean = Image.open(saved)
     assert clean.format == "PNG"
-    assert clean.width > preview.width and clean.height > preview.height
-    same_size = np.asarray(clean.convert("L").resize(preview.size), dtype=float)
-    assert np.abs(same_size - np.asarray(preview.convert("L"), dtype=float)).mean() > 2
+    assert clean.width > marked.width and clean.height > marked.height
+    same_size = np.asarray(clean.convert("L").resize(marked.size), dtype=float)
+    assert np.abs(same_size - np.asarray(marked.convert("L"), dtype=float)).mean() > 2
+    assert np.abs(same_size - np.asarray(unmarked.convert("L"), dtype=float)).mean() < 2.5
+    with page.expect_download() as waiting_square:
+        page.locator("a:has-text('Square')").first.click()
+    assert waiting_square.value.suggested_filename == "corporate-1-square.png"
+    page.check("input[name=formats][value=round]")
     with page.expect_download() as waiting_zip:
         page.click("text=Download all (zip)")
-    assert waiting_zip.value.suggested_filename == "headshots.zip"
+    assert re.fullmatch(
+        r"headshots-\d{4}-\d{2}-\d{2}-professional\.zip", waiting_zip.value.suggested_filename
+    )
+    zipped = tmp_path / "all.zip"
+    waiting_zip.value.save_as(zipped)
+    with zipfile.ZipFile(zipped) as bundle:
+        assert len(bundle.namelist()) == 16  # 8 portraits and 8 round pictures
 
     page.click("text=Delete everything…")
     assert "Delete everything now?" in page.inner_text("h1")

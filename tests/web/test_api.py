@@ -98,24 +98,25 @@ def test_the_whole_order_from_upload_to_download(client: TestClient, selfie: byt
         assert all(Image.open(bundle.open(name)).format == "PNG" for name in names)
 
 
-def test_the_preview_is_watermarked_all_over(client: TestClient, selfie: bytes) -> None:
+def test_the_preview_is_watermarked_until_the_order_is_paid(
+    client: TestClient, selfie: bytes
+) -> None:
     order = upload(client, selfie, tier="starter", styles=("corporate",)).json()
     ready = wait_ready(client, order["id"], order["token"])
-    pay(client, order["id"], order["token"])
     variation = ready["variations"][0]
-    preview = Image.open(
-        io.BytesIO(client.get(variation["preview_url"], headers=auth(order["token"])).content)
-    ).convert("L")
-    clean = Image.open(
-        io.BytesIO(
-            client.get(
-                f"/api/orders/{order['id']}/variations/{variation['id']}/download",
-                headers=auth(order["token"]),
-            ).content
-        )
-    ).convert("L")
-    plain = np.asarray(clean.resize(preview.size), dtype=float)
-    marked = np.asarray(preview, dtype=float)
+
+    def grey(url: str) -> Image.Image:
+        answer = client.get(url, headers=auth(order["token"]))
+        assert answer.status_code == 200
+        return Image.open(io.BytesIO(answer.content)).convert("L")
+
+    before = grey(variation["preview_url"])
+    pay(client, order["id"], order["token"])
+    after = grey(variation["preview_url"])
+    clean = grey(f"/api/orders/{order['id']}/variations/{variation['id']}/download")
+    plain = np.asarray(clean.resize(before.size), dtype=float)
+    marked, unmarked = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    assert after.size == before.size
     h, w = marked.shape
     for row in range(3):
         for col in range(3):
@@ -123,7 +124,76 @@ def test_the_preview_is_watermarked_all_over(client: TestClient, selfie: bytes) 
                 slice(row * h // 3, (row + 1) * h // 3),
                 slice(col * w // 3, (col + 1) * w // 3),
             )
-            assert np.abs(marked[cell] - plain[cell]).mean() > 2, (row, col)
+            # Before paying, every ninth carries the mark; after, none does.
+            # Before paying, every ninth carries the mark (thinner over the
+            # face, ~5 levels, ~12 elsewhere); after, none does (what is left
+            # is JPEG and resampling, under 2 levels).
+            assert np.abs(marked[cell] - plain[cell]).mean() > 4, (row, col)
+            assert np.abs(unmarked[cell] - plain[cell]).mean() < 2.5, (row, col)
+
+
+def test_each_headshot_downloads_as_portrait_square_and_round(
+    client: TestClient, selfie: bytes
+) -> None:
+    order = upload(client, selfie, tier="starter", styles=("corporate",)).json()
+    ready = wait_ready(client, order["id"], order["token"])
+    pay(client, order["id"], order["token"])
+    variation = ready["variations"][0]
+    base = f"/api/orders/{order['id']}/variations/{variation['id']}/download"
+
+    def fetch(query: str) -> Any:
+        return client.get(f"{base}{query}", headers=auth(order["token"]))
+
+    portrait, square, round_ = fetch(""), fetch("?format=square"), fetch("?format=round")
+    sizes = {}
+    for answer, name in ((portrait, "portrait"), (square, "square"), (round_, "round")):
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "image/png"
+        disposition = answer.headers["content-disposition"]
+        assert disposition == f'attachment; filename="corporate-1-{name}.png"'
+        image = Image.open(io.BytesIO(answer.content))
+        image.load()
+        sizes[name] = (image.size, image.mode)
+    assert sizes["portrait"] == ((1024, 1280), "RGB")
+    assert sizes["square"] == ((1024, 1024), "RGB")
+    assert sizes["round"] == ((1024, 1024), "RGBA")
+    alpha = np.asarray(Image.open(io.BytesIO(round_.content)))[..., 3]
+    assert alpha[0, 0] == 0 and alpha[-1, -1] == 0 and alpha[512, 512] == 255
+
+    for query, sentence in (
+        ("?format=oval", "no format called 'oval'"),
+        ("?format=square,round", "one format per image"),
+    ):
+        refused = fetch(query)
+        assert refused.status_code == 422
+        assert refused.json()["error"] == "unknown_format"
+        assert sentence in refused.json()["detail"]
+
+
+def test_the_zip_holds_the_formats_asked_for_named_by_style_number_and_format(
+    client: TestClient, selfie: bytes
+) -> None:
+    order = upload(client, selfie, tier="starter", styles=("friendly",)).json()
+    wait_ready(client, order["id"], order["token"])
+    pay(client, order["id"], order["token"])
+    url = f"/api/orders/{order['id']}/download.zip"
+    archive = client.get(f"{url}?formats=portrait,square", headers=auth(order["token"]))
+    assert archive.status_code == 200
+    day = order["created_at"][:10]
+    assert archive.headers["content-disposition"] == (
+        f'attachment; filename="headshots-{day}-starter.zip"'
+    )
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
+        names = sorted(bundle.namelist())
+        sizes = {n: Image.open(bundle.open(n)).size for n in names}
+    assert names == sorted(
+        f"friendly-{number}-{shape}.png"
+        for number in range(1, 5)
+        for shape in ("portrait", "square")
+    )
+    assert {sizes[n] for n in names if "square" in n} == {(1024, 1024)}
+    bad = client.get(f"{url}?formats=portrait,jpeg", headers=auth(order["token"]))
+    assert bad.status_code == 422 and "jpeg" in bad.json()["detail"]
 
 
 def test_an_engine_failure_fails_one_variation_and_the_order_completes(

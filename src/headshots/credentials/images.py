@@ -1,8 +1,9 @@
 """Where the service signs: each preview and each clean PNG as it is stored or served.
 
-jobs.tasks calls :func:`sign_preview` and :func:`sign_final_png`; web.responses
-calls :func:`downloadable_png`. Each is one call, so the job code stays
-about jobs.
+jobs.storing calls :func:`sign_preview` and jobs.tasks :func:`sign_final_png`;
+web.responses calls :func:`downloadable_png`, :func:`shaped_png` (a square or
+round download) and :func:`clean_preview` (a paid order's previews). Each is
+one call, so the job and web code stay about jobs and answers.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from headshots.config import Settings
 from headshots.credentials.manifest import Facts, made_by
 from headshots.credentials.signing import sign_jpeg, sign_png, signer_for
 from headshots.engines.base import declared
-from headshots.imaging.codecs import PNG_SIGNATURE, clean_png
+from headshots.imaging import formats, watermark
+from headshots.imaging.codecs import PNG_SIGNATURE, clean_png, decode_image, encode_png
+from headshots.imaging.faces import Box
+from headshots.imaging.formats import Format
 from headshots.orders.db import transaction
 from headshots.orders.models import Order, Variation
 
@@ -55,6 +59,22 @@ def downloadable_png(settings: Settings, made: Facts, stored: bytes) -> bytes:
     if stored.startswith(PNG_SIGNATURE):
         return stored
     return sign_png(signer_for(settings), made, clean_png(stored))
+
+
+def shaped_png(
+    settings: Settings, made: Facts, stored: bytes, wanted: Format, face: Box | None
+) -> bytes:
+    """A download in another shape (square, round): cut from the final image, signed the same."""
+    if wanted is Format.PORTRAIT:
+        return downloadable_png(settings, made, stored)
+    shaped = formats.shaped(decode_image(stored), wanted, face)
+    return sign_png(signer_for(settings), made, encode_png(shaped))
+
+
+def clean_preview(settings: Settings, made: Facts, stored: bytes, max_side: int) -> bytes:
+    """The preview of a paid order: the final image at preview size, no mark, signed."""
+    jpeg = watermark.preview_jpeg(decode_image(stored), max_side=max_side)
+    return sign_jpeg(signer_for(settings), made, jpeg)
 
 
 def facts_of(settings: Settings, order: Order, variation: Variation) -> Facts:

@@ -54,12 +54,26 @@ def watermarked_preview(
     ``face`` is the face's box in ``image`` when it is known; without it the
     mark is thin where a headshot's face usually is.
     """
+    picture, scale = _preview_size(image, max_side)
+    if face is not None:
+        face = Box(face.left * scale, face.top * scale, face.width * scale, face.height * scale)
+    overlay = _thinned(_overlay(picture.size, text), face, FACE_MARK_STRENGTH)
+    marked = Image.alpha_composite(picture.convert("RGBA"), overlay)
+    return _jpeg(marked.convert("RGB"))
+
+
+def preview_jpeg(image: Image.Image, max_side: int = 768) -> bytes:
+    """The same preview without the mark: what a person sees once they have paid."""
+    picture, _ = _preview_size(image, max_side)
+    return _jpeg(picture)
+
+
+def _preview_size(image: Image.Image, max_side: int) -> tuple[Image.Image, float]:
+    """The picture in RGB, long side at most ``max_side``, and the scale it was shrunk by."""
     if max_side < 16:
         raise ValueError("max_side must be at least 16 pixels")
     picture = _flatten(image)
     scale = min(1.0, max_side / max(picture.size))
-    if face is not None:
-        face = Box(face.left * scale, face.top * scale, face.width * scale, face.height * scale)
     if scale < 1.0:
         size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
         # OpenCV's area averaging: as sharp as Pillow's bicubic at preview
@@ -67,11 +81,13 @@ def watermarked_preview(
         # gets its preview at the same moment).
         shrunk = cv2.resize(np.asarray(picture), size, interpolation=cv2.INTER_AREA)
         picture = Image.fromarray(shrunk)
-    overlay = _thinned(_overlay(picture.size, text), face, FACE_MARK_STRENGTH)
-    marked = Image.alpha_composite(picture.convert("RGBA"), overlay)
+    return picture, scale
+
+
+def _jpeg(picture: Image.Image) -> bytes:
     # A fresh image carries no info dict, so no EXIF, ICC or comment is saved.
-    clean = Image.new("RGB", marked.size)
-    clean.paste(marked.convert("RGB"))
+    clean = Image.new("RGB", picture.size)
+    clean.paste(picture)
     out = io.BytesIO()
     clean.save(out, format="JPEG", quality=JPEG_QUALITY)
     return out.getvalue()

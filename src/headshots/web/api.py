@@ -12,10 +12,10 @@ both call the same use cases in orders/.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urljoin
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
@@ -39,6 +39,8 @@ from headshots.web.responses import (
     download_response,
     order_response,
     preview_response,
+    shape_asked,
+    shapes_asked,
     zip_response,
 )
 from headshots.web.schemas import file, refusals
@@ -128,8 +130,20 @@ def preview(order_id: str, variation_id: str, runtime: RuntimeDep, token: TokenD
     response_class=Response,
     responses={**file("image/png", "The clean headshot."), **refusals(402, 404, 409)},
 )
-def download(order_id: str, variation_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
-    return download_response(runtime, order_id, variation_id, token)
+def download(
+    order_id: str,
+    variation_id: str,
+    runtime: RuntimeDep,
+    token: TokenDep,
+    format: Annotated[
+        str | None,
+        Query(
+            description="`portrait` (4:5, the default), `square` (1:1, framed on the face) "
+            "or `round` (a square PNG with transparent corners)."
+        ),
+    ] = None,
+) -> Response:
+    return download_response(runtime, order_id, variation_id, token, shape_asked(format))
 
 
 @router.get(
@@ -137,8 +151,19 @@ def download(order_id: str, variation_id: str, runtime: RuntimeDep, token: Token
     response_class=Response,
     responses={**file("application/zip", "Every clean headshot."), **refusals(402, 404, 409)},
 )
-def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
-    return zip_response(runtime, order_id, token)
+def download_zip(
+    order_id: str,
+    runtime: RuntimeDep,
+    token: TokenDep,
+    formats: Annotated[
+        str | None,
+        Query(
+            description="The formats to include, e.g. `portrait,square`; the portrait alone "
+            "by default."
+        ),
+    ] = None,
+) -> Response:
+    return zip_response(runtime, order_id, token, shapes_asked(formats))
 
 
 @router.post("/orders/{order_id}/checkout", responses=refusals(404, 409, 502))

@@ -46,6 +46,8 @@ from headshots.web.responses import (
     download_response,
     order_response,
     preview_response,
+    shape_asked,
+    shapes_asked,
     zip_response,
 )
 from headshots.web.samples import LANDING, Samples
@@ -440,12 +442,16 @@ def order_preview(request: Request, order_id: str, variation_id: str) -> Respons
 @router.get("/orders/{order_id}/variations/{variation_id}/download")
 def order_download(request: Request, order_id: str, variation_id: str) -> Response:
     token = order_cookie(request, order_id)
-    return download_response(runtime_of(request), order_id, variation_id, token)
+    shape = shape_asked(request.query_params.get("format"))
+    return download_response(runtime_of(request), order_id, variation_id, token, shape)
 
 
 @router.get("/orders/{order_id}/download.zip")
 def order_zip(request: Request, order_id: str) -> Response:
-    return zip_response(runtime_of(request), order_id, order_cookie(request, order_id))
+    # The page's form sends one ``formats`` per ticked box; the API one list.
+    asked = request.query_params.getlist("formats")
+    shapes = shapes_asked(",".join(asked) if asked else None)
+    return zip_response(runtime_of(request), order_id, order_cookie(request, order_id), shapes)
 
 
 @router.post("/orders/{order_id}/pay")

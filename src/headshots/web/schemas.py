@@ -64,7 +64,7 @@ class Variation(BaseModel):
 
     id: str
     style: str = Field(description="The style's id, e.g. `corporate`.")
-    index: int = Field(description="Its place among the style's variations, from 0.")
+    index: int = Field(description="Its place among the style's variations, from 1.")
     seed: int | None = Field(
         description="The seed that made it; null for a model without seeds, whose images "
         "cannot be made again the same way."

@@ -162,7 +162,8 @@
       img.src = variation.preview_url + "?seed=" + variation.seed;
       img.width = 614;
       img.height = 768;
-      img.alt = styleTitle + " headshot, variation " + variation.index + " (watermarked preview)";
+      img.alt = styleTitle + " headshot, variation " + variation.index +
+        (document.querySelector("[data-paid=true]") ? "" : " (watermarked preview)");
       link.appendChild(img);
       tile.appendChild(link);
       addFlag(tile, variation);
