@@ -104,6 +104,51 @@ def test_generate_refuses_an_unknown_style(settings: Settings, tmp_path: Path) -
     assert "corporate" in result.output
 
 
+def test_generate_paints_a_chosen_backdrop_and_writes_each_format(
+    settings: Settings, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            *("generate", str(FIXTURES / "obama.jpg"), "--style", "corporate"),
+            *("--variations", "1", "--backdrop", "#C8102E", "--formats", "portrait,square,round"),
+            *("--out", str(out), "--engine", "studio"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    made = {path.name: Image.open(path) for path in out.glob("*.png")}
+    assert sorted(made) == [
+        "corporate-1-portrait.png",
+        "corporate-1-round.png",
+        "corporate-1-square.png",
+    ]
+    assert made["corporate-1-portrait.png"].size == (1024, 1280)
+    assert made["corporate-1-square.png"].size == (1024, 1024)
+    assert made["corporate-1-round.png"].mode == "RGBA"
+    corner = made["corporate-1-portrait.png"].convert("RGB").getpixel((10, 10))
+    assert max(abs(a - b) for a, b in zip(corner, (200, 16, 46), strict=True)) <= 2
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "sentence"),
+    [("--backdrop", "purple", "not one we know"), ("--formats", "oval", "no format called")],
+)
+def test_generate_refuses_a_backdrop_or_format_it_does_not_know(
+    settings: Settings, tmp_path: Path, option: str, value: str, sentence: str
+) -> None:
+    result = runner.invoke(
+        app,
+        [
+            *("generate", str(FIXTURES / "obama.jpg"), "--style", "corporate"),
+            *(option, value, "--out", str(tmp_path)),
+        ],
+    )
+    assert result.exit_code == 1
+    assert sentence in result.output
+    assert not list(tmp_path.glob("*.png"))
+
+
 def test_styles_lists_the_six_presets(settings: Settings) -> None:
     result = runner.invoke(app, ["styles"])
     assert result.exit_code == 0

@@ -49,12 +49,16 @@ class Backdrop:
 
     @property
     def hex(self) -> str:
-        return "#{:02X}{:02X}{:02X}".format(*self.rgb)
+        return hex_of(self.rgb)
 
     @property
     def said(self) -> str:
         """The colour as a person (and a prompt) reads it."""
         return _SAID.get(self.name, f"the colour {self.hex}")
+
+
+def hex_of(rgb: RGB) -> str:
+    return "#{:02X}{:02X}{:02X}".format(*rgb)
 
 
 def parse_backdrop(text: str | None) -> Backdrop | None:

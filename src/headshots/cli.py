@@ -139,17 +139,40 @@ def generate(
     seed: Annotated[
         int | None, typer.Option(min=0, max=2**31 - 1, help="First seed (default: random).")
     ] = None,
+    backdrop: Annotated[
+        str | None,
+        typer.Option(
+            help="One backdrop for every style: white, light-grey, mid-grey, charcoal, navy, "
+            "cream or #RRGGBB (default: each style's own)."
+        ),
+    ] = None,
+    formats: Annotated[
+        str,
+        typer.Option(help="Shapes to write: portrait, square, round, comma-separated."),
+    ] = "portrait",
 ) -> None:
     """Make headshots from SELFIE in one or more styles."""
+    from headshots.backdrops import parse_backdrop, with_backdrop
     from headshots.credentials.manifest import made_by
     from headshots.credentials.signing import sign_png, signer_for
     from headshots.imaging.codecs import encode_png
+    from headshots.imaging.formats import Format, parse_formats, shaped
     from headshots.imaging.selfie import prepare_selfie
 
     settings = load_settings()
     try:
-        chosen = [get_style(style_id) for style_id in dict.fromkeys(style)]
+        shapes = parse_formats(formats)
+        chosen_backdrop = parse_backdrop(backdrop)
+    except ValueError as error:
+        fail(str(error))
+        return
+    try:
         picked = get_engine(settings, engine)
+        if chosen_backdrop is not None and not picked.takes_backdrop_colour:
+            fail(f"The {picked.name} engine cannot paint a backdrop colour you choose.")
+        chosen = [
+            with_backdrop(get_style(style_id), chosen_backdrop) for style_id in dict.fromkeys(style)
+        ]
         # Without the operator's certificate, this machine's development one.
         signer = signer_for(settings, development_fallback=True)
         data = read_input(selfie)
@@ -193,15 +216,20 @@ def generate(
                 if isinstance(outcome, Failed):
                     report.failed(chosen_style, index, outcome)
                     continue
-                name = f"{chosen_style.id}-{index}.png"
                 made = made_by(
                     picked.name, chosen_style.id, outcome.details, generative=picked.generative
                 )
-                # The service's encoder and level: a file from here and a
-                # download of the same image differ only in their credentials.
-                png = encode_png(outcome.image)
-                (out / name).write_bytes(sign_png(signer, made, png))
-                report.rendered(chosen_style, index, outcome, name)
+                # The service's encoder, level and file names: a file from here
+                # and a download of the same image differ only in their credentials.
+                names = []
+                for shape in shapes:
+                    name = f"{chosen_style.id}-{index}-{shape.value}.png"
+                    if shape is Format.PORTRAIT and len(shapes) == 1:
+                        name = f"{chosen_style.id}-{index}.png"
+                    png = encode_png(shaped(outcome.image, shape))
+                    (out / name).write_bytes(sign_png(signer, made, png))
+                    names.append(name)
+                report.rendered(chosen_style, index, outcome, names[0])
     written = report.write(out, time.perf_counter() - started)
 
     console.print(

@@ -332,3 +332,31 @@ def test_the_api_docs_show_the_typed_answers(page: Any, live: tuple[str, Runtime
     shot(page, "desktop-api-docs")
     # Every file came from this app: the CSP allows nothing else.
     no_console_errors(page)
+
+
+@pytest.mark.parametrize("page", [DESKTOP, PHONE_390], indirect=True, ids=["1280px", "390px"])
+def test_a_backdrop_is_chosen_from_swatches_or_a_brand_colour(
+    page: Any, live: tuple[str, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, _ = live
+    width = page.viewport_size["width"]
+    monkeypatch.setattr(InstantEngine, "takes_backdrop_colour", True)
+    upload_photo(page, base, "obama.jpg")
+    note = page.locator("[data-backdrop-note]")
+    assert note.inner_text() == "Each style keeps its own backdrop."
+    page.click("label.backdrop-option:has-text('Navy')")
+    assert note.inner_text() == "Every headshot of this order on #1F2A44."
+    # Picking a colour ticks the brand option and says which colour.
+    page.locator("input[name=brand_colour]").fill("#c8102e")
+    assert page.locator("input[name=backdrop][value=brand]").is_checked()
+    assert note.inner_text() == "Every headshot of this order on #C8102E."
+    fits_width(page)
+    shot(page, f"backdrop-{width}-choose")
+    page.click("label.tier-option:has-text('Starter')")
+    page.click("label.style-option:has-text('Corporate')")
+    page.click("text=Make my headshots")
+    page.wait_for_url(re.compile(r"/orders/[\w-]+$"))
+    order_id = page.url.rsplit("/", 1)[1]
+    body = page.request.get(f"{base}/orders/{order_id}/progress").json()
+    assert body["backdrop"] == "#C8102E"
+    no_console_errors(page)

@@ -202,6 +202,7 @@ class Declared:
     generative: bool
     changes_clothes: bool
     repairs_crop: bool
+    takes_backdrop_colour: bool = False
 
 
 def declared(settings: Settings, name: str | None = None) -> Declared:
@@ -226,6 +227,7 @@ def declared(settings: Settings, name: str | None = None) -> Declared:
         generative=generative,
         changes_clothes=bool(getattr(factory, "changes_clothes", generative)),
         repairs_crop=bool(getattr(factory, "repairs_crop", False)),
+        takes_backdrop_colour=bool(getattr(factory, "takes_backdrop_colour", False)),
     )
 
 

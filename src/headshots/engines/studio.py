@@ -660,6 +660,9 @@ def _tone(colour: RGB, look: StudioLook, variation: Variation) -> FloatArray:
     become a light grey, never brighter than white.
     """
     rgb = np.array(colour, np.float32) / 255
+    if look.exact_backdrop:
+        # A colour the person chose is painted as asked, in every variation.
+        return rgb
     lightness = quality.lab(rgb[None, None])[0, 0]
     if lightness[0] > LIGHT_BACKDROP:
         lightness[0] += TONE_STEP * (variation.tone - 1) / 2
@@ -683,6 +686,10 @@ def _painted(
     x = np.arange(0, width, step, dtype=np.float32)[None, :] / width
     y = np.arange(0, height, step, dtype=np.float32)[:, None] / height
     side = variation.light_side
+    if look.exact_backdrop:
+        # Flat and exact: a brand colour is that colour edge to edge; the
+        # variations differ by framing and light on the person.
+        return np.broadcast_to(base, (height, width, 3)).astype(np.float32)
     if look.backdrop == "solid":
         # A hint of the key light across the seamless, and light falling off
         # towards the corners, more on the variations of a darker tone: a

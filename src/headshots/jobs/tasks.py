@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.orm.exc import StaleDataError
 
 from headshots import metrics
+from headshots.backdrops import parse_backdrop, with_backdrop
 from headshots.credentials import images as credentials
 from headshots.engines.base import Engine, Failed, Outcome
 from headshots.errors import HeadshotsError
@@ -145,7 +146,10 @@ class _StyleJob:
             self.engine: Engine = self.runtime.engine(self.claims[0].engine_name)
             # Its calls wait on a provider, not on this machine's CPU.
             self.remote = self.engine.shape().asynchronous
-            self.style: Style = get_style(self.claims[0].style_id)
+            # The person's chosen backdrop, in the style's look and prompt.
+            self.style: Style = with_backdrop(
+                get_style(self.claims[0].style_id), parse_backdrop(self.claims[0].backdrop)
+            )
         except StorageUnavailable:
             raise  # not this order's fault: its work runs again once the store is back
         except Exception as error:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from headshots.backdrops import Backdrop
 from headshots.config import Settings
 from headshots.errors import HeadshotsError
 from headshots.imaging.codecs import encode_png
@@ -128,6 +129,7 @@ def order_from_draft(
     tier_id: str,
     style_ids: list[str],
     engine: str,
+    backdrop: Backdrop | None = None,
 ) -> service.NewOrder:
     """Turn a draft into an order; the draft is shredded in the same transaction.
 
@@ -147,6 +149,7 @@ def order_from_draft(
         style_ids=style_ids,
         engine=engine,
         preflight=list(draft.findings) or None,
+        backdrop=backdrop,
     )
     created.order.expires_at = min(
         created.order.expires_at, draft.created_at + timedelta(hours=settings.retention_hours)

@@ -14,8 +14,9 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from headshots.backdrops import Backdrop
 from headshots.config import Settings
-from headshots.engines.base import default_engine_name, engine_repairs_crop
+from headshots.engines.base import declared, default_engine_name, engine_repairs_crop
 from headshots.imaging.codecs import encode_png
 from headshots.imaging.selfie import PreparedSelfie, prepare_selfie
 from headshots.orders import drafts, service
@@ -36,13 +37,19 @@ class Service(Protocol):
 
 
 def order_from_upload(
-    parts: Service, photo: bytes, *, tier_id: str, style_ids: list[str]
+    parts: Service,
+    photo: bytes,
+    *,
+    tier_id: str,
+    style_ids: list[str],
+    backdrop: Backdrop | None = None,
 ) -> service.NewOrder:
     """Check a selfie and order at once; the new order and its token.
 
     A bad choice is refused before the photo is decoded.
     """
     choose(parts.tiers, tier_id, style_ids)
+    _check_backdrop(parts.settings, backdrop)
     selfie = _prepare(parts.settings, photo)
     warnings = selfie.preflight.warnings if selfie.preflight else []
     with transaction(parts.sessions) as session:
@@ -56,6 +63,7 @@ def order_from_upload(
             style_ids=style_ids,
             engine=default_engine_name(parts.settings),
             preflight=[finding.as_dict() for finding in warnings],
+            backdrop=backdrop,
         )
         # A worker in this process need not analyse the selfie again.
         after_commit(session).keep_selfie(created.order.id, selfie)
@@ -96,9 +104,16 @@ def draft_from_upload(parts: Service, photo: bytes) -> drafts.NewDraft:
 
 
 def order_from_draft(
-    parts: Service, draft_id: str, token: str | None, *, tier_id: str, style_ids: list[str]
+    parts: Service,
+    draft_id: str,
+    token: str | None,
+    *,
+    tier_id: str,
+    style_ids: list[str],
+    backdrop: Backdrop | None = None,
 ) -> service.NewOrder:
     """Order from a checked selfie; the draft is gone once the order commits."""
+    _check_backdrop(parts.settings, backdrop)
     with transaction(parts.sessions) as session:
         draft = drafts.open_draft(session, draft_id, token)
         return drafts.order_from_draft(
@@ -110,7 +125,14 @@ def order_from_draft(
             tier_id=tier_id,
             style_ids=style_ids,
             engine=default_engine_name(parts.settings),
+            backdrop=backdrop,
         )
+
+
+def _check_backdrop(settings: Settings, backdrop: Backdrop | None) -> None:
+    """Refuse a colour the engine cannot paint before the photo is read or paid for."""
+    if backdrop is not None and not declared(settings).takes_backdrop_colour:
+        raise service.BackdropNotOffered()
 
 
 def _prepare(settings: Settings, photo: bytes) -> PreparedSelfie:

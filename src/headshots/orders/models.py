@@ -85,6 +85,9 @@ class Order(Base):
     styles: Mapped[list[str]] = mapped_column(default=list)
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.QUEUED)
     engine: Mapped[str] = mapped_column(String(32))
+    # The backdrop chosen for every style: a name or "#RRGGBB"; None: each
+    # style's own (headshots.backdrops).
+    backdrop: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     finished_at: Mapped[datetime | None]

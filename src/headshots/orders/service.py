@@ -19,7 +19,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from headshots.backdrops import Backdrop
 from headshots.config import Settings
+from headshots.engines.base import declared
 from headshots.errors import HeadshotsError
 from headshots.orders import shredding
 from headshots.orders.effects import after_commit
@@ -59,6 +61,15 @@ class NotReady(HeadshotsError):
     message = "This image is not ready yet."
 
 
+class BackdropNotOffered(HeadshotsError):
+    status_code = 422
+    code = "backdrop_not_offered"
+    message = (
+        "The image engine of this service cannot paint a backdrop colour you choose: "
+        "leave the backdrop as each style's own."
+    )
+
+
 @dataclass(frozen=True)
 class NewOrder:
     order: Order
@@ -76,6 +87,7 @@ def create_order(
     style_ids: list[str],
     engine: str,
     preflight: list[dict[str, Any]] | None = None,
+    backdrop: Backdrop | None = None,
 ) -> NewOrder:
     """Record a new order and store its selfie, encrypted; its jobs go out at commit.
 
@@ -83,6 +95,8 @@ def create_order(
     back the rows, and the blobs written so far are deleted here.
     """
     tier, style_ids = choose(tiers, tier_id, style_ids)
+    if backdrop is not None and not declared(settings, engine).takes_backdrop_colour:
+        raise BackdropNotOffered()
     order_id = new_id()
     token = new_token()
     now = utcnow()
@@ -94,6 +108,7 @@ def create_order(
         styles=style_ids,
         status=OrderStatus.QUEUED,
         engine=engine,
+        backdrop=backdrop.name if backdrop else None,
         created_at=now,
         expires_at=now + timedelta(hours=settings.retention_hours),
         wrapped_key=wrapped_key,

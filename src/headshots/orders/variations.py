@@ -51,6 +51,8 @@ class Claim:
     style_id: str
     seed: int
     attempt: int
+    # The order's chosen backdrop (headshots.backdrops), or None: the style's own.
+    backdrop: str | None
     # The image is stored already (an earlier worker died while finishing):
     # only the identity check and the final PNG are left.
     finishing: bool
@@ -154,6 +156,7 @@ def _claim_of(variation: Variation) -> Claim:
         style_id=variation.style,
         seed=variation.seed,
         attempt=variation.attempts,
+        backdrop=order.backdrop,
         finishing=variation.status == VariationStatus.FINISHING,
     )
 

@@ -26,7 +26,7 @@ from headshots.orders import intake, service
 from headshots.orders.db import transaction
 from headshots.styles import STYLES
 from headshots.web import schemas
-from headshots.web.deps import RuntimeDep, TokenDep, base_url
+from headshots.web.deps import RuntimeDep, TokenDep, backdrop_asked, base_url
 from headshots.web.multipart import (
     MAX_WEBHOOK_BYTES,
     FormError,
@@ -84,8 +84,14 @@ async def create_order(request: Request, runtime: RuntimeDep) -> JSONResponse:
     else:
         tier_id = form.one("tier")
         style_ids = [s.strip() for s in form.fields.get("styles", []) if s.strip()]
+        backdrop = backdrop_asked(form.fields.get("backdrop", [None])[0])
         created = await run_in_threadpool(
-            intake.order_from_upload, runtime, selfie_bytes, tier_id=tier_id, style_ids=style_ids
+            intake.order_from_upload,
+            runtime,
+            selfie_bytes,
+            tier_id=tier_id,
+            style_ids=style_ids,
+            backdrop=backdrop,
         )
     body = schemas.order_of(created.order)
     answer = schemas.NewOrder(**body.model_dump(), token=created.token)

@@ -1,4 +1,4 @@
-"""What the API's routes and the pages take from a request: the runtime, and an order's token.
+"""What the API's routes and the pages take from a request: the runtime, an order's token, a choice.
 
 The API reads an order's token from ``Authorization: Bearer``; the pages
 from the order's HttpOnly cookie (decision 0003). Each is read here only.
@@ -10,6 +10,8 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from headshots.backdrops import Backdrop, parse_backdrop
+from headshots.errors import HeadshotsError
 from headshots.runtime import Runtime
 
 
@@ -45,3 +47,17 @@ def base_url(request: Request, runtime: Runtime) -> str:
     web.guards has checked against the allowed hosts.
     """
     return runtime.settings.public_url or str(request.base_url)
+
+
+class InvalidBackdrop(HeadshotsError):
+    status_code = 422
+    code = "invalid_backdrop"
+    message = "That backdrop is not one we know."
+
+
+def backdrop_asked(value: str | None) -> Backdrop | None:
+    """The backdrop a form asks for (a name, ``#RRGGBB`` or nothing), or a 422 with a sentence."""
+    try:
+        return parse_backdrop(value)
+    except ValueError as error:
+        raise InvalidBackdrop(str(error)) from None

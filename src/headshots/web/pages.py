@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from headshots.backdrops import NAMED, hex_of, parse_backdrop, with_backdrop
 from headshots.config import Settings
 from headshots.engines.base import (
     declared,
@@ -38,7 +39,7 @@ from headshots.payments.local import LocalPayments
 from headshots.runtime import Runtime
 from headshots.styles import STYLES, get_style
 from headshots.tiers import Tier, format_price
-from headshots.web.deps import base_url, draft_cookie, order_cookie, runtime_of
+from headshots.web.deps import backdrop_asked, base_url, draft_cookie, order_cookie, runtime_of
 from headshots.web.multipart import FormError, read_form, read_page_form
 from headshots.web.responses import (
     NO_STORE,
@@ -251,6 +252,7 @@ def _choose(
     error: HeadshotsError | None = None,
     chosen_tier: str | None = None,
     chosen_styles: list[str] | None = None,
+    chosen_backdrop: str = "style",
 ) -> HTMLResponse:
     runtime = runtime_of(request)
     tiers = _tiers_view(runtime.tiers)
@@ -266,6 +268,14 @@ def _choose(
             "chosen_tier": default_tier,
             "chosen_styles": chosen_styles or [],
             "error": error,
+            # The backdrop step shows only where the engine can paint one.
+            "backdrops": [
+                {"id": name, "title": name.replace("-", " ").capitalize(), "hex": hex_of(rgb)}
+                for name, rgb in NAMED.items()
+            ]
+            if declared(runtime.settings).takes_backdrop_colour
+            else [],
+            "chosen_backdrop": chosen_backdrop,
         },
         status_code=error.status_code if error else 200,
     )
@@ -300,6 +310,10 @@ async def choose(request: Request, draft_id: str) -> Response:
     form = await read_page_form(request)
     tier_id = form.first("tier")
     style_ids = [s for s in form.fields.get("styles", []) if s.strip()]
+    # "brand" takes the colour picker's value; any other choice is a name.
+    chosen_backdrop = form.first("backdrop") or "style"
+    if chosen_backdrop == "brand":
+        chosen_backdrop = form.first("brand_colour") or ""
     try:
         csrf_of(request).check(request, form.first(CSRF_FIELD))
         limiter_of(request).take(client_address(request))
@@ -310,6 +324,7 @@ async def choose(request: Request, draft_id: str) -> Response:
             draft_cookie(request, draft_id),
             tier_id=tier_id,
             style_ids=style_ids,
+            backdrop=backdrop_asked(chosen_backdrop),
         )
     except drafts.DraftGone as error:
         return error_page(request, error)
@@ -329,6 +344,7 @@ async def choose(request: Request, draft_id: str) -> Response:
             error=error,
             chosen_tier=tier_id or None,
             chosen_styles=style_ids,
+            chosen_backdrop=chosen_backdrop,
         )
     order_id = created.order.id
     response = RedirectResponse(f"/orders/{order_id}", status_code=303)
@@ -358,7 +374,9 @@ def _order_view(order: Order, settings: Settings) -> dict[str, Any]:
         style = get_style(style_id)
         items = [v for v in body["variations"] if v["style"] == style_id]
         # Said of the engine that makes this order, not of today's setting.
-        description = describe_style(style, settings, order.engine)
+        # What this order's style gives, its chosen backdrop included.
+        shown = with_backdrop(style, parse_backdrop(order.backdrop))
+        description = describe_style(shown, settings, order.engine)
         groups.append({"style": style, "description": description, "variations": items})
     progress = body["progress"]
     finished = progress["finishing"] + progress["done"] + progress["failed"]

@@ -112,6 +112,10 @@ class Order(BaseModel):
     tier: str
     styles: list[str] = Field(description="The chosen styles' ids, in the order chosen.")
     engine: str = Field(description="The engine that makes this order's headshots.")
+    backdrop: str | None = Field(
+        description="The backdrop chosen for every style (a named colour such as `navy`, or "
+        "`#RRGGBB`); null: each style's own."
+    )
     amount_cents: int
     currency: str
     paid: bool
@@ -355,6 +359,7 @@ def order_of(order: models.Order, orders: str = API_ORDERS) -> Order:
         tier=order.tier,
         styles=order.styles,
         engine=order.engine,
+        backdrop=order.backdrop,
         amount_cents=order.amount_cents,
         currency=order.currency,
         paid=order.is_paid,

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from headshots.backdrops import Backdrop, hex_of, nearest_name
 from headshots.errors import ConfigurationError
 from headshots.styles import Style, prompt_for
 
@@ -391,5 +392,12 @@ def build_input(
             raise ValueError(f"style {style.id} has no usable prompt")
         fields["prompt"] = prompt
     else:
-        fields["background"] = HEADSHOT_BACKGROUNDS.get(style.id, "neutral")
+        fields["background"] = background_name(style)
     return fields
+
+
+def background_name(style: Style) -> str:
+    """professional-headshot's backdrop name: the nearest to a chosen colour, else the style's."""
+    if style.look.exact_backdrop:
+        return nearest_name(Backdrop(hex_of(style.look.background), style.look.background))
+    return HEADSHOT_BACKGROUNDS.get(style.id, "neutral")

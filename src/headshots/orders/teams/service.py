@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from headshots.backdrops import parse_backdrop
 from headshots.config import Settings
+from headshots.engines.base import declared
 from headshots.errors import HeadshotsError
 from headshots.orders import ids, service
 from headshots.orders.models import Order, OrderStatus, PaymentRecord, utcnow
@@ -187,6 +188,8 @@ def create_team(
         chosen = parse_backdrop(backdrop)
     except ValueError as error:
         raise OrderChoiceError(str(error)) from None
+    if chosen is not None and not declared(settings).takes_backdrop_colour:
+        raise service.BackdropNotOffered()  # before the organiser pays
     team_id = ids.new_id()
     admin_token = secrets.token_urlsafe(32)
     invite_code = invite_code_of(team_id, admin_token)
@@ -326,6 +329,8 @@ def join(
         style_ids=list(team.styles),
         engine=engine,
         preflight=preflight,
+        # The team's look: one backdrop for everyone (docs/decisions/0017).
+        backdrop=parse_backdrop(team.backdrop),
     )
     order = created.order
     order.paid_at = now

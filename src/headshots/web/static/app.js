@@ -119,6 +119,25 @@
     });
     counter.setAttribute("tabindex", "-1");
     refresh(false);
+    setupBackdrops(form);
+  }
+
+  // --- choose: the backdrop; picking a brand colour ticks its option ------------
+  function setupBackdrops(form) {
+    var field = $("[data-backdrops]", form);
+    if (!field) return;
+    var brand = $("input[name=brand_colour]", field);
+    var brandRadio = $("input[name=backdrop][value=brand]", field);
+    var note = $("[data-backdrop-note]", field);
+    function describe() {
+      var picked = $("input[name=backdrop]:checked", field);
+      if (!picked || picked.value === "style") { note.textContent = "Each style keeps its own backdrop."; return; }
+      var hex = picked.value === "brand" ? brand.value.toUpperCase() : picked.getAttribute("data-hex");
+      note.textContent = "Every headshot of this order on " + hex + ".";
+    }
+    brand.addEventListener("input", function () { brandRadio.checked = true; describe(); });
+    $all("input[name=backdrop]", field).forEach(function (r) { r.addEventListener("change", describe); });
+    describe();
   }
 
   // --- order: live progress, viewer, countdown -------------------------------------
