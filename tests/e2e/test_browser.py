@@ -360,3 +360,44 @@ def test_a_backdrop_is_chosen_from_swatches_or_a_brand_colour(
     body = page.request.get(f"{base}/orders/{order_id}/progress").json()
     assert body["backdrop"] == "#C8102E"
     no_console_errors(page)
+
+
+def test_the_private_link_opens_the_order_in_another_browser_until_it_is_deleted(
+    browser: Any, page: Any, live: tuple[str, Runtime]
+) -> None:
+    base, _ = live
+    upload_photo(page, base, "obama.jpg")
+    page.click("label.tier-option:has-text('Starter')")
+    page.click("label.style-option:has-text('Corporate')")
+    page.click("text=Make my headshots")
+    page.wait_for_url(re.compile(r"/orders/[\w-]+$"))
+    order_url = page.url
+    assert "opens only in this browser" in page.inner_text("[data-private-link]")
+    link = page.locator("#private-link").input_value()
+    assert link.startswith(f"{order_url}/open#") and len(link.split("#", 1)[1]) >= 32
+    shot(page, "desktop-13-private-link")
+
+    # Another browser, with none of this one's cookies.
+    other = browser.new_context(viewport=DESKTOP)
+    try:
+        elsewhere = other.new_page()
+        requested: list[str] = []
+        elsewhere.on("request", lambda request: requested.append(request.url))
+        elsewhere.goto(link)
+        elsewhere.wait_for_url(order_url)
+        assert "Corporate" in elsewhere.inner_text("main")
+        # The secret travelled in a form body, never in an address.
+        secret = link.split("#", 1)[1]
+        assert not any(secret in url for url in requested)
+        assert "#" not in elsewhere.url
+
+        page.click("text=Delete everything…")
+        page.click("text=Yes, delete everything")
+        page.wait_for_url(f"{base}/deleted")
+        gone = other.new_page()
+        gone.goto(link)
+        gone.wait_for_load_state("networkidle")
+        # Deleting the order revoked the link: the same 404 as any wrong link.
+        assert "There is no order here, or your link is not valid" in gone.inner_text("main")
+    finally:
+        other.close()

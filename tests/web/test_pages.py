@@ -461,3 +461,32 @@ def test_the_rate_limit_refills_over_the_hour() -> None:
     limiter.take("198.51.100.7", now=1201)  # one upload earned back after 20 minutes
     with pytest.raises(RateLimited):
         limiter.take("198.51.100.7", now=1202)
+
+
+def test_a_private_link_opens_the_order_only_with_its_secret(client: TestClient) -> None:
+    order_id = make_order(client)
+    page = client.get(f"/orders/{order_id}")
+    link = re.search(r'id="private-link" type="text" readonly value="([^"]+)"', page.text)
+    assert link is not None
+    secret = link.group(1).split("#", 1)[1]
+    opener = client.get(f"/orders/{order_id}/open")
+    assert opener.status_code == 200 and secret not in opener.text
+    fresh = TestClient(client.app)  # another browser: no cookie of this order
+    landing = fresh.get(f"/orders/{order_id}/open")
+    token = csrf_of(landing)
+    refused = fresh.post(
+        f"/orders/{order_id}/open", data={"csrf": token, "token": "x" * 43}, follow_redirects=False
+    )
+    assert refused.status_code == 404 and f"order_{order_id}" not in refused.headers.get(
+        "set-cookie", ""
+    )
+    without_csrf = fresh.post(
+        f"/orders/{order_id}/open", data={"token": secret}, follow_redirects=False
+    )
+    assert without_csrf.status_code == 403
+    opened = fresh.post(
+        f"/orders/{order_id}/open", data={"csrf": token, "token": secret}, follow_redirects=False
+    )
+    assert opened.status_code == 303 and opened.headers["location"] == f"/orders/{order_id}"
+    assert "HttpOnly" in opened.headers["set-cookie"]
+    assert fresh.get(f"/orders/{order_id}/progress").status_code == 200

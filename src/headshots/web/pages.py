@@ -415,9 +415,40 @@ def order_page(request: Request, order_id: str) -> HTMLResponse:
             "cancelled": cancelled,
             "price": format_price(order.amount_cents, order.currency),
             "membership": membership,
+            # The way back from any browser: the order's own secret, after the
+            # '#', which a browser never sends to a server (so no log holds it).
+            "private_link": f"{base_url(request, runtime).rstrip('/')}{ORDERS}/{order_id}/open#"
+            f"{order_cookie(request, order_id)}",
         },
         headers=NO_STORE,
     )
+
+
+@router.get("/orders/{order_id}/open", response_class=HTMLResponse)
+def open_link_page(request: Request, order_id: str) -> HTMLResponse:
+    """A private link's landing: its script sends the secret after '#' to open_link."""
+    return render(request, "open.html", {"order_id": order_id}, headers=NO_STORE)
+
+
+@router.post("/orders/{order_id}/open")
+async def open_link(request: Request, order_id: str) -> Response:
+    """Open an order in this browser with its private link's secret: the order's cookie."""
+    runtime = runtime_of(request)
+    form = await read_page_form(request)
+    try:
+        csrf_of(request).check(request, form.first(CSRF_FIELD))
+        token = form.first("token") or None
+        with transaction(runtime.sessions) as session:
+            # The same 404 as a missing order for a wrong or revoked link.
+            order = service.open_order(session, order_id, token)
+            expires_at = order.expires_at
+    except HeadshotsError as error:
+        return error_page(request, error)
+    assert token is not None
+    response = RedirectResponse(f"{ORDERS}/{order_id}", status_code=303)
+    max_age = int((expires_at - utcnow()).total_seconds())
+    set_cookie(request, response, runtime.settings, f"order_{order_id}", token, max_age=max_age)
+    return response
 
 
 def _membership(session: Session, order: Order, view: dict[str, Any]) -> dict[str, Any] | None:

@@ -359,7 +359,22 @@
     });
   }
 
+  // --- a private link: the secret after '#' opens the order in this browser --------
+  function setupOpenLink(form) {
+    var secret = window.location.hash.slice(1);
+    // Out of the address bar (and its history) at once.
+    history.replaceState(null, "", window.location.pathname);
+    if (!secret) {
+      $("[data-open-status]", form).textContent =
+        "This link is incomplete: copy the whole private link from your order page.";
+      return;
+    }
+    $("[data-link-secret]", form).value = secret;
+    form.submit();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    $all("[data-open-link]").forEach(setupOpenLink);
     $all("[data-copy]").forEach(setupCopy);
     $all("[data-upload]").forEach(setupUpload);
     $all("[data-choose]").forEach(setupChoose);
