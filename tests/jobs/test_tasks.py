@@ -260,16 +260,31 @@ class CountingEngine(InstantEngine):
     def shape(self) -> Shape:
         return Shape(calls=self.calls_allowed, batch=1)
 
+    # Each call waits (a few seconds at most) for as many calls as the engine
+    # allows to be in flight: on a busy machine the first calls could end
+    # before the last start, and the count would depend on the machine's
+    # speed instead of on what the scheduler allows.
+    arrived: ClassVar[threading.Condition] = threading.Condition()
+    GATHER_SECONDS: ClassVar[float] = 5.0
+
+    @classmethod
+    def expected(cls) -> int:
+        return min(cls.calls_allowed, len(EXECUTIVE) * 4)
+
     def generate(
         self, selfie: PreparedSelfie, style: Style, seeds: Sequence[int], size: tuple[int, int]
     ) -> list[Outcome]:
-        with self._lock:
+        with self.arrived:
             CountingEngine.in_flight += 1
             CountingEngine.most = max(CountingEngine.most, CountingEngine.in_flight)
+            self.arrived.notify_all()
+            self.arrived.wait_for(
+                lambda: CountingEngine.in_flight >= self.expected(), self.GATHER_SECONDS
+            )
         try:
             return super().generate(selfie, style, seeds, size)
         finally:
-            with self._lock:
+            with self.arrived:
                 CountingEngine.in_flight -= 1
 
 
@@ -288,6 +303,9 @@ class AsyncCountingEngine(CountingEngine):
         AsyncCountingEngine.threads.add(threading.get_ident())
         CountingEngine.in_flight += 1  # one loop: no lock needed
         CountingEngine.most = max(CountingEngine.most, CountingEngine.in_flight)
+        deadline = time.monotonic() + self.GATHER_SECONDS
+        while CountingEngine.in_flight < self.expected() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         try:
             await asyncio.sleep(self.delay)
             image = ImageOps.fit(selfie.image, size, Image.Resampling.BILINEAR)

@@ -8,8 +8,10 @@ pixels a person bought are the pixels they get, only cropped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -54,6 +56,17 @@ def parse_formats(text: str) -> list[Format]:
     if not chosen:
         raise ValueError("Choose at least one format: portrait, square or round.")
     return chosen
+
+
+def recorded_face(details: Mapping[str, Any]) -> Box | None:
+    """The face's box an engine recorded for its output (``face_box``), when it did."""
+    box = details.get("face_box")
+    if not (isinstance(box, list) and len(box) == 4):
+        return None
+    try:
+        return Box(*(float(value) for value in box))
+    except (TypeError, ValueError):
+        return None
 
 
 def face_in(image: Image.Image) -> Box | None:

@@ -24,6 +24,7 @@ from PIL import Image
 from headshots.credentials import images as credentials
 from headshots.engines.base import Failed, Rendered
 from headshots.imaging import codecs
+from headshots.imaging.formats import recorded_face
 from headshots.imaging.identity import IdentityScore
 from headshots.imaging.intake import Photo
 from headshots.imaging.selfie import PreparedSelfie, prepare_photo
@@ -133,7 +134,12 @@ class StyleStore:
 
     def _preview(self, claim: Claim, made: Rendered) -> bytes:
         """The watermarked, signed preview of an image."""
-        preview = watermarked_preview(made.image, max_side=self.runtime.settings.preview_max)
+        # The mark thins over the face the engine says it placed (decision 0016).
+        preview = watermarked_preview(
+            made.image,
+            max_side=self.runtime.settings.preview_max,
+            face=recorded_face(made.details),
+        )
         return credentials.sign_preview(
             self.runtime.settings, claim.engine_name, claim.style_id, made.details, preview
         )

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import io
 import zipfile
-from typing import Any
 
 from fastapi import Response
 from fastapi.responses import JSONResponse
 
 from headshots.credentials import images as credentials
 from headshots.errors import HeadshotsError
-from headshots.imaging.faces import Box
-from headshots.imaging.formats import Format, parse_formats
+from headshots.imaging.formats import Format, parse_formats, recorded_face
 from headshots.orders import service
 from headshots.orders.db import transaction
 from headshots.orders.models import SHOWABLE, VariationStatus
@@ -68,7 +66,7 @@ def image_of(
         finishing = variation.status == VariationStatus.FINISHING
         name = file_name(variation.style, variation.index, shape)
         made = credentials.facts_of(runtime.settings, order, variation)  # decision 0011
-        face = face_of(variation.details)
+        face = recorded_face(variation.details)
     assert wrapped_key is not None
     data = _stored(runtime, order_id, wrapped_key, blob, finishing=finishing)
     if clean:
@@ -107,14 +105,6 @@ def shape_asked(text: str | None) -> Format:
 def file_name(style: str, index: int, shape: Format) -> str:
     """``corporate-2-square.png``: style, number and format, nothing about the person."""
     return f"{style}-{index}-{shape.value}.png"
-
-
-def face_of(details: dict[str, Any]) -> Box | None:
-    """The face's box an engine recorded for its output, when it did."""
-    box = details.get("face_box")
-    if not (isinstance(box, list) and len(box) == 4):
-        return None
-    return Box(*(float(value) for value in box))
 
 
 def _stored(
@@ -171,7 +161,7 @@ def zip_response(
                 v.image_blob,
                 v.status == VariationStatus.FINISHING,
                 credentials.facts_of(runtime.settings, order, v),
-                face_of(v.details),
+                recorded_face(v.details),
             )
             for v in order.variations
             if v.status in SHOWABLE and v.image_blob
