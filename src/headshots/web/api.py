@@ -137,8 +137,11 @@ def download(order_id: str, variation_id: str, runtime: RuntimeDep, token: Token
     response_class=Response,
     responses={**file("application/zip", "Every clean headshot."), **refusals(402, 404, 409)},
 )
-def download_zip(order_id: str, runtime: RuntimeDep, token: TokenDep) -> Response:
-    return zip_response(runtime, order_id, token)
+def download_zip(
+    order_id: str, runtime: RuntimeDep, token: TokenDep, favourites: bool = False
+) -> Response:
+    """Every clean PNG; ``?favourites=1``: only the favourites (409 when none is marked)."""
+    return zip_response(runtime, order_id, token, favourites=favourites)
 
 
 @router.post("/orders/{order_id}/checkout", responses=refusals(404, 409, 502))

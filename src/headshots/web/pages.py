@@ -444,8 +444,9 @@ def order_download(request: Request, order_id: str, variation_id: str) -> Respon
 
 
 @router.get("/orders/{order_id}/download.zip")
-def order_zip(request: Request, order_id: str) -> Response:
-    return zip_response(runtime_of(request), order_id, order_cookie(request, order_id))
+def order_zip(request: Request, order_id: str, favourites: bool = False) -> Response:
+    token = order_cookie(request, order_id)
+    return zip_response(runtime_of(request), order_id, token, favourites=favourites)
 
 
 @router.post("/orders/{order_id}/pay")

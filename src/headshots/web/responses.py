@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from headshots.credentials import images as credentials
 from headshots.orders import service
 from headshots.orders.db import transaction
-from headshots.orders.models import SHOWABLE, VariationStatus
+from headshots.orders.models import VariationStatus
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound
 from headshots.web.schemas import API_ORDERS, order_json
@@ -26,6 +26,11 @@ STILL_STORING = "This image is still being stored; try again in a moment."
 # The order's addresses as the pages give them: opened with the order's
 # cookie, which the JSON API does not accept (web.api).
 ORDERS = "/orders"
+
+
+class NoFavourites(service.NotReady):
+    code = "no_favourites"
+    message = "No image of this order is marked as a favourite: mark one, or download them all."
 
 
 def order_response(
@@ -46,7 +51,7 @@ def image_of(
         if clean and not order.is_paid:
             raise service.PaymentRequired()
         blob = variation.image_blob if clean else variation.preview_blob
-        if variation.status not in SHOWABLE or blob is None:
+        if not variation.showable or blob is None:
             raise service.NotReady()
         wrapped_key = order.wrapped_key
         finishing = variation.status == VariationStatus.FINISHING
@@ -88,11 +93,17 @@ def download_response(
     )
 
 
-def zip_response(runtime: Runtime, order_id: str, token: str | None) -> Response:
+def zip_response(
+    runtime: Runtime, order_id: str, token: str | None, *, favourites: bool = False
+) -> Response:
+    """Every clean PNG of a paid order; with ``favourites``, only those the person marked."""
     with transaction(runtime.sessions) as session:
         order = service.open_order(session, order_id, token)
         if not order.is_paid:
             raise service.PaymentRequired()
+        chosen = [v for v in order.variations if v.favourite or not favourites]
+        if not chosen:
+            raise NoFavourites()
         wanted = [
             (
                 f"headshot-{v.style}-{v.index}.png",
@@ -100,8 +111,8 @@ def zip_response(runtime: Runtime, order_id: str, token: str | None) -> Response
                 v.status == VariationStatus.FINISHING,
                 credentials.facts_of(runtime.settings, order, v),
             )
-            for v in order.variations
-            if v.status in SHOWABLE and v.image_blob
+            for v in chosen
+            if v.showable and v.image_blob
         ]
         wrapped_key = order.wrapped_key
     if not wanted:
