@@ -6,10 +6,9 @@
                         |                             |
                         +--failed--> failed           +--given up--> done
                         +--given up--> failed              (image kept, unchecked)
-
-    done or failed --redo--> pending (a redo: orders.redo)
-        a redo's try that fails or is given up --> done with the image it had,
-                                                   or failed as before
+    done, failed --redo (orders.redo)--> pending with a redo_seed, then as above, except:
+    a redo's running --_redo_failed--> done (its image kept) or failed (as it was)
+                     (failed or given up)
 
 A claim after a lease ran out keeps its state (running or finishing); the
 claim after MAX_ATTEMPTS is given up instead: a running variation fails, a
