@@ -16,6 +16,7 @@ import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -26,7 +27,10 @@ from sqlalchemy import select
 
 from headshots.engines.base import Failed, Outcome, Rendered, register_engine
 from headshots.imaging.selfie import PreparedSelfie
-from headshots.orders.models import Order, Variation
+from headshots.jobs import tasks
+from headshots.orders.db import transaction
+from headshots.orders.models import Order, Variation, utcnow
+from headshots.orders.variations import MAX_ATTEMPTS
 from headshots.runtime import Runtime, build_runtime
 from headshots.styles import Style
 from headshots.web.app import create_app
@@ -234,6 +238,51 @@ def test_redos_stop_at_the_order_limit_and_never_start_on_an_unfinished_image(
     assert order_of(client, order)["redos_left"] == 0
     missing = redo(client, order, "A" * 22)
     assert missing.status_code == 404
+
+
+def test_two_redos_racing_for_the_last_one_make_one(service: tuple[TestClient, Runtime]) -> None:
+    client, _ = service
+    order = new_order(client)
+    variations = order_of(client, order)["variations"]
+    assert redo(client, order, variations[0]["id"]).status_code == 202
+    settled(client, order)
+    answers = at_once(
+        lambda: redo(client, order, variations[1]["id"]).status_code,
+        lambda: redo(client, order, variations[2]["id"]).status_code,
+    )
+    assert sorted(answers) == [202, 409]
+    after = settled(client, order)
+    assert after["redos_left"] == 0
+    # The first redo and the race's winner: two images were made again, no more.
+    seeds = zip(after["variations"], variations, strict=True)
+    assert sum(now["seed"] != was["seed"] for now, was in seeds) == 2
+
+
+def test_a_redo_whose_worker_keeps_stopping_keeps_the_image(
+    service: tuple[TestClient, Runtime],
+) -> None:
+    client, runtime = service
+    order = new_order(client)
+    first = order_of(client, order)["variations"][0]
+    SeededEngine.gate.clear()
+    SeededEngine.entered.clear()
+    assert redo(client, order, first["id"]).status_code == 202
+    assert SeededEngine.entered.wait(30)
+    # Its worker is taken for dead once more than it may be: the sweep gives the redo up.
+    with transaction(runtime.sessions) as session:
+        variation = session.get(Variation, first["id"])
+        assert variation is not None
+        variation.lease_until = utcnow() - timedelta(seconds=1)
+        variation.attempts = MAX_ATTEMPTS
+    tasks.run_sweep(runtime)
+    after = settled(client, order)
+    kept = next(v for v in after["variations"] if v["id"] == first["id"])
+    assert kept["status"] == "done" and kept["seed"] == first["seed"]
+    assert "could not be made again" in kept["redo_failure"]
+    assert after["redos_left"] == 2
+    # The call the "dead" worker still waits on ends in a refusal nobody records.
+    SeededEngine.fail_all = True
+    SeededEngine.gate.set()
 
 
 def test_redo_is_off_when_the_operator_sets_none(tmp_path: Path, database_url: str | None) -> None:
