@@ -17,7 +17,8 @@ lifecycle (orders.variations, jobs.tasks) with its new seed: the new image
 is stored under the same names and so replaces the old one the moment it
 lands; a redo that fails leaves the old image and gives the redo back. The
 order is queued again while it is made, so the sweep hands its job out
-again if it is lost, and the order's page follows it live.
+again if it is lost, and the order's page follows it live
+(docs/decisions/0018-redo-and-favourites.md).
 """
 
 from __future__ import annotations
