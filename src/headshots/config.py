@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # are bounded by each engine's shape, not by this.
     concurrency: Annotated[int, Field(ge=0, le=64)] = 0
     retention_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24.0
+    # How many times a person may have one of an order's variations made
+    # again with a new seed; 0 turns redo off. An order keeps the number it
+    # was made with, as it keeps its price (orders.redo).
+    redos_per_order: Annotated[int, Field(ge=0, le=100)] = 4
     # A worker holds each variation it works on for this long and renews the
     # lease every lease_renew_seconds; a lease that runs out (the worker
     # died) lets the sweep hand the variation to another worker.

@@ -24,7 +24,7 @@ from sqlalchemy.exc import OperationalError
 from headshots.runtime import Runtime
 from tests.support import DATABASES, POSTGRES_URL, unavailable
 
-HEAD = "0009"
+HEAD = "0010"
 
 CHECK = """
 import sys

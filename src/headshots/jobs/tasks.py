@@ -254,6 +254,11 @@ def compact(runtime: Runtime, claim: Claim) -> None:
     (about 90 ms an image) is never what a person waits for.
     """
     blobs = runtime.blobs
+    # A redo (orders.redo) writes a new image under the same name: the PNG
+    # of the image read here must not land over it.
+    seed = _final_seed(runtime, claim)
+    if seed is None:
+        return  # being made again: the redo's own PNG follows it
     # Registered like a job, so a shred here stops it and waits for it.
     with runtime.shreds.working_on(claim.order_id) as stop, _store_outage_counted():
         try:
@@ -266,7 +271,7 @@ def compact(runtime: Runtime, claim: Claim) -> None:
         signed = credentials.sign_final_png(
             runtime.settings, runtime.sessions, claim.variation_id, png
         )
-        if stop.is_set():
+        if stop.is_set() or _final_seed(runtime, claim) != seed:
             return
         try:
             blobs.put(claim.order_id, claim.wrapped_key, claim.image_blob, signed)
@@ -276,6 +281,11 @@ def compact(runtime: Runtime, claim: Claim) -> None:
         gone = variations.order_gone(session, claim.order_id)
     if gone:  # shredded while this was written: what was written goes too
         blobs.shred(claim.order_id)
+
+
+def _final_seed(runtime: Runtime, claim: Claim) -> int | None:
+    with transaction(runtime.sessions) as session:
+        return variations.final_seed(session, claim.variation_id)
 
 
 def _compact_each(runtime: Runtime, claims: list[Claim]) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -100,6 +101,9 @@ class Order(Base):
     checkout_session_id: Mapped[str | None] = mapped_column(String(255), index=True)
     # Preflight findings shown before payment (codes and measurements only).
     preflight: Mapped[list[Any] | None] = mapped_column(JSON)
+    # Variations the person may still have made again (orders.redo): set
+    # from HEADSHOTS_REDOS_PER_ORDER when the order is made.
+    redos_left: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     variations: Mapped[list[Variation]] = relationship(
         back_populates="order",
@@ -182,8 +186,19 @@ class Variation(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     image_blob: Mapped[str | None] = mapped_column(String(64))
     preview_blob: Mapped[str | None] = mapped_column(String(64))
+    # The person's mark: the favourites-only zip holds these.
+    favourite: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The seed of a redo under way (orders.redo), None when none is: the
+    # image made before stays shown until the redo's image replaces it.
+    redo_seed: Mapped[int | None] = mapped_column(Integer)
 
     order: Mapped[Order] = relationship(back_populates="variations")
+
+    @property
+    def showable(self) -> bool:
+        """Its preview can be shown: made, or kept while it is made again."""
+        kept = self.redo_seed is not None and self.preview_blob is not None
+        return self.status in SHOWABLE or kept
 
 
 class PaymentRecord(Base):

@@ -115,6 +115,7 @@ def create_order(
         amount_cents=tier.price_cents,
         currency=tier.currency,
         preflight=preflight,
+        redos_left=settings.redos_per_order,
     )
     order.variations.extend(_variations(style_ids, settings.variations, now))
     try:

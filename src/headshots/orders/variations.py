@@ -6,10 +6,18 @@
                         |                             |
                         +--failed--> failed           +--given up--> done
                         +--given up--> failed              (image kept, unchecked)
+    done, failed --redo (orders.redo)--> pending with a redo_seed, then as above, except:
+    a redo's running --_redo_failed--> done (its image kept) or failed (as it was)
+                     (failed or given up)
 
 A claim after a lease ran out keeps its state (running or finishing); the
 claim after MAX_ATTEMPTS is given up instead: a running variation fails, a
 finishing one is done with the image it has (claim, _give_up).
+
+A redo (orders.redo) runs through the same states with its ``redo_seed``;
+the image made before stays shown until the redo's preview is stored under
+the same names (preview_stored). A redo that fails before that leaves the
+variation as it was and gives the order its redo back (_redo_failed).
 
 A worker claims a variation with a conditional UPDATE and a short lease in
 the database before any work starts, so a second delivery of the same job
@@ -98,7 +106,7 @@ def claim(
         variation = session.get(Variation, variation_id)
         assert variation is not None
         if variation.attempts > MAX_ATTEMPTS:
-            _give_up(variation, now)
+            _give_up(session, variation, now)
             continue
         claims.append(_claim_of(variation))
     finished = False
@@ -154,7 +162,8 @@ def _claim_of(variation: Variation) -> Claim:
         wrapped_key=order.wrapped_key,
         engine_name=order.engine,
         style_id=variation.style,
-        seed=variation.seed,
+        # A redo's try has its own seed until its image lands (preview_stored).
+        seed=variation.redo_seed if variation.redo_seed is not None else variation.seed,
         attempt=variation.attempts,
         backdrop=order.backdrop,
         finishing=variation.status == VariationStatus.FINISHING,
@@ -182,9 +191,13 @@ def _lock_order(session: Session, order_id: str) -> None:
     session.execute(select(Order.id).where(Order.id == order_id).with_for_update(key_share=True))
 
 
-def _give_up(variation: Variation, now: datetime) -> None:
+def _give_up(session: Session, variation: Variation, now: datetime) -> None:
     variation.finished_at = now
     variation.lease_until = None
+    if variation.redo_seed is not None:
+        reason = "This image could not be made again; its worker kept stopping."
+        _redo_failed(session, variation, code="gave_up", reason=reason, details={})
+        return
     if variation.status == VariationStatus.FINISHING:
         # The image exists; only its check kept failing. Keep the image.
         variation.status = VariationStatus.DONE
@@ -215,6 +228,13 @@ def preview_stored(
     recorded, variation = _current(session, claim, VariationStatus.RUNNING)
     if variation is None:
         return recorded
+    if variation.redo_seed is not None:
+        # A redo's image landed: it replaced the one made before (same
+        # names), and what the old one was checked and cost goes with it.
+        details = _costs_added(variation.details, details)
+        variation.redo_seed = None
+        variation.identity_distance = None
+        variation.identity_flag = None
     variation.status = VariationStatus.FINISHING
     variation.seed = seed
     variation.seconds = round(seconds, 3)
@@ -250,12 +270,51 @@ def failed(
     recorded, variation = _current(session, claim, VariationStatus.RUNNING)
     if variation is None:
         return recorded
+    if variation.redo_seed is not None:
+        _redo_failed(session, variation, code=code, reason=reason, details=details)
+        return _ended(session, variation)
     variation.status = VariationStatus.FAILED
     variation.failure_code = code
     variation.failure_reason = reason
     variation.seconds = round(seconds, 3)
     variation.details = dict(details)
     return _ended(session, variation)
+
+
+def _redo_failed(
+    session: Session, variation: Variation, *, code: str, reason: str, details: dict[str, Any]
+) -> None:
+    """A redo that could not be made: the variation keeps what it had, the order its redo.
+
+    The failed call's cost is still counted on the variation.
+    """
+    variation.redo_seed = None
+    if variation.image_blob is not None:
+        variation.status = VariationStatus.DONE
+    else:  # it had failed before the redo, and failed again
+        variation.status = VariationStatus.FAILED
+        variation.failure_code = code
+        variation.failure_reason = reason
+    kept = {k: v for k, v in variation.details.items() if k != "rerolling"}
+    variation.details = {**_costs_added(kept, details), "redo_failure": reason}
+    session.execute(
+        update(Order)
+        .where(Order.id == variation.order_id)
+        .values(redos_left=Order.redos_left + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _costs_added(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """``after``, its ``cost_usd`` the sum of both: every hosted call's cost stays counted."""
+    spent = [
+        cost
+        for cost in (before.get("cost_usd"), after.get("cost_usd"))
+        if isinstance(cost, int | float)
+    ]
+    if not spent:
+        return dict(after)
+    return {**after, "cost_usd": round(sum(spent), 6)}
 
 
 def rerolling(
@@ -322,6 +381,23 @@ def renew(session: Session, claims: Iterable[Claim], *, lease_seconds: float) ->
             .execution_options(synchronize_session=False)
         )
     return order_id is None or not order_gone(session, order_id)
+
+
+def final_seed(session: Session, variation_id: str) -> int | None:
+    """The seed of a done variation's image; None while it has no final one.
+
+    A variation being made again (orders.redo) has none: its image may be
+    replaced at any moment.
+    """
+    row = session.execute(
+        select(Variation.seed, Variation.status, Variation.redo_seed).where(
+            Variation.id == variation_id
+        )
+    ).first()
+    if row is None or row.status != VariationStatus.DONE or row.redo_seed is not None:
+        return None
+    seed: int = row.seed
+    return seed
 
 
 def order_gone(session: Session, order_id: str) -> bool:

@@ -168,8 +168,11 @@ def download_zip(
             "by default."
         ),
     ] = None,
+    favourites: Annotated[
+        bool, Query(description="Only the favourites (409 when none is marked).")
+    ] = False,
 ) -> Response:
-    return zip_response(runtime, order_id, token, shapes_asked(formats))
+    return zip_response(runtime, order_id, token, shapes_asked(formats), favourites=favourites)
 
 
 @router.post("/orders/{order_id}/checkout", responses=refusals(404, 409, 502))

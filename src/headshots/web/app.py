@@ -20,7 +20,7 @@ from headshots.errors import HeadshotsError
 from headshots.jobs import worker
 from headshots.orders import db
 from headshots.runtime import Runtime, build_runtime
-from headshots.web import events, pages, team_pages, teams
+from headshots.web import events, pages, redo, team_pages, teams
 from headshots.web.api import error_body, router
 from headshots.web.guards import RequestGuards
 from headshots.web.limits import upload_limiter
@@ -91,6 +91,8 @@ def create_app(runtime: Runtime | None = None, *, run_consumer: bool | None = No
     app.include_router(router)
     app.include_router(teams.router)
     app.include_router(team_pages.router)
+    app.include_router(redo.router)
+    app.include_router(redo.pages)
     app.include_router(pages.router)
     app.include_router(events.router)
     _add_error_handlers(app)

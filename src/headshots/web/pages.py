@@ -496,11 +496,12 @@ def order_download(request: Request, order_id: str, variation_id: str) -> Respon
 
 
 @router.get("/orders/{order_id}/download.zip")
-def order_zip(request: Request, order_id: str) -> Response:
+def order_zip(request: Request, order_id: str, favourites: bool = False) -> Response:
     # The page's form sends one ``formats`` per ticked box; the API one list.
     asked = request.query_params.getlist("formats")
     shapes = shapes_asked(",".join(asked) if asked else None)
-    return zip_response(runtime_of(request), order_id, order_cookie(request, order_id), shapes)
+    token = order_cookie(request, order_id)
+    return zip_response(runtime_of(request), order_id, token, shapes, favourites=favourites)
 
 
 @router.post("/orders/{order_id}/pay")

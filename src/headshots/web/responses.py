@@ -18,7 +18,7 @@ from headshots.errors import HeadshotsError
 from headshots.imaging.formats import Format, parse_formats, recorded_face
 from headshots.orders import service
 from headshots.orders.db import transaction
-from headshots.orders.models import SHOWABLE, VariationStatus
+from headshots.orders.models import VariationStatus
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound
 from headshots.web.schemas import API_ORDERS, order_json
@@ -28,6 +28,11 @@ STILL_STORING = "This image is still being stored; try again in a moment."
 # The order's addresses as the pages give them: opened with the order's
 # cookie, which the JSON API does not accept (web.api).
 ORDERS = "/orders"
+
+
+class NoFavourites(service.NotReady):
+    code = "no_favourites"
+    message = "No image of this order is marked as a favourite: mark one, or download them all."
 
 
 def order_response(
@@ -60,7 +65,7 @@ def image_of(
             raise service.PaymentRequired()
         # A paid order's previews are made from its clean image (decision 0016).
         blob = variation.image_blob if clean or paid else variation.preview_blob
-        if variation.status not in SHOWABLE or blob is None:
+        if not variation.showable or blob is None:
             raise service.NotReady()
         wrapped_key = order.wrapped_key
         finishing = variation.status == VariationStatus.FINISHING
@@ -147,13 +152,19 @@ def zip_response(
     order_id: str,
     token: str | None,
     shapes: list[Format] | None = None,
+    *,
+    favourites: bool = False,
 ) -> Response:
-    """Every clean headshot of a paid order, in each of ``shapes`` (the portrait by default)."""
+    """Every clean headshot of a paid order, in each of ``shapes`` (the portrait by default);
+    with ``favourites``, only those the person marked."""
     shapes = shapes or [Format.PORTRAIT]
     with transaction(runtime.sessions) as session:
         order = service.open_order(session, order_id, token)
         if not order.is_paid:
             raise service.PaymentRequired()
+        chosen = [v for v in order.variations if v.favourite or not favourites]
+        if not chosen:
+            raise NoFavourites()
         wanted = [
             (
                 v.style,
@@ -163,8 +174,8 @@ def zip_response(
                 credentials.facts_of(runtime.settings, order, v),
                 recorded_face(v.details),
             )
-            for v in order.variations
-            if v.status in SHOWABLE and v.image_blob
+            for v in chosen
+            if v.showable and v.image_blob
         ]
         wrapped_key = order.wrapped_key
         archive_name = f"headshots-{order.created_at:%Y-%m-%d}-{order.tier}.zip"

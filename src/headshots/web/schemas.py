@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, WithJsonSchema
 
 from headshots.imaging.identity import LOOKS_DIFFERENT
 from headshots.orders import models
-from headshots.orders.models import SHOWABLE, OrderStatus, VariationStatus
+from headshots.orders.models import OrderStatus, VariationStatus
 
 # Where an order's images are fetched: the API's own addresses, or the
 # pages' (web.pages), which open with the order's cookie.
@@ -78,6 +78,15 @@ class Variation(BaseModel):
     seconds: float | None = Field(description="How long the engine took for this image.")
     preview_url: str | None = Field(description="The watermarked JPEG, once it can be shown.")
     download_url: str | None = Field(description="The clean PNG, once shown and paid for.")
+    # Redo and favourites (orders.redo, orders.favourites).
+    favourite: bool = Field(description="The person marked it; `?favourites=1` zips only these.")
+    redoing: bool = Field(
+        description="It is being made again with a new seed: the image made before stays at "
+        "`preview_url` until the new one replaces it."
+    )
+    redo_failure: str | None = Field(
+        description="Why its last redo could not be made; it kept its image and the order its redo."
+    )
 
 
 class Progress(BaseModel):
@@ -126,6 +135,9 @@ class Order(BaseModel):
     preflight: list[PreflightFinding]
     variations: list[Variation]
     zip_url: str | None = Field(description="Every clean PNG in one zip, once paid for.")
+    redos_left: int = Field(
+        description="How many more variations may be made again (`POST .../variations/{id}/redo`)."
+    )
 
 
 class NewOrder(Order):
@@ -135,6 +147,13 @@ class NewOrder(Order):
         description="Send as `Authorization: Bearer <token>` on every call for this order. "
         "Shown only in this answer."
     )
+
+
+class Redo(BaseModel):
+    """A variation being made again: the answer to `POST .../redo` (202)."""
+
+    variation: Variation
+    redos_left: int = Field(description="How many more variations the order may have made again.")
 
 
 class Checkout(BaseModel):
@@ -297,7 +316,8 @@ _REFUSALS = {
     401: "No admin token was sent: `Authorization: Bearer <admin token>`.",
     402: "The order, or the team whose invite it uses, is not paid for yet.",
     404: "No such order, or the token does not open it: the two are not told apart.",
-    409: "Not ready yet, already paid, or no seat left in the team.",
+    409: "Not ready yet, already paid, no seat left in the team, no redo left, or no "
+    "favourite marked.",
     410: "The team has ended or expired; its invite and its pictures are gone.",
     413: "The upload or its pixels are larger than this service takes.",
     422: "The request or the photo was refused; `detail` says why.",
@@ -321,7 +341,7 @@ def file(media_type: str, description: str) -> dict[int | str, dict[str, Any]]:
 
 def variation_of(order: models.Order, variation: models.Variation, orders: str) -> Variation:
     base = f"{orders}/{order.id}/variations/{variation.id}"
-    showable = variation.status in SHOWABLE
+    showable = variation.showable
     flag = variation.identity_flag
     failed = variation.status == VariationStatus.FAILED
     return Variation(
@@ -345,6 +365,9 @@ def variation_of(order: models.Order, variation: models.Variation, orders: str) 
         seconds=variation.seconds,
         preview_url=f"{base}/preview" if showable else None,
         download_url=f"{base}/download" if showable and order.is_paid else None,
+        favourite=variation.favourite,
+        redoing=variation.redo_seed is not None,
+        redo_failure=variation.details.get("redo_failure"),
     )
 
 
@@ -370,6 +393,7 @@ def order_of(order: models.Order, orders: str = API_ORDERS) -> Order:
         preflight=[PreflightFinding(**finding) for finding in order.preflight or []],
         variations=[variation_of(order, v, orders) for v in order.variations],
         zip_url=f"{orders}/{order.id}/download.zip" if order.is_paid else None,
+        redos_left=order.redos_left,
     )
 
 

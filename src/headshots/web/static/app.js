@@ -148,27 +148,51 @@
     return hours ? hours + " h " + (minutes < 10 ? "0" : "") + minutes + " min" : minutes + " min";
   }
 
-  function addFlag(tile, variation) {
-    var identity = variation.identity;
-    if (!identity || !(identity.flag || identity.rerolling)) return;
+  function note(tile, text, redoing) {
     var flag = document.createElement("p");
     flag.className = "flag";
     flag.setAttribute("role", "note");
-    flag.textContent = identity.rerolling ? REROLLING : identity.message;
-    tile.appendChild(flag);
+    if (redoing) flag.setAttribute("data-redoing", "");
+    flag.textContent = text;
+    tile.insertBefore(flag, $("[data-tile-actions]", tile));
+  }
+
+  function addFlag(tile, variation) {
+    var identity = variation.identity;
+    if (variation.redoing) note(tile, REDOING, true);
+    else if (identity && (identity.flag || identity.rerolling)) note(tile, identity.rerolling ? REROLLING : identity.message);
+    if (variation.redo_failure) note(tile, "It could not be made again (" + variation.redo_failure + "); you kept this one and your redo.");
   }
 
   var REROLLING = "This one looked less like you: making it again…";
+  var REDOING = "Being made again with a new seed: this one stays until the new one is ready…";
 
   // What a tile shows: a change of any of these redraws it.
   function tileKey(variation) {
-    return [variation.status, variation.seed, variation.identity && variation.identity.rerolling].join("|");
+    return [variation.status, variation.seed, variation.identity && variation.identity.rerolling,
+      variation.redoing, variation.redo_failure || ""].join("|");
+  }
+
+  // A tile's buttons (favourite, "Make again") outlive its redraws; their state follows the order.
+  function refreshActions(tile, variation, redosLeft) {
+    var redo = $("[data-redo]", tile);
+    if (redo) redo.hidden = !(redosLeft > 0 && (variation.status === "done" || variation.status === "failed"));
+    var form = $("[data-favourite]", tile);
+    if (!form) return;
+    var pressed = variation.favourite ? "true" : "false";
+    var button = $("button", form);
+    if (button.getAttribute("aria-pressed") === pressed) return;
+    button.setAttribute("aria-pressed", pressed);
+    $("input[name=favourite]", form).value = variation.favourite ? "0" : "1";
+    $("[aria-hidden]", button).textContent = variation.favourite ? "★" : "☆";
   }
 
   function tileContent(tile, variation, styleTitle) {
     tile.setAttribute("data-state", variation.status);
     tile.setAttribute("data-key", tileKey(variation));
+    var actions = $("[data-tile-actions]", tile);
     tile.textContent = "";
+    if (actions) tile.appendChild(actions);
     if (variation.preview_url) {
       var link = document.createElement("a");
       link.className = "enlarge";
@@ -184,7 +208,7 @@
       img.alt = styleTitle + " headshot, variation " + variation.index +
         (document.querySelector("[data-paid=true]") ? "" : " (watermarked preview)");
       link.appendChild(img);
-      tile.appendChild(link);
+      tile.insertBefore(link, actions);
       addFlag(tile, variation);
       return;
     }
@@ -203,10 +227,10 @@
       spinner.className = "spinner";
       spinner.setAttribute("aria-hidden", "true");
       box.appendChild(spinner);
-      text.textContent = variation.status === "running" ? "Being made…" : "Waiting…";
+      text.textContent = variation.redoing ? "Being made again…" : variation.status === "running" ? "Being made…" : "Waiting…";
     }
     box.appendChild(text);
-    tile.appendChild(box);
+    tile.insertBefore(box, actions);
   }
 
   function setupOrder(root) {
@@ -230,16 +254,18 @@
       if (body.status === "queued" && summary) {
         summary.textContent = finished + " of " + body.variations.length + " finished. They appear below as they are made.";
       }
+      var redosLeft = $("[data-redos-left]", root);
+      if (redosLeft) redosLeft.textContent = body.redos_left;
       body.variations.forEach(function (variation) {
         var tile = $('[data-variation="' + variation.id + '"]', root);
+        if (tile) refreshActions(tile, variation, body.redos_left);
         if (!tile || tile.getAttribute("data-key") === tileKey(variation)) return;
         var shown = tile.getAttribute("data-key") || "";
         if (variation.status === "done" && shown.indexOf("finishing|" + variation.seed + "|") === 0) {
           // The same preview is on screen already: add only what the check found.
           tile.setAttribute("data-state", "done");
           tile.setAttribute("data-key", tileKey(variation));
-          var old = $(".flag", tile);
-          if (old) old.remove();
+          $all(".flag", tile).forEach(function (old) { old.remove(); });
           addFlag(tile, variation);
           return;
         }
