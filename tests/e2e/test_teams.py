@@ -20,6 +20,7 @@ import pytest
 
 from headshots.runtime import Runtime
 from tests.e2e.test_browser import DESKTOP, PHONE_390, fits_width, no_console_errors, shot
+from tests.support import InstantEngine
 
 pytestmark = pytest.mark.browser
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -51,8 +52,12 @@ def context(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.mark.parametrize("context", [DESKTOP, PHONE_390], indirect=True, ids=["1280", "390"])
-def test_an_organiser_and_two_members(context: Any, live: tuple[str, Runtime]) -> None:
+def test_an_organiser_and_two_members(
+    context: Any, live: tuple[str, Runtime], monkeypatch: pytest.MonkeyPatch
+) -> None:
     base, _ = live
+    # The team's look includes a backdrop: the engine must be one that paints it.
+    monkeypatch.setattr(InstantEngine, "takes_backdrop_colour", True)
     organiser = context()
     size = str(organiser.viewport_size["width"])
 

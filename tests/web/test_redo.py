@@ -413,7 +413,7 @@ def test_favourites_are_marked_unmarked_and_zipped_alone(
     archive = client.get(favourites_zip, headers=headers)
     assert archive.status_code == 200
     with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
-        assert sorted(bundle.namelist()) == ["headshot-corporate-1.png", "headshot-corporate-3.png"]
+        assert sorted(bundle.namelist()) == ["corporate-1-portrait.png", "corporate-3-portrait.png"]
     with zipfile.ZipFile(
         io.BytesIO(client.get(f"/api/orders/{order['id']}/download.zip", headers=headers).content)
     ) as bundle:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from headshots.orders.models import Order
 from headshots.runtime import Runtime
-from tests.support import auth, confirm_local_payment, wait_ready
+from tests.support import InstantEngine, auth, confirm_local_payment, wait_ready
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -172,7 +172,9 @@ def test_refusals_each_with_a_sentence_and_no_seat_used(
         assert session.query(Order).count() == 1  # only the one member who got a seat
 
 
-def test_creating_a_team_refuses_what_cannot_be(client: TestClient) -> None:
+def test_creating_a_team_refuses_what_cannot_be(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for body, words in (
         ({"name": "A", "seats": 0, "styles": ["corporate"]}, "seats"),
         ({"name": "A", "seats": 501, "styles": ["corporate"]}, "seats"),
@@ -186,6 +188,13 @@ def test_creating_a_team_refuses_what_cannot_be(client: TestClient) -> None:
         answer = client.post("/api/teams", json=body)
         assert answer.status_code == 422, body
         assert words in answer.json()["detail"], answer.json()
+    # A backdrop the engine cannot paint is refused before the organiser pays.
+    unpaintable = client.post(
+        "/api/teams", json={"name": "A", "seats": 2, "styles": ["corporate"], "backdrop": "navy"}
+    )
+    assert unpaintable.status_code == 422
+    assert unpaintable.json()["error"] == "backdrop_not_offered"
+    monkeypatch.setattr(InstantEngine, "takes_backdrop_colour", True)
     by_tier = create_team(client, tier="professional", styles=[], backdrop="navy")
     assert by_tier["styles"] == ["corporate", "creative", "startup"]
     assert by_tier["backdrop"] == "navy"

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from headshots.backdrops import NAMED
+from headshots.engines.base import declared
 from headshots.errors import HeadshotsError
 from headshots.orders import intake
 from headshots.orders.db import transaction
@@ -40,9 +41,11 @@ def _admin_token(request: Request, team_id: str) -> str | None:
 
 
 def _form_values(request: Request, **chosen: Any) -> dict[str, Any]:
+    # A backdrop is offered only where the engine can paint one.
+    can_paint = declared(runtime_of(request).settings).takes_backdrop_colour
     return {
         "styles": STYLES,
-        "backdrops": list(NAMED),
+        "backdrops": list(NAMED) if can_paint else [],
         "chosen": {"seats": 5, "days": 7, "styles": ["corporate"], **chosen},
     }
 
