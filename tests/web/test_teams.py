@@ -320,3 +320,25 @@ def test_a_pick_needs_a_team_and_a_finished_image(client: TestClient, selfie: by
     client.delete(f"/api/teams/{team['id']}", headers=auth(team["admin_token"]))
     late = client.post(path, headers=auth(member["token"]))
     assert late.status_code == 410 and "ended" in late.json()["detail"]
+
+
+def test_the_same_image_given_twice_at_once_is_one_pick(
+    client: TestClient, runtime: Runtime, selfie: bytes
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from headshots.orders.teams.models import Pick
+
+    team = create_team(client, seats=1)
+    pay_team(client, team)
+    member = join(client, code_of(team), selfie).json()
+    ready = wait_ready(client, member["id"], member["token"])
+    path = f"/api/orders/{member['id']}/variations/{ready['variations'][0]['id']}/pick"
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(
+            pool.map(lambda _: client.post(path, headers=auth(member["token"])), range(6))
+        )
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+    with runtime.sessions() as session:
+        picks = session.query(Pick).all()
+        assert len(picks) == 1

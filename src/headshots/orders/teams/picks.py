@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from headshots.errors import HeadshotsError
@@ -105,8 +106,17 @@ def pick(
     picked.wrapped_key = wrapped_key
     try:
         blobs.put(picked.id, wrapped_key, PICK_BLOB, png)
-        session.add(picked)
-        session.flush()
+        # A savepoint: when the same image is given twice at once, the
+        # second insert meets the first's row, and this answers that pick.
+        with session.begin_nested():
+            session.add(picked)
+            session.flush()
+    except IntegrityError:
+        blobs.shred(picked.id)
+        first = session.scalars(select(Pick).where(Pick.variation_id == variation.id)).first()
+        if first is None:
+            raise
+        return first
     except BaseException:
         blobs.shred(picked.id)
         raise
