@@ -172,8 +172,10 @@ def matched_landmarks(
     )
     face = np.zeros((height, width), np.uint8)
     cv2.fillConvexPoly(face, cv2.convexHull(np.round(source).astype(np.int32)), (255,))
-    grey_selfie = cv2.cvtColor(np.ascontiguousarray(selfie), cv2.COLOR_RGB2GRAY)
-    grey_back = cv2.cvtColor(back, cv2.COLOR_RGB2GRAY)
+    grey_selfie = np.asarray(
+        cv2.cvtColor(np.ascontiguousarray(selfie), cv2.COLOR_RGB2GRAY), np.uint8
+    )
+    grey_back = np.asarray(cv2.cvtColor(back, cv2.COLOR_RGB2GRAY), np.uint8)
     correction = np.eye(2, 3, dtype=np.float32)
     correlation = 0.0
     # Coarse to fine: at a quarter size a mesh misread by a tenth of the
