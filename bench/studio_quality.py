@@ -15,8 +15,12 @@ Per check, the number of outputs that fail it:
   although the photo had room above the head (the segmenter run on the
   output itself, not the engine's own mask);
 - ``halo``: the engine's halo measure at the cut-out's edge over its limit;
-- ``skin``: the skin tone of cheeks and forehead (face found again in the
-  output) moved by more than Delta-E 5; the median is reported too;
+- ``skin``: the skin tone of cheeks and forehead moved by more than
+  Delta-E 5 (the face found again in the output and aligned with the
+  selfie's, imaging.quality.matched_landmarks, so both are read at the
+  same spots); the median is reported too. ``face_lost`` counts outputs
+  whose face is not found again, ``skin_unmatched`` those whose face does
+  not align with the selfie's;
 - ``alike``: two of a style's four variations closer than the stated minimum.
 
 It writes contact sheets (selfie, then the four variations of a style, a
@@ -150,6 +154,9 @@ def judge(
                 row["skin"] = round(skin(selfie.image, outcome.image), 2)
             except HeadshotsError:
                 row["face_lost"] = True
+            except ValueError:
+                # The face found does not align with the selfie's as framed.
+                row["skin_unmatched"] = True
             rows.append(row)
         distances = [
             quality.variation_distance(np.asarray(a), np.asarray(b))
@@ -217,9 +224,11 @@ def main() -> None:
                     checks["stretched"] = row["stretched"]
                     checks["halo"] = row["halo"] > quality.HALO_LIMIT
                     checks["face_lost"] = bool(row.get("face_lost"))
+                    checks["skin_unmatched"] = bool(row.get("skin_unmatched"))
                     if not row.get("face_lost"):
-                        skins.append(row["skin"])
                         checks["head_cut"] = row["head_cut"]
+                    if "skin" in row:
+                        skins.append(row["skin"])
                         checks["skin"] = row["skin"] > quality.SKIN_DELTA_E_MAX
                 for check, failed in checks.items():
                     if failed:

@@ -107,6 +107,36 @@ def test_variations_of_a_tight_photo_still_differ(
     assert all("bottom" not in outcome.details["fades_into_backdrop"] for outcome in rendered)
 
 
+def test_minimal_variations_differ_where_the_frame_cannot(
+    engine: StudioEngine, studio_settings: Settings
+) -> None:
+    """The photo whose four minimal headshots came closest (2.60, two of them lit from
+    the same side with the frame locked by the photo): on a white seamless the
+    key light's sweep across it, stronger on the darker variations, keeps them apart."""
+    selfie = prepared("faces-more/gatsbyblog_profile-pic.jpg", studio_settings)
+    outcomes = engine.generate(selfie, get_style("minimal"), [1, 2, 3, 4], SIZE)
+    images = [np.asarray(o.image) for o in outcomes if isinstance(o, Rendered)]
+    assert len(images) == 4
+    for first, second in combinations(images, 2):
+        assert quality.variation_distance(first, second) >= VARIATION_MIN_DISTANCE
+
+
+def test_the_key_lights_side_shows_on_a_white_seamless(
+    engine: StudioEngine, obama: PreparedSelfie
+) -> None:
+    """Minimal's light leaves almost no shadow on the face; the backdrop shows where it
+    comes from: the edge away from the key is darker than the edge towards it."""
+    for seed in SEEDS:
+        (outcome,) = engine.generate(obama, get_style("minimal"), [seed], SIZE)
+        assert isinstance(outcome, Rendered)
+        image = pixels(outcome.image)
+        left, right = image[:80, :60].mean(), image[:80, -60:].mean()
+        key_side, far_side = (
+            (left, right) if outcome.details["light_side"] == "left" else (right, left)
+        )
+        assert key_side - far_side > 6, (outcome.details, key_side, far_side)
+
+
 def test_same_seed_gives_the_same_image(
     engine: StudioEngine, obama: PreparedSelfie, corporate: list[Rendered]
 ) -> None:

@@ -9,6 +9,7 @@ import pytest
 from headshots.imaging.matting import (
     cut_out,
     decontaminate,
+    drop_fragments,
     merge_detail,
     refine_alpha,
     weighted_blur,
@@ -144,3 +145,67 @@ def test_merged_detail_takes_over_inside_without_a_seam() -> None:
     # The fade: no jump bigger than a few percent between neighbours.
     assert np.abs(np.diff(merged, axis=1)).max() < 0.15
     assert np.abs(np.diff(merged, axis=0)).max() < 0.15
+
+
+def _portrait_with_fragments() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """A head and shoulders with the pieces of background a segmenter leaves.
+
+    ``alpha`` is what the cut-out holds after the close look at the head:
+    the person, a lamp beside the hair (an island), a railing joined to
+    the shoulder by a bridge, a wisp of hair just outside the head and a
+    speck. ``scene`` is the whole photo's mask: the railing there stands
+    apart from the person, the bridge and the wisp are not in it.
+    """
+    height, width = 600, 480
+    alpha = np.zeros((height, width), np.float32)
+    cv2.circle(alpha, (240, 200), 90, 1.0, -1)  # the head
+    cv2.ellipse(alpha, (240, 600), (220, 200), 0, 180, 360, 1.0, -1)  # shoulders
+    parts = {name: np.zeros((height, width), np.uint8) for name in ("lamp", "railing", "wisp")}
+    cv2.ellipse(parts["lamp"], (420, 120), (40, 25), 0, 0, 360, 1, -1)
+    cv2.rectangle(parts["railing"], (0, 430), (70, 450), 1, -1)
+    bridge = np.zeros_like(parts["railing"])
+    cv2.rectangle(bridge, (70, 430), (130, 450), 1, -1)
+    cv2.line(parts["wisp"], (320, 150), (345, 128), 1, 3)
+    scene = alpha.copy()
+    scene[parts["lamp"] > 0] = 1.0
+    scene[parts["railing"] > 0] = 1.0
+    for piece in (parts["lamp"], parts["railing"], bridge, parts["wisp"]):
+        alpha[piece > 0] = 1.0
+    alpha[50:53, 60:63] = 0.8  # a speck
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 1.0)
+    anchor = np.zeros((height, width), np.uint8)
+    cv2.circle(anchor, (240, 210), 50, 1, -1)  # the face
+    return alpha, scene, anchor, parts
+
+
+def test_pieces_of_the_old_background_are_dropped() -> None:
+    """A lamp beside the hair, a railing the close look joined to an arm, a speck:
+    none is the person, and the new backdrop must not show them."""
+    alpha, scene, anchor, parts = _portrait_with_fragments()
+    kept = drop_fragments(alpha, scene, anchor)
+    assert kept[parts["lamp"] > 0].max() < 0.02
+    assert kept[parts["railing"] > 0].max() < 0.02
+    assert kept[40:64, 50:74].max() < 0.02
+    # The bridge goes too, up to a short stub by the shoulder.
+    assert kept[430:445, 70:90].max() < 0.02
+
+
+def test_the_person_and_their_hair_stay_whole() -> None:
+    alpha, scene, anchor, parts = _portrait_with_fragments()
+    kept = drop_fragments(alpha, scene, anchor)
+    person = np.zeros_like(anchor)
+    cv2.circle(person, (240, 200), 85, 1, -1)
+    cv2.ellipse(person, (240, 600), (215, 195), 0, 180, 360, 1, -1)
+    np.testing.assert_array_equal(kept[person > 0], alpha[person > 0])
+    # A wisp of hair the close look found just outside the head is the person.
+    np.testing.assert_array_equal(kept[parts["wisp"] > 0], alpha[parts["wisp"] > 0])
+
+
+def test_a_body_below_something_in_front_of_it_stays() -> None:
+    """A bar across the chest splits the person in the mask: the body below it still
+    reaches the photo's bottom edge, and is kept."""
+    alpha, scene, anchor, _ = _portrait_with_fragments()
+    alpha[500:520] = 0.0
+    scene[500:520] = 0.0
+    kept = drop_fragments(alpha, scene, anchor)
+    np.testing.assert_array_equal(kept[540:, 100:380], alpha[540:, 100:380])

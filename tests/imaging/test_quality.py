@@ -85,6 +85,45 @@ def test_skin_moved_by_a_heavy_grade_is_caught() -> None:
     )
 
 
+def _framed(image: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The photo as a headshot frames it: turned 3 degrees, enlarged, moved."""
+    cx, cy = landmarks[:, :2].mean(0)
+    matrix = cv2.getRotationMatrix2D((float(cx), float(cy)), 3, 1.6)
+    matrix[:, 2] += (512 - cx, 520 - cy)
+    output = cv2.warpAffine(image, matrix, (1024, 1280), flags=cv2.INTER_CUBIC)
+    carried = landmarks.copy()
+    carried[:, :2] = landmarks[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+    return np.ascontiguousarray(output), carried
+
+
+def test_skin_is_read_at_the_same_spots_when_the_mesh_is_read_differently() -> None:
+    """A face the mesh reads unsteadily: found again in the headshot, its points land
+    elsewhere (here the whole mesh a twelfth of the face up and aside, the patches
+    on hair and at the face's edge). The skin has not moved, and the measure says so."""
+    image = photo()
+    face = find_one_face(image)
+    output, true_points = _framed(image, face.landmarks)
+    misread = true_points.copy()
+    tall = float(np.hypot(*(true_points[152, :2] - true_points[10, :2])))
+    misread[:, :2] += (0.08 * tall, -0.08 * tall)
+    naive = float(
+        np.linalg.norm(
+            quality.skin_tone(output, misread) - quality.skin_tone(image, face.landmarks)
+        )
+    )
+    assert naive > quality.SKIN_DELTA_E_MAX
+    assert quality.skin_delta_e(image, face.landmarks, output, misread) < 1.0
+    # A heavy grade on the same framing is still caught.
+    warm = np.clip(output.astype(np.float32) * (1.25, 1.0, 0.75), 0, 255).astype(np.uint8)
+    assert quality.skin_delta_e(image, face.landmarks, warm, misread) > quality.SKIN_DELTA_E_MAX
+
+
+def test_another_face_is_not_matched_to_the_selfie() -> None:
+    image, other = photo(), photo("biden.jpg")
+    face, other_face = find_one_face(image), find_one_face(other)
+    assert quality.matched_landmarks(image, face.landmarks, other, other_face.landmarks) is None
+
+
 def test_near_copies_are_closer_than_distinct_variations() -> None:
     image = photo()
     shifted = np.roll(image, 3, axis=1)

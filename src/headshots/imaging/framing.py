@@ -300,10 +300,22 @@ def photo_fade(framing: Framing, photo_size: Size, extra: float = 1.0) -> FloatA
 
 
 def reaches_outside(framing: Framing, alpha: FloatArray, photo_size: Size) -> bool:
-    """Whether any visible person pixel of the output maps outside the photo: a stretch."""
-    ys, xs = np.nonzero(alpha > 0.02)
-    if ys.size == 0:
+    """Whether any visible person pixel of the output maps outside the photo: a stretch.
+
+    The photo's area is convex, so along a row of the output the pixels
+    that map inside it form one run: a row's visible pixels all lie inside
+    when its first and last one do. Checking those two per row answers
+    the same as mapping every pixel, at a fraction of the cost.
+    """
+    visible = alpha > 0.02
+    rows = np.flatnonzero(visible.any(axis=1))
+    if rows.size == 0:
         return False
+    seen = visible[rows]
+    first = seen.argmax(axis=1)
+    last = seen.shape[1] - 1 - seen[:, ::-1].argmax(axis=1)
+    xs = np.concatenate([first, last]).astype(np.float64)
+    ys = np.concatenate([rows, rows]).astype(np.float64)
     inverse = cv2.invertAffineTransform(framing.matrix)
     src_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
     src_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]

@@ -11,6 +11,7 @@ one around them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,6 +26,12 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # The edge's own colours are estimated on at most this many pixels on the
 # long side (docs/decisions/0013 has the timings and the halo figures).
 MATTE_SIDE = 512
+# Pieces of the old background are looked for on at most this many pixels
+# on the long side; what the close look at the head added further than
+# FRAGMENT_REACH (a share of the long side) outside the whole photo's
+# outline of the person may be a bridge to such a piece.
+FRAGMENT_SIDE = 512
+FRAGMENT_REACH = 0.015
 
 
 @dataclass(frozen=True)
@@ -40,11 +47,109 @@ class Cutout:
     alpha: FloatArray
 
 
-def cut_out(image: Pixels, mask: FloatArray) -> Cutout:
-    """Refine ``mask`` against ``image`` and decontaminate the edge colours."""
+def cut_out(
+    image: Pixels,
+    mask: FloatArray,
+    scene: FloatArray | None = None,
+    anchor: npt.NDArray[np.uint8] | None = None,
+) -> Cutout:
+    """Refine ``mask`` against ``image`` and decontaminate the edge colours.
+
+    With ``scene`` (the segmenter's mask of the whole photo) and ``anchor``
+    (non-zero on the face), pieces of the old background that are not the
+    person are dropped first (:func:`drop_fragments`).
+    """
     photo = image.astype(np.float32) * (1 / 255)
     alpha = refine_alpha(photo, mask)
+    if scene is not None and anchor is not None:
+        alpha = drop_fragments(alpha, scene, anchor)
     return Cutout(foreground=decontaminate(photo, alpha), alpha=alpha)
+
+
+def drop_fragments(
+    alpha: FloatArray, scene: FloatArray, anchor: npt.NDArray[np.uint8]
+) -> FloatArray:
+    """``alpha`` without the pieces of the old background that the segmenter took for the person.
+
+    A blurred lamp beside the hair, a railing beside an arm: the segmenter
+    marks them as person, either apart from the person (an island) or, in
+    its close look at the head, joined to them. What is kept is what is
+    connected to the face (``anchor``), or reaches the photo's bottom edge
+    as a body does, in ``alpha`` and in the mask of the whole photo
+    (``scene``); a piece that the whole photo's mask holds apart from the
+    person stays apart, and what the close look added far from the person's
+    outline is dropped where it touches such a piece (the bridge that
+    joined a railing to an arm). Hair wisps and the soft edge are never
+    counted as pieces: only what is solidly covered is, and only those
+    pieces, a little widened, are taken out.
+    """
+    height, width = alpha.shape
+    scale = min(1.0, FRAGMENT_SIDE / max(height, width))
+    size = (max(2, round(width * scale)), max(2, round(height * scale)))
+
+    def small(plane: npt.NDArray[Any]) -> FloatArray:
+        return np.asarray(cv2.resize(plane.astype(np.float32), size, interpolation=cv2.INTER_AREA))
+
+    face = small(anchor) > 0.5
+    if not face.any():
+        return alpha
+    whole = small(scene) > 0.5
+    person = _attached(whole, face)
+    if not person.any():
+        return alpha
+    foreign = whole & ~person
+    # What the close look or the refinement added well outside the whole
+    # photo's outline of the person, where it touches a foreign piece.
+    reach = max(1, round(FRAGMENT_REACH * max(size)))
+    near = cv2.dilate(person.astype(np.uint8), _disc(reach)) > 0
+    solid = small(alpha) > 0.5
+    stray = solid & ~near & ~foreign
+    touching = cv2.dilate(foreign.astype(np.uint8), _disc(1)) > 0
+    bridges = _attached(stray, touching)
+    kept = _attached(solid & ~foreign & ~bridges, face)
+    # Islands near the person (a lock of hair the small size cut off) stay;
+    # those away from them, the foreign pieces and the bridges go.
+    around = cv2.dilate(kept.astype(np.uint8), _disc(reach)) > 0
+    islands = solid & ~kept & ~foreign & ~bridges
+    dropped = (solid & foreign) | bridges | (islands & ~_attached(islands, around, bottom=False))
+    if dropped.any():
+        # Widened by a couple of pixels to take the piece's soft edge with it.
+        wide = cv2.dilate(dropped.astype(np.uint8), _disc(2)).astype(np.float32)
+        soft = cv2.GaussianBlur(wide, (0, 0), 1.0)
+        gone = np.asarray(cv2.resize(soft, (width, height), interpolation=cv2.INTER_LINEAR))
+        alpha = np.asarray(alpha * (1 - np.clip(gone * 1.5, 0.0, 1.0)), np.float32)
+    # At full size, what lies apart from the person and away from them goes
+    # too: a faint glow left of a piece, a speck too small to see at the
+    # small size (hair wisps lie within reach of the head, and stay).
+    held = cv2.resize(around.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    present = alpha > 0.02
+    return np.asarray(alpha * _attached(present, held & present, bottom=False), np.float32)
+
+
+def _attached(
+    region: npt.NDArray[np.bool_], seed: npt.NDArray[np.bool_], bottom: bool = True
+) -> npt.NDArray[np.bool_]:
+    """The connected parts of ``region`` that overlap ``seed`` (or reach the bottom edge widely).
+
+    With ``bottom``, a part that reaches the photo's bottom edge over at
+    least a tenth of its width is kept too: a body cut by the frame below
+    something in front of it, not a piece of the background.
+    """
+    count, labels = cv2.connectedComponents(region.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros_like(region)
+    keep = np.zeros(count, bool)
+    keep[np.unique(labels[seed & region])] = True
+    if bottom:
+        keep |= np.bincount(labels[-1], minlength=count) >= 0.1 * region.shape[1]
+    keep[0] = False
+    return np.asarray(keep[labels], bool)
+
+
+def _disc(radius: int) -> npt.NDArray[np.uint8]:
+    return np.asarray(
+        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)), np.uint8
+    )
 
 
 def decontaminate(photo: FloatArray, alpha: FloatArray) -> FloatArray:

@@ -10,7 +10,7 @@ limit (docs/decisions/0013-studio-headshots.md):
   from a mix of the person's nearby colour and the new backdrop: a pale
   ring of the old background, a coloured fringe.
 - :func:`skin_delta_e`: how far the grade moved the skin (cheeks and
-  forehead, CIELAB) from the selfie's.
+  forehead, CIELAB, read at the same spots of the face) from the selfie's.
 - :func:`variation_distance`: how different two variations look, as the
   mean CIELAB difference of small copies.
 """
@@ -45,6 +45,10 @@ SKIN_POINTS = (50, 280, 151)
 SKIN_PATCH = 0.05
 # How the grade may move the skin (docs/decisions/0013): median and largest.
 SKIN_DELTA_E_MEDIAN, SKIN_DELTA_E_MAX = 3.0, 5.0
+# How closely a headshot's face, mapped back onto the selfie, must match the
+# selfie's face (ECC correlation of brightness over the face) to be taken as
+# the same face framed; the set's headshots match at 0.98 or more.
+MATCHED_CORRELATION = 0.9
 
 # A composite pixel at the cut-out's edge is part of a halo when its colour
 # lies this far (CIELAB units) from every mix of the person's nearby colour
@@ -120,10 +124,94 @@ def skin_delta_e(
     output: Pixels,
     output_landmarks: npt.NDArray[np.floating[Any]],
 ) -> float:
-    """Delta-E76 between the skin tone of the selfie and of a headshot made from it."""
+    """Delta-E76 between the skin tone of the selfie and of a headshot made from it.
+
+    The skin is read at the same spots of the face in both: the selfie's
+    points, carried into the headshot by :func:`matched_landmarks`. Read at
+    the points of the mesh found again in the headshot instead, a face the
+    mesh reads unsteadily (small, turned far aside, looking up) puts a
+    cheek's patch on skin in one picture and on hair or backdrop in the
+    other, and the measure reports a change of place as a change of colour.
+    """
+    matched = matched_landmarks(selfie, selfie_landmarks, output, output_landmarks)
+    if matched is None:
+        raise ValueError("The face in the headshot could not be matched to the selfie's.")
     before = skin_tone(selfie, selfie_landmarks)
-    after = skin_tone(output, output_landmarks)
+    after = skin_tone(output, matched)
     return float(np.linalg.norm(after - before))
+
+
+def matched_landmarks(
+    selfie: Pixels,
+    selfie_landmarks: npt.NDArray[np.floating[Any]],
+    output: Pixels,
+    output_landmarks: npt.NDArray[np.floating[Any]],
+) -> FloatArray | None:
+    """The selfie's mesh carried into a headshot made from it, or None.
+
+    A studio headshot is the photo turned, scaled and moved. The two
+    meshes give that map roughly (a robust fit: a mesh read again can
+    misplace its points by several percent of the face); the pictures
+    themselves then give it exactly: the headshot is mapped back onto the
+    selfie and aligned to it over the face by ECC, which a colour grade
+    does not mislead (it matches brightness patterns up to gain and
+    offset). None when the face does not align (correlation under
+    MATCHED_CORRELATION): then it is not the selfie's face as framed.
+    """
+    source = np.ascontiguousarray(selfie_landmarks[:, :2], np.float32)
+    target = np.ascontiguousarray(output_landmarks[:, :2], np.float32)
+    tall = float(np.hypot(*(target[152] - target[10])))
+    rough, _ = cv2.estimateAffinePartial2D(
+        source, target, method=cv2.RANSAC, ransacReprojThreshold=max(2.0, 0.05 * tall)
+    )
+    if rough is None:
+        return None
+    height, width = selfie.shape[:2]
+    back = cv2.warpAffine(
+        np.ascontiguousarray(output), cv2.invertAffineTransform(rough), (width, height)
+    )
+    face = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(np.round(source).astype(np.int32)), (255,))
+    grey_selfie = np.asarray(
+        cv2.cvtColor(np.ascontiguousarray(selfie), cv2.COLOR_RGB2GRAY), np.uint8
+    )
+    grey_back = np.asarray(cv2.cvtColor(back, cv2.COLOR_RGB2GRAY), np.uint8)
+    correction = np.eye(2, 3, dtype=np.float32)
+    correlation = 0.0
+    # Coarse to fine: at a quarter size a mesh misread by a tenth of the
+    # face is a few pixels off, within ECC's reach; the coarse steps are
+    # left out where the face would be too small in them to align.
+    tall = float(np.hypot(*(source[152] - source[10])))
+    for scale in [s for s in (0.25, 0.5) if tall * s >= 48] + [1.0]:
+        size = (max(8, round(width * scale)), max(8, round(height * scale)))
+
+        def at_scale(image: Pixels, size: tuple[int, int] = size) -> Pixels:
+            return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), np.uint8)
+
+        guess = correction.copy()
+        guess[:, 2] *= scale
+        try:
+            correlation, found = cv2.findTransformECC(
+                at_scale(grey_selfie).astype(np.float32),
+                at_scale(grey_back).astype(np.float32),
+                guess,
+                cv2.MOTION_AFFINE,
+                (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6),
+                at_scale(face),
+                5,
+            )
+        except cv2.error:
+            if scale < 1.0:
+                continue
+            return None
+        correction = np.asarray(found, np.float32)
+        correction[:, 2] /= scale
+    if correlation < MATCHED_CORRELATION:
+        return None
+    in_back = source @ correction[:, :2].T + correction[:, 2]
+    carried = np.array(selfie_landmarks, np.float32, copy=True)
+    carried[:, :2] = in_back @ rough[:, :2].T.astype(np.float32) + rough[:, 2].astype(np.float32)
+    return carried
 
 
 def halo(
