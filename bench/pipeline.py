@@ -7,7 +7,10 @@ first byte to what the order page's event stream shows:
 - hosted: the `replicate` engine against the fake provider in a process of
   its own, every prediction ending ``--delay`` seconds after its creation
   (or after a time drawn from 2..8 s): executive (6x4) and starter (1x4)
-  orders, upload -> first preview and -> ready;
+  orders, upload -> first preview and -> ready, and the CPU each output
+  costs this machine (the server and its identity-checking children; the
+  fake provider is not counted): up to ready, and up to the server's rest
+  after it (the final PNGs are made once the order's faces are checked);
 - load: 20 professional orders (240 predictions) at once; all ready against
   the ideal wall time for the engine's bound, and the server's peak RSS;
 - studio: an executive order on the offline engine, first preview measured
@@ -16,6 +19,7 @@ first byte to what the order page's event stream shows:
   dir, and the time from the restart to `ready`.
 
 Run: .venv/bin/python -m bench.pipeline [--runs 5] [--only hosted,load,studio,recovery]
+     [--root OTHER_CHECKOUT] (the hosted server runs that checkout's source)
 """
 
 from __future__ import annotations
@@ -31,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from tests.fakes.replicate_server import TOKEN
 
 from bench.replicate import RemoteFake
-from bench.server import Server
+from bench.server import ROOT, Server
 
 FIXTURES = Path(__file__).parents[1] / "tests" / "fixtures"
 SELFIE = (FIXTURES / "obama.jpg").read_bytes()
@@ -96,16 +101,66 @@ def timings(bodies: Iterator[dict[str, Any]]) -> tuple[float, float]:
     raise RuntimeError("no more news of the order")
 
 
-def one_order(url: str, tier: str, styles: list[str]) -> dict[str, float]:
+class CpuMeter:
+    """CPU seconds (user + system) of the server and its children: the identity checkers.
+
+    Wall time on a shared 2-core machine moves with whatever else runs;
+    the CPU an order costs the server does not, or much less.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self.process = psutil.Process(server.process.pid)
+
+    def seconds(self) -> float:
+        total = 0.0
+        for process in [self.process, *self.process.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def settle(self, window: float = 0.5, idle_share: float = 0.03, timeout: float = 30) -> float:
+        """Wait until the server rests (under ``idle_share`` of a core); its CPU seconds then.
+
+        Its final PNGs follow an order's ready: the next order starts from rest.
+        """
+        deadline = time.perf_counter() + timeout
+        last = self.seconds()
+        while time.perf_counter() < deadline:
+            time.sleep(window)
+            now = self.seconds()
+            if now - last < idle_share * window:
+                return now
+            last = now
+        return last
+
+
+def one_order(
+    url: str, tier: str, styles: list[str], meter: CpuMeter | None = None
+) -> dict[str, float]:
+    before = meter.settle() if meter else 0.0
     with httpx.Client() as client:
         upload, order = place_order(url, tier, styles, client)
+        answered = meter.seconds() if meter else 0.0
         first, ready = timings(streamed(url, order, client))
-    return {
+    result = {
         "upload_s": upload,
         "first_preview_s": upload + first,
         "first_preview_after_answer_s": first,
         "ready_s": upload + ready,
     }
+    if meter:
+        at_ready = meter.seconds()
+        rested = meter.settle()
+        outputs = len(order["variations"])
+        # The upload (intake, preflight, the selfie stored) is the order's,
+        # once; from its answer on, the work is the outputs'.
+        result["cpu_ms_upload"] = (answered - before) * 1000
+        result["cpu_ms_per_output_to_ready"] = (at_ready - answered) * 1000 / outputs
+        result["cpu_ms_per_output_with_final_png"] = (rested - answered) * 1000 / outputs
+    return result
 
 
 def medians(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -120,10 +175,11 @@ def hosted_env(fake: RemoteFake) -> dict[str, str]:
     }
 
 
-def hosted(runs: int, delay: float) -> dict[str, Any]:
+def hosted(runs: int, delay: float, root: Path = ROOT) -> dict[str, Any]:
     results: dict[str, Any] = {"provider_seconds": delay}
     fake = RemoteFake(delay)
-    server = Server(hosted_env(fake))
+    server = Server(hosted_env(fake), root=root)
+    meter = CpuMeter(server)
     try:
         one_order(server.url, "starter", ["corporate"])  # warm-up
         for name, tier, styles in (
@@ -131,13 +187,15 @@ def hosted(runs: int, delay: float) -> dict[str, Any]:
             ("starter_1x4", "starter", ["corporate"]),
         ):
             fake.take_peak()
-            results[name] = medians([one_order(server.url, tier, styles) for _ in range(runs)])
+            results[name] = medians(
+                [one_order(server.url, tier, styles, meter) for _ in range(runs)]
+            )
             results[name]["peak_in_flight"] = fake.take_peak()
     finally:
         server.stop()
         fake.stop()
     spread = RemoteFake(delay, spread=(2.0, 8.0))
-    server = Server(hosted_env(spread))
+    server = Server(hosted_env(spread), root=root)
     try:
         one_order(server.url, "starter", ["corporate"])
         results["executive_6x4_spread_2_8"] = medians(
@@ -224,11 +282,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--delay", type=float, default=5.0)
     parser.add_argument("--only", default="hosted,load,studio,recovery")
+    # Another checkout's source for the hosted server, to compare commits
+    # on the same machine at the same load.
+    parser.add_argument("--root", type=Path, default=ROOT)
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     results: dict[str, Any] = {"runs": args.runs}
     if "hosted" in wanted:
-        results["hosted"] = hosted(args.runs, args.delay)
+        results["hosted"] = hosted(args.runs, args.delay, args.root)
     if "studio" in wanted:
         results["studio"] = studio(args.runs)
     if "load" in wanted:

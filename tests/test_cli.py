@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from headshots.cli import app
 from headshots.config import Settings
+from headshots.engines.replicate.models import MODELS as HOSTED_MODELS
 from headshots.styles import STYLE_IDS
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -304,16 +305,21 @@ def test_models_lists_every_hosted_model_with_its_seed_and_prices(
     assert "input_image" in kontext and "$0.0400" in kontext and "$0.96" in kontext
 
 
-def test_generate_with_a_model_without_a_seed_reports_no_seed(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+@pytest.mark.parametrize("model", sorted(HOSTED_MODELS))
+def test_generate_drives_each_hosted_model_and_reports_its_seeds(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, model: str
 ) -> None:
     from headshots.config import get_settings
     from tests.fakes.replicate_server import TOKEN, FakeReplicate
 
+    # The fake refuses (422) any input the model's schema snapshot would.
     fake = FakeReplicate().start()
     monkeypatch.setenv("REPLICATE_API_TOKEN", TOKEN)
     monkeypatch.setenv("REPLICATE_BASE_URL", fake.url)
-    monkeypatch.setenv("HEADSHOTS_REPLICATE_MODEL", "bytedance/seedream-4")
+    monkeypatch.setenv("HEADSHOTS_REPLICATE_MODEL", model)
+    # Small images: every model of the table in seconds.
+    monkeypatch.setenv("HEADSHOTS_OUTPUT_WIDTH", "512")
+    monkeypatch.setenv("HEADSHOTS_OUTPUT_HEIGHT", "640")
     get_settings.cache_clear()
     try:
         result = runner.invoke(
@@ -339,6 +345,12 @@ def test_generate_with_a_model_without_a_seed_reports_no_seed(
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
     assert [v["status"] for v in report["variations"]] == ["done", "done"]
-    assert [v["seed"] for v in report["variations"]] == [None, None]
-    assert all(v["details"]["reproducible"] is False for v in report["variations"])
+    assert all(create.path.endswith(f"/{model}/predictions") for create in fake.creates())
     assert len(fake.creates()) == 2
+    with Image.open(tmp_path / "corporate-1.png") as made:
+        assert made.size == (512, 640)
+    if HOSTED_MODELS[model].seeded:
+        assert [v["seed"] for v in report["variations"]] == [5, 6]
+    else:  # a model without a seed: none claimed, and not reproducible
+        assert [v["seed"] for v in report["variations"]] == [None, None]
+        assert all(v["details"]["reproducible"] is False for v in report["variations"])

@@ -7,7 +7,8 @@ Two kinds, so the numbers stay right with any number of processes:
   and pending) is counted at scrape time from PostgreSQL: every process
   answers the same, whichever one Prometheus asks.
 - What happens inside a process (engine calls and their latency, provider
-  cost, refusals, store outages) is counted where it happens. With several
+  cost per call and per finished order, refusals, store outages) is counted
+  where it happens (an order's cost where it became ready). With several
   processes on one machine, set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
   folder shared by them before they start, and any of them reports the sum;
   a worker on another machine serves its own on ``HEADSHOTS_METRICS_PORT``.
@@ -57,6 +58,15 @@ PROVIDER_COST = Counter(
     "What the engine's provider charged, in US dollars (0 for local engines).",
     ["engine"],
 )
+# What one order cost at its provider, observed once, when it is ready: the
+# sum over its variations of every call's price, re-rolls included.
+ORDER_COST = Histogram(
+    "headshots_order_cost_usd",
+    "What the provider charged for one order (every call of its variations, re-rolls "
+    "too), in US dollars, observed when the order is ready; by engine and tier.",
+    ["engine", "tier"],
+    buckets=(0.0, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8),
+)
 REFUSALS = Counter(
     "headshots_refusals",
     "Requests refused with an error a person can act on, by error code.",
@@ -80,6 +90,11 @@ def engine_call(engine: str, seconds: float, outcome: Outcome) -> None:
     cost = outcome.details.get("cost_usd") if isinstance(outcome.details, dict) else None
     if isinstance(cost, int | float) and cost > 0:
         PROVIDER_COST.labels(engine=engine).inc(cost)
+
+
+def order_finished(engine: str, tier: str, cost_usd: float) -> None:
+    """Count an order that became ready, with what its provider charged for it."""
+    ORDER_COST.labels(engine=engine, tier=tier).observe(cost_usd)
 
 
 def refused(code: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine as Database
 from sqlalchemy.orm import Session, sessionmaker
 
+from headshots import metrics
 from headshots.channel import Channel
 from headshots.config import Settings
 from headshots.engines.base import Engine, get_engine
@@ -99,6 +100,8 @@ class Runtime:
             self.shreds.shredded(done.shredded)
         for order_id, final in done.changed.items():
             self.changes.announce(order_id, final=final)
+        for finished in done.finished.values():
+            metrics.order_finished(finished.engine, finished.tier, finished.cost_usd)
         if done.jobs:
             self.queue.enqueue_styles(done.jobs)
 

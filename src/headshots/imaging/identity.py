@@ -180,7 +180,8 @@ def working_pixels(image: Image.Image | Pixels) -> Pixels:
         pixels = image
     else:
         picture = image if isinstance(image, Image.Image) else Image.fromarray(image)
-        pixels = np.asarray(picture.convert("RGB"))
+        # np.asarray copies out of Pillow already: no converted copy first.
+        pixels = np.asarray(picture if picture.mode == "RGB" else picture.convert("RGB"))
     height, width = pixels.shape[:2]
     if max(height, width) > WORK_SIZE:
         ratio = WORK_SIZE / max(height, width)

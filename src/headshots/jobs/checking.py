@@ -52,6 +52,9 @@ class Made:
     candidate: Rendered | None = None
     round: int = 0
     tries: list[dict[str, Any]] = field(default_factory=list)
+    # What this variation's re-rolls cost that is not recorded yet: every
+    # call is paid, whether its try replaces the image or not.
+    paid_usd: float = 0.0
 
     def attempts(self, allowed: int) -> Attempts:
         best = self.scored.identity if self.scored is not None else None
@@ -123,7 +126,8 @@ class Checking:
         if decision.replaces:
             # A first try shows already; a better re-roll replaces its image and preview.
             if made.round > 0:
-                if not self.went_on(self.store.replaced(made.claim, scored)):
+                paid, made.paid_usd = made.paid_usd, 0.0
+                if not self.went_on(self.store.replaced(made.claim, scored, paid)):
                     return
                 made.image = scored.image
             made.scored = scored
@@ -131,6 +135,7 @@ class Checking:
 
     def rerolled(self, made: Made, outcome: Outcome) -> None:
         """A re-roll's engine call ended."""
+        made.paid_usd += cost_of(outcome)
         if isinstance(outcome, Rendered):
             self._check(made, outcome)
         else:  # the re-roll failed: go on with what there is
@@ -170,7 +175,8 @@ class Checking:
             details["identity_tries"] = made.tries
         elif self.engine.generative:
             details["identity_check"] = "skipped"
-        if self.went_on(self.store.done(made.claim, identity, details)):
+        paid, made.paid_usd = made.paid_usd, 0.0
+        if self.went_on(self.store.done(made.claim, identity, details, paid)):
             if self.runtime.compactor is not None:
                 # It reads the image back when it gets to it: holding every
                 # image of the job until then would be memory for nothing.
@@ -178,6 +184,12 @@ class Checking:
             else:
                 self.compacting.append(made.claim)
             made.image = None
+
+
+def cost_of(outcome: Outcome) -> float:
+    """What the provider charged for an engine call (0 where it says nothing)."""
+    cost = outcome.details.get("cost_usd") if isinstance(outcome.details, dict) else None
+    return float(cost) if isinstance(cost, int | float) and cost > 0 else 0.0
 
 
 def submit_score(

@@ -88,12 +88,17 @@ class StyleStore:
     def pixels(self, claim: Claim, image: Image.Image) -> None:
         self._put(claim.image_blob, codecs.encode_pixels(image))
 
-    def replaced(self, claim: Claim, better: Rendered) -> Recorded:
-        """A better try's preview and raw pixels over the first's, under the same names."""
+    def replaced(self, claim: Claim, better: Rendered, paid_usd: float) -> Recorded:
+        """A better try's preview and raw pixels over the first's, under the same names.
+
+        ``paid_usd``: what the re-rolls since the last record cost, this one too.
+        """
         self._put(claim.preview_blob, self._preview(claim, better))
         self.pixels(claim, better.image)
         with transaction(self.runtime.sessions) as session:
-            return variations.replaced(session, claim, seed=better.seed, details=better.details)
+            return variations.replaced(
+                session, claim, seed=better.seed, details=better.details, paid_usd=paid_usd
+            )
 
     def rerolling(self, claim: Claim, identity: IdentityScore) -> Recorded:
         with transaction(self.runtime.sessions) as session:
@@ -106,7 +111,11 @@ class StyleStore:
             return variations.image_lost(session, claim)
 
     def done(
-        self, claim: Claim, identity: IdentityScore | None, details: dict[str, Any]
+        self,
+        claim: Claim,
+        identity: IdentityScore | None,
+        details: dict[str, Any],
+        paid_usd: float = 0.0,
     ) -> Recorded:
         with transaction(self.runtime.sessions) as session:
             return variations.done(
@@ -116,6 +125,7 @@ class StyleStore:
                 flag=identity.flag if identity else None,
                 scored=identity is not None,
                 details=details,
+                paid_usd=paid_usd,
             )
 
     def side_by_side(self, step: Callable[..., _T], items: list[tuple[Any, ...]]) -> list[_T]:

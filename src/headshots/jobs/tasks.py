@@ -267,7 +267,7 @@ def compact(runtime: Runtime, claim: Claim) -> None:
             return  # the order was deleted meanwhile
         if stored.startswith(codecs.PNG_SIGNATURE):
             return
-        png = codecs.encode_png(codecs.decode_image(stored))
+        png = codecs.clean_png(stored)
         signed = credentials.sign_final_png(
             runtime.settings, runtime.sessions, claim.variation_id, png
         )

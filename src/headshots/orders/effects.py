@@ -1,16 +1,18 @@
 """What a transaction sets off once it has committed, gathered in one place.
 
-Three things must happen after an order's change is committed, never
+Four things must happen after an order's change is committed, never
 before and never for a change that rolled back: its work is enqueued (a
 worker must find the rows), its shred is announced (every process lets go
-of the order), and the pages watching it are woken (they read what was
-committed). The function that makes the change records what it sets off on
-the session (:func:`after_commit`): ``create_order`` its styles' jobs,
-``shred`` the shred, each recorded variation its order's change. The
-transaction boundary (:func:`headshots.orders.db.transaction`) hands them
-to the runtime once the commit succeeded and the session is closed, and
-drops them on a rollback or a failed commit. So a use case cannot forget
-one, and none is sent for a row that was never written.
+of the order), the pages watching it are woken (they read what was
+committed), and a finished order's cost is counted in the metrics (once,
+by the transaction that made it ready). The function that makes the change
+records what it sets off on the session (:func:`after_commit`):
+``create_order`` its styles' jobs, ``shred`` the shred, each recorded
+variation its order's change, ``finish_if_complete`` the finished order.
+The transaction boundary (:func:`headshots.orders.db.transaction`) hands
+them to the runtime once the commit succeeded and the session is closed,
+and drops them on a rollback or a failed commit. So a use case cannot
+forget one, and none is sent for a row that was never written.
 
 Savepoints are not used here: an effect recorded inside one that rolled
 back would still run with the outer commit.
@@ -30,6 +32,16 @@ _PENDING = "headshots.after_commit"
 _RUNNER = "headshots.effects"
 
 
+@dataclass(frozen=True)
+class FinishedOrder:
+    """An order that became ready: what the metrics count of it (no id, nothing of a person)."""
+
+    engine: str
+    tier: str
+    # What its provider charged, summed over its variations' every call.
+    cost_usd: float
+
+
 @dataclass
 class AfterCommit:
     """The effects one transaction has recorded so far."""
@@ -41,6 +53,8 @@ class AfterCommit:
     changed: dict[str, bool] = field(default_factory=dict)
     # Selfies analysed while the order was made, for a consumer in this process.
     selfies: dict[str, PreparedSelfie] = field(default_factory=dict)
+    # Order id -> the order that became ready in this transaction.
+    finished: dict[str, FinishedOrder] = field(default_factory=dict)
 
     def enqueue(self, jobs: Iterable[list[str]]) -> None:
         self.jobs.extend(list(job) for job in jobs if job)
@@ -55,8 +69,11 @@ class AfterCommit:
     def keep_selfie(self, order_id: str, selfie: PreparedSelfie) -> None:
         self.selfies[order_id] = selfie
 
+    def finish(self, order_id: str, order: FinishedOrder) -> None:
+        self.finished[order_id] = order
+
     def __bool__(self) -> bool:
-        return bool(self.jobs or self.shredded or self.changed or self.selfies)
+        return bool(self.jobs or self.shredded or self.changed or self.selfies or self.finished)
 
 
 class Effects(Protocol):

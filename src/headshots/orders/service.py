@@ -24,7 +24,7 @@ from headshots.config import Settings
 from headshots.engines.base import declared
 from headshots.errors import HeadshotsError
 from headshots.orders import shredding
-from headshots.orders.effects import after_commit
+from headshots.orders.effects import FinishedOrder, after_commit
 from headshots.orders.ids import hash_token, is_order_id, new_id, new_token, token_opens
 from headshots.orders.models import (
     Order,
@@ -209,7 +209,21 @@ def finish_if_complete(session: Session, order: Order) -> bool:
         return False
     order.status = OrderStatus.READY
     order.finished_at = utcnow()
+    cost = order_cost(session, order)
+    after_commit(session).finish(
+        order.id, FinishedOrder(engine=order.engine, tier=order.tier, cost_usd=cost)
+    )
     return True
+
+
+def order_cost(session: Session, order: Order) -> float:
+    """What the provider charged for the order: its variations' costs, each every call's sum."""
+    total = 0.0
+    for details in session.scalars(select(Variation.details).where(Variation.order_id == order.id)):
+        cost = (details or {}).get("cost_usd")
+        if isinstance(cost, int | float) and not isinstance(cost, bool):
+            total += cost
+    return round(total, 6)
 
 
 def delete_order(session: Session, blobs: EncryptedBlobs, order_id: str, token: str | None) -> None:

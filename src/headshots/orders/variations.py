@@ -330,13 +330,24 @@ def rerolling(
     return Recorded.OK
 
 
-def replaced(session: Session, claim: Claim, *, seed: int, details: dict[str, Any]) -> Recorded:
-    """A better try replaced the image and its preview under the same names."""
+def replaced(
+    session: Session,
+    claim: Claim,
+    *,
+    seed: int,
+    details: dict[str, Any],
+    paid_usd: float = 0.0,
+) -> Recorded:
+    """A better try replaced the image and its preview under the same names.
+
+    ``paid_usd`` is what the re-rolls since the last record cost (this try
+    among them): added to what the variation cost so far, never in its place.
+    """
     recorded, variation = _current(session, claim, VariationStatus.FINISHING)
     if variation is None:
         return recorded
     variation.seed = seed
-    variation.details = {**variation.details, **details}
+    variation.details = _paid({**variation.details, **details}, variation.details, paid_usd)
     return Recorded.OK
 
 
@@ -348,13 +359,18 @@ def done(
     flag: str | None,
     scored: bool,
     details: dict[str, Any],
+    paid_usd: float = 0.0,
 ) -> Recorded:
-    """The image is final and its identity known (or not checkable)."""
+    """The image is final and its identity known (or not checkable).
+
+    ``paid_usd``: what re-rolls not recorded yet cost (one that did not
+    replace the image is paid all the same).
+    """
     _lock_order(session, claim.order_id)
     recorded, variation = _current(session, claim, VariationStatus.FINISHING)
     if variation is None:
         return recorded
-    merged = {**variation.details, **details}
+    merged = _paid({**variation.details, **details}, variation.details, paid_usd)
     merged.pop("rerolling", None)
     variation.details = merged
     if scored:
@@ -362,6 +378,15 @@ def done(
         variation.identity_flag = flag
     variation.status = VariationStatus.DONE
     return _ended(session, variation)
+
+
+def _paid(merged: dict[str, Any], before: dict[str, Any], usd: float) -> dict[str, Any]:
+    """``merged`` with its cost the one recorded ``before`` plus ``usd``."""
+    if not usd and "cost_usd" not in before:
+        return merged
+    cost = before.get("cost_usd")
+    so_far = cost if isinstance(cost, int | float) else 0.0
+    return {**merged, "cost_usd": round(so_far + usd, 6)}
 
 
 def renew(session: Session, claims: Iterable[Claim], *, lease_seconds: float) -> bool:
