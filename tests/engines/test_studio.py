@@ -321,3 +321,15 @@ def test_an_output_that_never_passes_is_never_shown(
 def test_refuses_sizes_it_cannot_make(engine, obama, size) -> None:
     with pytest.raises(EngineFailure):
         engine.generate(obama, get_style("minimal"), [1], size)
+
+
+def test_each_output_says_where_its_face_landed(corporate: list[Rendered]) -> None:
+    # The preview's mark thins there and the square download is framed on it.
+    from headshots.imaging.formats import face_in, recorded_face
+
+    for made in corporate:
+        said, found = recorded_face(made.details), face_in(made.image)
+        assert said is not None and found is not None
+        assert abs(said.center[0] - found.center[0]) < 0.1 * found.width
+        assert abs(said.center[1] - found.center[1]) < 0.1 * found.height
+        assert 0.8 < said.width / found.width < 1.25

@@ -223,6 +223,24 @@ def _check_size(size: Size) -> None:
         )
 
 
+def _face_in_output(face: Face, framing: Framing) -> list[int]:
+    """The face's box carried by the framing's map into the output: [left, top, width, height]."""
+    box = face.box
+    corners = np.array(
+        [
+            [box.left, box.top, 1],
+            [box.right, box.top, 1],
+            [box.left, box.bottom, 1],
+            [box.right, box.bottom, 1],
+        ],
+        dtype=np.float64,
+    )
+    mapped = corners @ np.asarray(framing.matrix, dtype=np.float64).T
+    left, top = mapped.min(axis=0)
+    right, bottom = mapped.max(axis=0)
+    return [round(left), round(top), round(right - left), round(bottom - top)]
+
+
 def _checked(
     shared: _Prepared, face: Face, look: StudioLook, variation: Variation, size: Size
 ) -> Outcome:
@@ -253,6 +271,9 @@ def _checked(
                 "fades_into_backdrop": sorted(made.framing.fades),
                 "halo": round(made.halo, 4),
                 "reframed": attempt,
+                # Where the face landed in the output: the preview's mark
+                # thins there (imaging.watermark), the square is framed on it.
+                "face_box": _face_in_output(face, made.framing),
             }
             return Rendered(seed=variation.seed, image=made.image, seconds=0.0, details=details)
     return Failed(
