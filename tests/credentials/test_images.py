@@ -197,3 +197,13 @@ def test_a_download_before_the_final_png_is_signed_on_the_fly(tmp_path: Path) ->
     assert state == "Valid"
     assert assertion(manifest, ASSERTION)["model"] == "some/model"
     assert Image.open(io.BytesIO(png)).size == (64, 80)
+
+
+def test_a_chosen_backdrop_over_the_photos_own_background_is_a_composite() -> None:
+    # startup keeps the photo's own background, defocused; a chosen colour
+    # replaces it with a painted one (decision 0016).
+    assert (
+        made_by("studio", "startup", {}, generative=False).source_type == ALGORITHMICALLY_ENHANCED
+    )
+    painted = made_by("studio", "startup", {"backdrop": "solid"}, generative=False)
+    assert painted.source_type == COMPOSITE

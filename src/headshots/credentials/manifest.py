@@ -70,9 +70,13 @@ def made_by(engine: str, style: str, details: Mapping[str, Any], *, generative: 
     """
     model = details.get("model")
     model = model if isinstance(model, str) and model else None
+    # The backdrop the engine painted (a chosen colour replaces the style's
+    # own, decision 0016), else the style's.
+    painted = details.get("backdrop")
+    backdrop = painted if isinstance(painted, str) else _backdrop(style)
     if generative:
         source = TRAINED_ALGORITHMIC_MEDIA
-    elif _backdrop(style) == "blur":
+    elif backdrop == "blur":
         source = ALGORITHMICALLY_ENHANCED
     else:
         source = COMPOSITE
