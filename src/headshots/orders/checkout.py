@@ -7,7 +7,6 @@ only ever unlocks an order through a verified provider notification
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,12 +15,11 @@ from headshots.errors import HeadshotsError
 from headshots.orders import ids, service
 from headshots.orders.db import transaction
 from headshots.orders.effects import after_commit
-from headshots.orders.models import Order, PaymentRecord, utcnow
+from headshots.orders.models import Order, PaymentRecord
+from headshots.orders.payment_records import record_payment
 from headshots.orders.teams import service as teams
 from headshots.payments.base import CheckoutRequest, PaymentApplied, PaymentEvent, Payments
 from headshots.tiers import Tier
-
-log = logging.getLogger(__name__)
 
 
 class AlreadyPaid(HeadshotsError):
@@ -99,36 +97,13 @@ def apply_payment(session: Session, event: PaymentEvent) -> PaymentApplied:
     if session.get(PaymentRecord, event.event_id) is not None:
         return PaymentApplied(event.order_id, unlocked=False, duplicate=True, needs_refund=False)
     order = session.get(Order, event.order_id) if ids.is_order_id(event.order_id) else None
-    paid = event.outcome == "paid"
-    needs_refund = paid and (order is None or order.is_tombstone)
-    session.add(
-        PaymentRecord(
-            event_id=event.event_id,
-            order_id=event.order_id[:32],
-            provider=event.provider,
-            outcome=event.outcome,
-            amount_cents=event.amount_cents,
-            currency=event.currency,
-            needs_refund=needs_refund,
-        )
-    )
-    unlocked = False
-    if paid and order is not None and not order.is_tombstone and not order.is_paid:
-        if event.amount_cents < order.amount_cents:
-            log.warning("payment %s below the order's price; not unlocked", event.event_id)
-        else:
-            order.paid_at = utcnow()
-            order.amount_paid_cents = event.amount_cents
-            order.payment_provider = event.provider
-            unlocked = True
-    if needs_refund:
-        log.warning("payment %s arrived for a shredded order: refund it", event.event_id)
-    if unlocked:
+    live = order if order is not None and not order.is_tombstone else None
+    applied = record_payment(session, event, event.order_id[:32], live, what="order")
+    if applied.unlocked:
         # The page that says "confirming payment" learns at once, in
         # whichever process it is served.
         after_commit(session).change(event.order_id, final=True)
-    session.flush()
-    return PaymentApplied(event.order_id, unlocked, duplicate=False, needs_refund=needs_refund)
+    return applied
 
 
 def receive_payment(

@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import logging
 import secrets
 import unicodedata
 from collections.abc import Mapping
@@ -35,14 +34,13 @@ from headshots.engines.base import declared
 from headshots.errors import HeadshotsError
 from headshots.orders import ids, service
 from headshots.orders.models import Order, OrderStatus, PaymentRecord, utcnow
+from headshots.orders.payment_records import record_payment
 from headshots.orders.teams.models import Member, Team, TeamStatus
 from headshots.orders.teams.shredding import shred_old_picks, shred_picks
 from headshots.payments.base import CheckoutRequest, PaymentApplied, PaymentEvent, Payments
 from headshots.storage.vault import EncryptedBlobs
 from headshots.styles import STYLE_IDS
 from headshots.tiers import OrderChoiceError, Tier, choose
-
-log = logging.getLogger(__name__)
 
 MAX_SEATS = 500
 MAX_DAYS = 14
@@ -394,32 +392,9 @@ def apply_payment(session: Session, event: PaymentEvent) -> PaymentApplied | Non
         return None
     if session.get(PaymentRecord, event.event_id) is not None:
         return PaymentApplied(team.id, unlocked=False, duplicate=True, needs_refund=False)
-    paid = event.outcome == "paid"
-    needs_refund = paid and team.has_ended and not team.is_paid
-    session.add(
-        PaymentRecord(
-            event_id=event.event_id,
-            order_id=team.id,
-            provider=event.provider,
-            outcome=event.outcome,
-            amount_cents=event.amount_cents,
-            currency=event.currency,
-            needs_refund=needs_refund,
-        )
-    )
-    unlocked = False
-    if paid and not team.has_ended and not team.is_paid:
-        if event.amount_cents < team.amount_cents:
-            log.warning("payment %s below the team's price; not unlocked", event.event_id)
-        else:
-            team.paid_at = utcnow()
-            team.amount_paid_cents = event.amount_cents
-            team.payment_provider = event.provider
-            unlocked = True
-    if needs_refund:
-        log.warning("payment %s arrived for an ended team: refund it", event.event_id)
-    session.flush()
-    return PaymentApplied(team.id, unlocked, duplicate=False, needs_refund=needs_refund)
+    # An ended team that was paid keeps its payment; an unpaid one is gone.
+    live = None if team.has_ended and not team.is_paid else team
+    return record_payment(session, event, team.id, live, what="team")
 
 
 def revoke_seats(session: Session, team_id: str, token: str | None, count: int = 1) -> Team:
