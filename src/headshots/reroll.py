@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from PIL import Image
 
 from headshots.config import Settings
 from headshots.engines.base import Engine, Rendered
@@ -121,10 +124,12 @@ def reroll_seed(seed: int, round_: int, used: set[int]) -> int:
     return candidate
 
 
-def reference_face(selfie: PreparedSelfie) -> FaceDescriptor | None:
-    """The selfie's face descriptor, None if dlib finds no face in it."""
+def reference_face(
+    selfie: PreparedSelfie, describe: Callable[[Image.Image], FaceDescriptor] | None = None
+) -> FaceDescriptor | None:
+    """The selfie's face descriptor (found by ``describe``), None if dlib finds no face in it."""
     try:
-        return selfie.descriptor
+        return selfie.described(describe)
     except HeadshotsError:
         # dlib's detector missed a face mediapipe found (a strongly turned
         # head): nothing to score against, so the outputs go unscored.

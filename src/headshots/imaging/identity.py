@@ -272,7 +272,11 @@ def _describe_by_hog(pixels: Pixels) -> list[FaceDescriptor]:
 
 def describe(image: Image.Image | Pixels) -> FaceDescriptor:
     """The descriptor of the one face in ``image``; a typed error otherwise."""
-    found = describe_all(image)
+    return only_face(describe_all(image))
+
+
+def only_face(found: list[FaceDescriptor]) -> FaceDescriptor:
+    """The one face of an image's descriptors; a typed error for none or several."""
     if not found:
         raise NoFaceError()
     if len(found) > 1:

@@ -76,11 +76,20 @@ class PreparedSelfie:
     @property
     def descriptor(self) -> FaceDescriptor:
         """The identity descriptor every output is scored against, computed once."""
-        from headshots.imaging.identity import describe
+        return self.described()
+
+    def described(
+        self, describe: Callable[[Image.Image], FaceDescriptor] | None = None
+    ) -> FaceDescriptor:
+        """The descriptor, computed once by ``describe`` (identity.describe, here, by default).
+
+        A service passes its scoring processes' own (imaging.scoring).
+        """
+        from headshots.imaging.identity import describe as describe_here
 
         with self._lock:
             if self._descriptor is None:
-                self._descriptor = describe(self.image)
+                self._descriptor = (describe or describe_here)(self.image)
             return self._descriptor
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from PIL import Image
 
 from headshots.engines.base import Engine, Outcome, Rendered
-from headshots.imaging.identity import IdentityScore, score
+from headshots.imaging.identity import FaceDescriptor, IdentityScore, score
 from headshots.imaging.selfie import PreparedSelfie
 from headshots.jobs.storing import StyleStore
 from headshots.orders.variations import Claim, Recorded
@@ -192,6 +192,11 @@ def cost_of(outcome: Outcome) -> float:
     return float(cost) if isinstance(cost, int | float) and cost > 0 else 0.0
 
 
+def selfie_face(runtime: Runtime, selfie: PreparedSelfie) -> FaceDescriptor | None:
+    """The selfie's descriptor, found once: in the scoring processes where there are some."""
+    return reference_face(selfie, runtime.scores.describe if runtime.scores else None)
+
+
 def submit_score(
     runtime: Runtime, selfie: PreparedSelfie, image: Image.Image, gate: IdentityGate
 ) -> Future[IdentityScore | None]:
@@ -199,7 +204,7 @@ def submit_score(
 
     None when the selfie has no face dlib can describe (nothing to compare).
     """
-    reference = reference_face(selfie)
+    reference = selfie_face(runtime, selfie)
     if reference is not None and runtime.scores is not None:
         return runtime.scores.submit(reference, image, gate.threshold)
     done: Future[IdentityScore | None] = Future()

@@ -30,7 +30,7 @@ from headshots.credentials import images as credentials
 from headshots.engines.base import Engine, Failed, Outcome
 from headshots.errors import HeadshotsError
 from headshots.imaging import codecs
-from headshots.jobs.checking import Checking, Made
+from headshots.jobs.checking import Checking, Made, selfie_face
 from headshots.jobs.compactor import Compactor
 from headshots.jobs.lanes import Call
 from headshots.jobs.storing import Stopped, StyleStore
@@ -39,7 +39,6 @@ from headshots.orders.db import transaction
 from headshots.orders.drafts import sweep_drafts
 from headshots.orders.teams import service as teams
 from headshots.orders.variations import Claim, Recorded
-from headshots.reroll import reference_face
 from headshots.runtime import Runtime
 from headshots.storage.base import BlobNotFound, OrderDeleted, StorageUnavailable
 from headshots.styles import Style, get_style
@@ -128,10 +127,10 @@ class _StyleJob:
         if fresh:
             self._start({claim.seed: claim for claim in fresh}, None)
         if self.engine.generative:
-            # The first check needs the selfie's face: found while the engine
-            # works, not after its images arrived (about 60 ms of CPU each
-            # job's first check waited for, the busiest moment of the order).
-            reference_face(self.selfie)
+            # The first check needs the selfie's face: found (once per order,
+            # in a scoring process) while the engine works, not after its
+            # images arrived, the busiest moment of the order.
+            selfie_face(self.runtime, self.selfie)
         self.finishing.extend(Made(claim, None) for claim in self.claims if claim.finishing)
         compactor = self.runtime.compactor
         with compactor.busy() if compactor else nullcontext():

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import cv2
@@ -17,6 +19,9 @@ import numpy as np
 from PIL import Image
 
 from headshots.engines.base import Size
+
+# Where outputs are decoded and fitted: one thread per core (see the engine).
+FINISHING = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="output")
 
 # Kontext answers about one megapixel; anything outside these bounds is not
 # an image we asked for.
