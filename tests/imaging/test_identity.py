@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import statistics
@@ -18,7 +19,7 @@ from PIL import Image
 from headshots.config import Settings
 from headshots.engines.base import Rendered
 from headshots.imaging import identity
-from headshots.imaging.faces import NoFaceError, SeveralFacesError
+from headshots.imaging.faces import Box, NoFaceError, SeveralFacesError
 from headshots.imaging.identity import FaceDescriptor, compare, describe, describe_all, score
 from tests.support import FIXTURE_PEOPLE
 
@@ -82,12 +83,51 @@ def test_score_flags_problems_instead_of_raising() -> None:
 
 
 def test_a_small_face_is_found_on_a_second_pass_and_a_large_photo_is_scaled_down() -> None:
-    # The astronaut's face is about 100 px; at half size only upsampling finds it.
+    # The astronaut's face is about 100 px; at half size (52 px) mediapipe
+    # still finds it, and HOG, where mediapipe sees nothing, only by upsampling.
     small = load("astronaut.png").resize((256, 256), Image.Resampling.LANCZOS)
-    assert describe(small).distance(describe(load("astronaut.png"))) < THRESHOLD
+    full = describe(load("astronaut.png"))
+    assert describe(small).distance(full) < THRESHOLD
+    (by_hog,) = identity._describe_by_hog(identity.working_pixels(small))
+    assert by_hog.distance(full) < THRESHOLD
     big = load("obama3.jpg")  # 1434x2333
     face = describe(big)
     assert max(face.box.right, face.box.bottom) <= identity.WORK_SIZE
+
+
+def test_a_face_mediapipe_found_is_described_in_hogs_square_without_hog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The square made from mediapipe's box lies where HOG's does and gives its descriptor."""
+    names = ("obama.jpg", "obama2.jpg", "biden.jpg", "grace_hopper.jpg", "astronaut.png")
+    photos = [identity.working_pixels(load(name)) for name in names]
+    by_hog = [identity._describe_by_hog(pixels) for pixels in photos]
+    with identity._models.lock:
+        loaded = identity._models.get()
+
+    def no_hog(*args: object) -> None:
+        raise AssertionError("HOG ran on a face mediapipe had found")
+
+    monkeypatch.setattr(identity._models, "_loaded", dataclasses.replace(loaded, detector=no_hog))
+    for name, pixels, (hog,) in zip(names, photos, by_hog, strict=True):
+        face = describe(pixels)
+        # 0.09 at most on these; a 5% larger HOG square alone moves them about 0.06.
+        assert face.distance(hog) < 0.15, name
+        assert _overlap(face.box, hog.box) > 0.7, (name, face.box, hog.box)
+
+
+def test_faces_too_small_for_hog_still_count_as_people() -> None:
+    # Five people at 280x200, faces about 20 px: HOG finds none of them.
+    reference = describe(load("obama.jpg"))
+    crowd = score(reference, load("ons_ons-award-winners.jpg"), THRESHOLD)
+    assert (crowd.flag, crowd.faces, crowd.passed) == ("several_faces", 5, False)
+
+
+def _overlap(a: Box, b: Box) -> float:
+    width = min(a.right, b.right) - max(a.left, b.left)
+    height = min(a.bottom, b.bottom) - max(a.top, b.top)
+    both = max(0.0, width) * max(0.0, height)
+    return both / (a.width * a.height + b.width * b.height - both)
 
 
 def test_threads_share_the_models_safely() -> None:
