@@ -3,8 +3,12 @@
 Everything goes through a real `headshots serve` (embedded mode, studio
 engine, defaults), over HTTP:
 
-- one order alone first (starter, corporate: 4 headshots), upload to ready
-  as its page's event stream shows it: the single-order time;
+- each accepted photo alone first, as the one member of a team of its own
+  (corporate: 4 headshots, then its pick), with nothing else running: upload
+  to ready as its page's event stream shows it, that photo's single-order
+  time (a 3 MP photo takes longer than a 200 px one), and upload to the
+  server at rest again, its busy time (the final PNGs and the pick's follow
+  ready);
 - a team of ``--members`` seats in the same style, paid through the test
   checkout; the members join ``--concurrency`` at a time (a pool of that
   many threads), each uploading a selfie of ``tests/fixtures/faces-more``
@@ -14,9 +18,9 @@ engine, defaults), over HTTP:
 - the organiser's zip of every pick: GET download.zip, median of 3, its
   size and number of files (one per member).
 
-The bound a member's wait is read against: the single-order time for each
-order that can be ahead of it, itself included (``--concurrency`` of them),
-as if the server made one order at a time.
+The bound a member's wait is read against: its own photo's single-order
+time plus the busy times of the members still in flight when it joined
+(the queue ahead of it), as if the server did one member's work at a time.
 
 Run: .venv/bin/python -m bench.teams [--members 50] [--concurrency 5]
 """
@@ -38,12 +42,13 @@ from typing import Any
 
 import httpx
 
-from bench.pipeline import one_order, streamed, timings
+from bench.pipeline import CpuMeter, one_order, streamed, timings
 from bench.server import Server
 
 FACES = Path(__file__).parents[1] / "tests" / "fixtures" / "faces-more"
 STYLE = "corporate"
 ZIP_RUNS = 3
+TICK = 0.1  # seconds between readings of the server's CPU
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 
@@ -100,7 +105,7 @@ def paid_team(url: str, client: httpx.Client, seats: int) -> dict[str, Any]:
     return team
 
 
-def member(url: str, code: str, number: int, photo: tuple[str, bytes]) -> dict[str, float]:
+def member(url: str, code: str, number: int, photo: tuple[str, bytes]) -> dict[str, Any]:
     """Join with a selfie, wait for ready, give the first headshot to the organiser."""
     suffix = Path(photo[0]).suffix.lower()
     with httpx.Client() as client:
@@ -124,7 +129,50 @@ def member(url: str, code: str, number: int, photo: tuple[str, bytes]) -> dict[s
             timeout=60,
         )
         picked.raise_for_status()
-    return {"upload_s": answered, "ready_s": ready}
+    return {
+        "photo": photo[0],
+        "started": started,
+        "upload_s": answered,
+        "ready_s": ready,
+        "ready_at": started + ready,
+    }
+
+
+def alone(url: str, code: str, photo: tuple[str, bytes], meter: CpuMeter) -> dict[str, float]:
+    """One member of this photo with the server to itself: ready, and busy until it rests.
+
+    Busy includes what follows ready (the final PNGs, the pick): work a
+    member who joins meanwhile waits behind.
+    """
+    meter.settle()
+    joined = member(url, code, 0, photo)
+    return {"ready_s": joined["ready_s"], "busy_s": working_until(meter) - joined["started"]}
+
+
+def working_until(meter: CpuMeter, quiet: float = 1.0) -> float:
+    """When the server last worked (over a tenth of a core), once it has rested ``quiet`` s."""
+    last_work = time.perf_counter()
+    before = meter.seconds()
+    while time.perf_counter() - last_work < quiet:
+        time.sleep(TICK)
+        now = meter.seconds()
+        if now - before > 0.1 * TICK:
+            last_work = time.perf_counter()
+        before = now
+    return last_work
+
+
+def queue_bounds(done: list[dict[str, Any]], single: dict[str, dict[str, float]]) -> list[float]:
+    """Each member's bound: its own photo's ready alone, and the busy time of those ahead.
+
+    Ahead: joined before it and not yet ready when it joined.
+    """
+    bounds = []
+    for this in done:
+        ahead = [other for other in done if other["started"] < this["started"] < other["ready_at"]]
+        queue = sum(single[other["photo"]]["busy_s"] for other in ahead)
+        bounds.append(single[this["photo"]]["ready_s"] + queue)
+    return bounds
 
 
 def organiser_zip(url: str, team: dict[str, Any]) -> dict[str, Any]:
@@ -165,9 +213,12 @@ def run(members: int, concurrency: int) -> dict[str, Any]:
     server = Server({"HEADSHOTS_ENGINE": "studio"})
     try:
         one_order(server.url, "starter", [STYLE])  # warm-up: the server's models load
-        single = one_order(server.url, "starter", [STYLE])["ready_s"]
+        meter = CpuMeter(server)
         with httpx.Client() as organiser:
+            calibration = paid_team(server.url, organiser, len(photos))
             team = paid_team(server.url, organiser, members)
+        alone_code = str(calibration["invite_url"]).rsplit("/t/", 1)[1]
+        single = {photo[0]: alone(server.url, alone_code, photo, meter) for photo in photos}
         code = str(team["invite_url"]).rsplit("/t/", 1)[1]
         turns = cycle(photos)
         joins = [(number, next(turns)) for number in range(1, members + 1)]
@@ -184,16 +235,29 @@ def run(members: int, concurrency: int) -> dict[str, Any]:
     finally:
         server.stop()
     ready = [d["ready_s"] for d in done]
-    bound = single * concurrency
+    bounds = queue_bounds(done, single)
+    over = [r - b for r, b in zip(ready, bounds, strict=True)]
     return {
         "members": members,
         "concurrency": concurrency,
         "photos_accepted": len(photos),
-        "single_order_ready_s": round(single, 2),
+        "single_order_ready_s": spread([one["ready_s"] for one in single.values()]),
+        "single_order_busy_s": spread([one["busy_s"] for one in single.values()]),
         "member_upload_s": spread([d["upload_s"] for d in done]),
         "member_ready_s": spread(ready),
-        "queue_bound_s": round(bound, 2),
-        "members_within_bound": sum(r <= bound for r in ready),
+        "queue_bound_s": spread(bounds),
+        "members_within_bound": sum(o <= 0 for o in over),
+        "most_over_bound_s": round(max(over), 2),
+        "over_bound": [
+            {
+                "photo": d["photo"],
+                "joined_s": round(d["started"] - started, 2),
+                "ready_s": round(d["ready_s"], 2),
+                "bound_s": round(b, 2),
+            }
+            for d, b, o in zip(done, bounds, over, strict=True)
+            if o > 0
+        ],
         "wall_s": round(wall, 2),
         "seats_used": seen["used"],
         "members_picked": picked,
