@@ -195,3 +195,43 @@ def _alive(pid: int) -> bool:
     # A child that exited but is not yet reaped by init counts as gone.
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split(") ")[-1][:1] != "Z"
+
+
+def test_the_selfies_face_is_described_in_a_scoring_process_as_here() -> None:
+    # The service finds the selfie's reference face in a scoring process
+    # (its tuned BLAS); the outputs must be compared with the same numbers
+    # this process would compute, and a photo with no face or several
+    # refused the same way.
+    from headshots.imaging.scoring import ScorePool
+
+    pool = ScorePool(1)
+    try:
+        there = pool.describe(load("obama.jpg"))
+        here = describe(load("obama.jpg"))
+        assert there.distance(here) < 1e-4
+        with pytest.raises(SeveralFacesError):
+            pool.describe(load("group_of_five.jpg"))
+        with pytest.raises(NoFaceError):
+            pool.describe(Image.new("RGB", (400, 400), (120, 130, 140)))
+    finally:
+        pool.close()
+
+
+def test_scoring_processes_yield_the_cores_to_the_server() -> None:
+    # Where both want the cores (an order's outputs landing together), the
+    # previews a person waits for come before the checks.
+    import multiprocessing
+
+    from headshots.imaging.scoring import CHILD_NICENESS, ScorePool
+
+    pool = ScorePool(2)
+    try:
+        pool.warm()
+        children = multiprocessing.active_children()
+        assert len(children) == 2
+        # Niceness stops at 19 (a test run itself started nice).
+        expected = min(19, os.nice(0) + CHILD_NICENESS)
+        for child in children:
+            assert os.getpriority(os.PRIO_PROCESS, child.pid or 0) == expected
+    finally:
+        pool.close()
