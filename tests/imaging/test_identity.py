@@ -236,3 +236,22 @@ def test_scoring_processes_yield_the_cores_to_the_server() -> None:
             assert os.getpriority(os.PRIO_PROCESS, child.pid or 0) == expected
     finally:
         pool.close()
+
+
+def test_the_selfies_face_is_still_found_when_a_scoring_process_dies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from headshots.imaging.scoring import ScorePool
+
+    def broken(*_: object) -> Future[object]:
+        dead: Future[object] = Future()
+        dead.set_exception(BrokenProcessPool("a child was killed"))
+        return dead
+
+    pool = ScorePool(1)
+    monkeypatch.setattr(pool, "_submit", broken)
+    found = pool.describe(load("obama.jpg"))
+    assert found.distance(describe(load("obama.jpg"))) < 1e-4

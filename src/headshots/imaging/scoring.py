@@ -71,7 +71,14 @@ class ScorePool:
         processes' tuned BLAS (imaging.face_net), several times faster than
         in this process, and outside its GIL.
         """
-        found: list[FaceDescriptor] = self._submit(describe_all, working_pixels(image)).result()
+        pixels = working_pixels(image)
+        try:
+            found: list[FaceDescriptor] = self._submit(describe_all, pixels).result()
+        except BrokenProcessPool:
+            # A child died on it (out of memory, killed): the order's checks
+            # need the reference more than they need it found elsewhere.
+            log.warning("identity scoring pool broke; the selfie's face is found here")
+            found = describe_all(pixels)
         return only_face(found)
 
     def warm(self) -> None:
