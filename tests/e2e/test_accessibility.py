@@ -61,6 +61,7 @@ def test_no_page_of_an_order_or_a_team_has_an_accessibility_violation(
         found += violations(page)  # the enlarged view
         page.keyboard.press("Escape")
         page.click("text=Pay and download")
+        page.wait_for_selector("text=Confirm test payment")
         found += violations(page)  # the test checkout
         page.click("text=Confirm test payment")
         page.wait_for_selector("text=Your headshots are ready to download")

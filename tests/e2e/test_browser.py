@@ -184,6 +184,7 @@ def test_a_person_orders_pays_downloads_and_deletes(
     marked = Image.open(io.BytesIO(page.request.get(f"{base}{preview_url}").body()))
 
     page.click("text=Pay and download")
+    page.wait_for_selector("text=Confirm test payment")
     assert "/pay/local/" in page.url
     assert "No money is charged" in page.inner_text("main")
     shot(page, "desktop-07-checkout")
@@ -281,6 +282,8 @@ def test_the_whole_flow_works_on_a_phone(page: Any, live: tuple[str, Runtime]) -
     fits_width(page)
     shot(page, f"phone-{width}-04-previews")
     page.click("text=Pay and download")
+    # The checkout is another page: measured once it has loaded.
+    page.wait_for_selector("text=Confirm test payment")
     fits_width(page)
     shot(page, f"phone-{width}-05-checkout")
     page.click("text=Confirm test payment")

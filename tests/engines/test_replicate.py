@@ -357,6 +357,30 @@ def test_lost_answers_for_one_input_each_adopt_a_prediction_of_their_own(
     assert len({o.details["prediction_id"] for o in outcomes}) == 4
 
 
+def test_a_lost_answer_that_takes_a_prediction_still_on_its_way_gives_its_own_back(
+    settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
+) -> None:
+    # The two lost answers are looked for only once the two other creates
+    # are at the provider and still waiting for their images: the newest
+    # predictions of that input, which the lookups take, are theirs.
+    fake.lost_answers = [502, 504]
+    hosted = engine(settings, fake, replicate_model="google/nano-banana")
+    look_for_lost = hosted._find_created
+
+    async def once_all_are_made(api: Any, fields: dict[str, Any]) -> dict[str, Any] | None:
+        while len(fake.creates()) < 4:
+            await asyncio.sleep(0.01)
+        return await look_for_lost(api, fields)
+
+    hosted._find_created = once_all_are_made  # type: ignore[method-assign]
+    outcomes = hosted.generate(selfie, CORPORATE, [1, 2, 3, 4], SIZE)
+
+    assert [type(o) for o in outcomes] == [Rendered] * 4
+    # Four images from four predictions: none shown twice, none paid and unused.
+    assert len({o.details["prediction_id"] for o in outcomes}) == 4
+    assert len(fake.creates()) == 4 and fake.paid() == 4
+
+
 def test_a_create_whose_prediction_cannot_be_found_is_given_up_not_sent_again(
     settings: Settings, fake: FakeReplicate, selfie: PreparedSelfie
 ) -> None:

@@ -424,8 +424,9 @@ class ReplicateEngine(EngineDefaults):
             if found is None:
                 return _lost(attempt)
             prediction = found
+        else:
+            prediction = await self._owned(api, prediction, fields)
         attempt.prediction_id = str(prediction.get("id") or "") or None
-        self._claim(attempt.prediction_id)
         try:
             prediction = await self._wait(api, prediction, deadline)
         except (ReplicateError, httpx.TransportError) as error:
@@ -436,6 +437,22 @@ class ReplicateEngine(EngineDefaults):
             attempt.retryable = True
             return attempt
         return await self._conclude(clients, attempt, prediction, size, input_pixels)
+
+    async def _owned(
+        self, api: Client, created: dict[str, Any], fields: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The prediction a create answered, claimed; or, where it was taken, the one left.
+
+        Another variation's lost answer may have been looked for while this
+        create was on its way, and taken its prediction (a model without a
+        seed gives every variation the same input): the one that lookup
+        missed is then this variation's, so no image is shown twice and none
+        is paid for and left unused.
+        """
+        if self._claim(str(created.get("id") or "") or None):
+            return created
+        found = await self._find_created(api, fields)
+        return created if found is None else found
 
     def _claim(self, prediction_id: str | None) -> bool:
         """Mark a prediction as this process's; False if it already was."""
