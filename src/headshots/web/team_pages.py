@@ -25,7 +25,7 @@ from headshots.orders.teams import service as teams
 from headshots.orders.teams.models import Team
 from headshots.styles import STYLES, get_style
 from headshots.tiers import format_price
-from headshots.web.deps import runtime_of
+from headshots.web.deps import base_url, runtime_of
 from headshots.web.multipart import FormError, read_form, read_page_form
 from headshots.web.pages import error_page, render, time_left
 from headshots.web.responses import NO_STORE
@@ -104,7 +104,7 @@ def team_page(request: Request, team_id: str) -> HTMLResponse:
             code = teams.invite_code_of(team.id, token)
     except HeadshotsError as error:
         return error_page(request, error)
-    base = runtime.settings.public_url or str(request.base_url)
+    base = base_url(request, runtime)
     return render(
         request,
         "team.html",
@@ -139,7 +139,7 @@ async def team_pay(request: Request, team_id: str) -> Response:
     form = await read_page_form(request)
     try:
         csrf_of(request).check(request, form.first(CSRF_FIELD))
-        base_url = runtime.settings.public_url or str(request.base_url)
+        back = base_url(request, runtime)
 
         def work() -> str:
             with transaction(runtime.sessions) as session:
@@ -148,7 +148,7 @@ async def team_pay(request: Request, team_id: str) -> Response:
                     runtime.payments,
                     team_id,
                     _admin_token(request, team_id),
-                    base_url=base_url,
+                    base_url=back,
                     page=f"{TEAM_PAGES}/{team_id}",
                 )
 

@@ -25,7 +25,7 @@ from headshots.orders.teams import service as teams
 from headshots.orders.teams.models import Team, TeamStatus
 from headshots.runtime import Runtime
 from headshots.web import schemas
-from headshots.web.deps import RuntimeDep, TokenDep
+from headshots.web.deps import RuntimeDep, TokenDep, base_url
 from headshots.web.responses import NO_STORE, image_of
 from headshots.web.schemas import file, refusals
 
@@ -84,7 +84,7 @@ def invite_path(code: str) -> str:
 
 def absolute(runtime: Runtime, request: Request, path: str) -> str:
     # The host is an allowed one (web.guards), or the configured public URL.
-    return urljoin(runtime.settings.public_url or str(request.base_url), path)
+    return urljoin(base_url(request, runtime), path)
 
 
 @router.post("/teams", status_code=201, response_model=schemas.NewTeam, responses=refusals(429))
@@ -126,10 +126,14 @@ def get_team(team_id: str, runtime: RuntimeDep, token: TokenDep) -> JSONResponse
 def team_checkout(
     team_id: str, request: Request, runtime: RuntimeDep, token: TokenDep
 ) -> schemas.Checkout:
-    base_url = runtime.settings.public_url or str(request.base_url)
     with transaction(runtime.sessions) as session:
         url = teams.open_checkout(
-            session, runtime.payments, team_id, token, base_url=base_url, page=f"/teams/{team_id}"
+            session,
+            runtime.payments,
+            team_id,
+            token,
+            base_url=base_url(request, runtime),
+            page=f"/teams/{team_id}",
         )
     return schemas.Checkout(
         checkout_url=absolute(runtime, request, url), test_mode=runtime.payments.test_mode
